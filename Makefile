@@ -1,0 +1,40 @@
+# govcloud: a thin front to CMake. `make run` and `make check` are the two commands of the
+# README; both install what is missing first.
+BUILD       ?= build
+CHECK_BUILD ?= build-check
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+LISTEN      ?= 127.0.0.1:8080
+DATA_DIR    ?= $(CURDIR)/var
+
+.PHONY: all deps build run check unit bench clean distclean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Install, build, start govcloudd in the foreground on the embedded defaults.
+run: deps build
+	@scripts/run "$(BUILD)/govcloudd" "$(LISTEN)" "$(DATA_DIR)"
+
+# Install, build with AddressSanitizer + UndefinedBehaviorSanitizer, run every test.
+check: deps
+	cmake -S . -B $(CHECK_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGC_SANITIZE=ON
+	cmake --build $(CHECK_BUILD) -j $(JOBS)
+	@scripts/openapi-deps
+	cd $(CHECK_BUILD) && ctest --output-on-failure --timeout 900 -j 1
+
+bench: deps build
+	bench/api/run "$(BUILD)"
+
+clean:
+	rm -rf $(BUILD) $(CHECK_BUILD)
+
+distclean: clean
+	rm -rf var tests/openapi/node_modules

@@ -1,0 +1,67 @@
+/* Resource handlers of REST API v1: JSON in, core call, JSON out. Generic helpers for the
+ * operations every resource shares (list, get, create, update, delete). */
+#ifndef GC_API_H
+#define GC_API_H
+
+#include "http/http.h"
+
+typedef int (*gc_list_fn)(const struct gc_ctx *ctx, json_t *filters, int limit,
+                          const char *cursor, json_t **items, char **next_cursor,
+                          struct gc_error *err);
+typedef int (*gc_get_fn)(const struct gc_ctx *ctx, const char *id, json_t **out,
+                         struct gc_error *err);
+typedef int (*gc_create_fn)(const struct gc_ctx *ctx, json_t *in, json_t **out,
+                            struct gc_error *err);
+typedef int (*gc_update_fn)(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                            json_t *in, json_t **out, struct gc_error *err);
+typedef int (*gc_delete_fn)(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                            struct gc_error *err);
+
+/* filters: NULL-terminated names of query parameters passed to the list function. */
+void gc_api_list(struct gc_req *req, struct gc_resp *resp, gc_list_fn fn,
+                 const char *const *filters);
+void gc_api_get(struct gc_req *req, struct gc_resp *resp, gc_get_fn fn);
+/* collection: "/v1/departments", for Location. */
+void gc_api_create(struct gc_req *req, struct gc_resp *resp, gc_create_fn fn,
+                   const char *collection);
+void gc_api_update(struct gc_req *req, struct gc_resp *resp, gc_update_fn fn);
+void gc_api_delete(struct gc_req *req, struct gc_resp *resp, gc_delete_fn fn);
+/* Parses limit and cursor query parameters. */
+int gc_api_paging(struct gc_req *req, int *limit, const char **cursor, struct gc_error *err);
+void gc_api_list_response(struct gc_resp *resp, json_t *items, char *next_cursor);
+
+/* handlers, by file */
+void gc_api_healthz(struct gc_req *req, struct gc_resp *resp);
+void gc_api_readyz(struct gc_req *req, struct gc_resp *resp);
+void gc_api_metrics(struct gc_req *req, struct gc_resp *resp);
+void gc_api_openapi(struct gc_req *req, struct gc_resp *resp);
+void gc_api_version(struct gc_req *req, struct gc_resp *resp);
+
+void gc_api_token_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_token_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_apikey_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_apikey_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_apikey_delete(struct gc_req *req, struct gc_resp *resp);
+
+void gc_api_dept_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_dept_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_dept_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_dept_update(struct gc_req *req, struct gc_resp *resp);
+void gc_api_dept_delete(struct gc_req *req, struct gc_resp *resp);
+
+void gc_api_user_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_user_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_user_me(struct gc_req *req, struct gc_resp *resp);
+void gc_api_user_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_user_update(struct gc_req *req, struct gc_resp *resp);
+void gc_api_user_delete(struct gc_req *req, struct gc_resp *resp);
+
+void gc_api_audit_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_audit_verify(struct gc_req *req, struct gc_resp *resp);
+
+void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_job_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_job_cancel(struct gc_req *req, struct gc_resp *resp);
+
+#endif

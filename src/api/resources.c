@@ -1,0 +1,148 @@
+/* Handlers of departments, users, audit events and jobs. */
+#include "api/api.h"
+
+#include "core/validate.h"
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const dept_filters[] = {"parent_id", "name", "code", NULL};
+static const char *const user_filters[] = {"department_id", "role", "username", NULL};
+static const char *const job_filters[] = {"state", "kind", NULL};
+
+void gc_api_dept_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_dept_list, dept_filters);
+}
+
+void gc_api_dept_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_dept_create, "/v1/departments");
+}
+
+void gc_api_dept_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_dept_get);
+}
+
+void gc_api_dept_update(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_dept_update);
+}
+
+void gc_api_dept_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_dept_delete);
+}
+
+void gc_api_user_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_user_list, user_filters);
+}
+
+void gc_api_user_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_user_create, "/v1/users");
+}
+
+void gc_api_user_me(struct gc_req *req, struct gc_resp *resp)
+{
+    req->params[0] = "me";
+    gc_api_get(req, resp, gc_user_get);
+}
+
+void gc_api_user_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_user_get);
+}
+
+void gc_api_user_update(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_user_update);
+}
+
+void gc_api_user_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_user_delete);
+}
+
+static int audit_list_adapter(const struct gc_ctx *ctx, json_t *filters, int limit,
+                              const char *cursor, json_t **items, char **next,
+                              struct gc_error *err)
+{
+    static const char *const tnames[] = {"since", "until"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = gc_json_str(filters, tnames[i]);
+        if (!v)
+            continue;
+        int64_t ms;
+        if (gc_time_parse_rfc3339(v, &ms) != 0)
+            return gc_error_set(err, GC_EINVAL, tnames[i],
+                                "query parameter '%s': '%.40s' is not an RFC 3339 time such as "
+                                "2026-11-25T00:00:00Z",
+                                tnames[i], v);
+        char key[16];
+        snprintf(key, sizeof(key), "%s_ms", tnames[i]);
+        json_object_set_new(filters, key, json_integer(ms));
+    }
+    const char *outcome = gc_json_str(filters, "outcome");
+    if (outcome && strcmp(outcome, "success") && strcmp(outcome, "failure") &&
+        strcmp(outcome, "denied"))
+        return gc_error_set(err, GC_EINVAL, "outcome",
+                            "query parameter 'outcome' must be success, failure or denied");
+    return gc_audit_list(ctx, filters, limit, cursor, items, next, err);
+}
+
+void gc_api_audit_list(struct gc_req *req, struct gc_resp *resp)
+{
+    static const char *const filters[] = {"actor_name", "action", "resource_type", "resource_id",
+                                          "outcome", "since", "until", NULL};
+    gc_api_list(req, resp, audit_list_adapter, filters);
+}
+
+void gc_api_audit_verify(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *report = NULL;
+    if (gc_require(req->ctx.who, GC_P_AUDIT_READ, &err) ||
+        (req->who.role == GC_ROLE_DEPARTMENT_ADMIN &&
+         gc_error_set(&err, GC_EPERM, "", "only platform administrators and auditors verify the "
+                                          "whole audit chain")) ||
+        gc_audit_verify(req->ctx.store, &report, &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_resp_json(resp, 200, report);
+}
+
+void gc_api_job_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_job_list, job_filters);
+}
+
+void gc_api_job_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_job_create, "/v1/jobs");
+    if (resp->status == 201)
+        resp->status = 202;
+}
+
+void gc_api_job_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_job_get);
+}
+
+void gc_api_job_cancel(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *obj = NULL;
+    if (gc_job_cancel(&req->ctx, req->params[0], &obj, &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_resp_etag_from(resp, obj);
+    snprintf(resp->location, sizeof(resp->location), "/v1/jobs/%s", req->params[0]);
+    gc_resp_json(resp, 202, obj);
+}

@@ -1,0 +1,59 @@
+/* The route table of REST API v1: every endpoint, its handler, its metrics name, whether it
+ * needs a token or a body, its query parameters, and its audit action. docs/openapi.json
+ * must describe exactly these (a test checks it). */
+#include "api/api.h"
+
+#define PAGE "limit,cursor"
+
+const struct gc_route gc_routes[] = {
+    /* method, pattern, handler, name, auth, body, query, action, resource */
+    {"GET", "/healthz", gc_api_healthz, "healthz", false, false, NULL, NULL, NULL},
+    {"GET", "/readyz", gc_api_readyz, "readyz", false, false, NULL, NULL, NULL},
+    {"GET", "/metrics", gc_api_metrics, "metrics", false, false, NULL, NULL, NULL},
+    {"GET", "/v1/openapi.json", gc_api_openapi, "openapi", false, false, NULL, NULL, NULL},
+    {"GET", "/v1/version", gc_api_version, "version", false, false, NULL, NULL, NULL},
+
+    {"POST", "/v1/tokens", gc_api_token_create, "tokens.create", false, true, NULL, NULL, NULL},
+    {"DELETE", "/v1/tokens/current", gc_api_token_delete, "tokens.delete", true, false, NULL,
+     "auth.logout", "token"},
+    {"GET", "/v1/api-keys", gc_api_apikey_list, "api_keys.list", true, false, PAGE, NULL, NULL},
+    {"POST", "/v1/api-keys", gc_api_apikey_create, "api_keys.create", true, true, NULL,
+     "api_key.create", "api_key"},
+    {"DELETE", "/v1/api-keys/{id}", gc_api_apikey_delete, "api_keys.delete", true, false, NULL,
+     "api_key.delete", "api_key"},
+
+    {"GET", "/v1/departments", gc_api_dept_list, "departments.list", true, false,
+     "parent_id,name,code," PAGE, NULL, NULL},
+    {"POST", "/v1/departments", gc_api_dept_create, "departments.create", true, true, NULL,
+     "department.create", "department"},
+    {"GET", "/v1/departments/{id}", gc_api_dept_get, "departments.get", true, false, NULL, NULL,
+     NULL},
+    {"PATCH", "/v1/departments/{id}", gc_api_dept_update, "departments.update", true, true, NULL,
+     "department.update", "department"},
+    {"DELETE", "/v1/departments/{id}", gc_api_dept_delete, "departments.delete", true, false,
+     NULL, "department.delete", "department"},
+
+    {"GET", "/v1/users", gc_api_user_list, "users.list", true, false,
+     "department_id,role,username," PAGE, NULL, NULL},
+    {"POST", "/v1/users", gc_api_user_create, "users.create", true, true, NULL, "user.create",
+     "user"},
+    {"GET", "/v1/users/me", gc_api_user_me, "users.me", true, false, NULL, NULL, NULL},
+    {"GET", "/v1/users/{id}", gc_api_user_get, "users.get", true, false, NULL, NULL, NULL},
+    {"PATCH", "/v1/users/{id}", gc_api_user_update, "users.update", true, true, NULL,
+     "user.update", "user"},
+    {"DELETE", "/v1/users/{id}", gc_api_user_delete, "users.delete", true, false, NULL,
+     "user.delete", "user"},
+
+    {"GET", "/v1/audit-events", gc_api_audit_list, "audit_events.list", true, false,
+     "actor_name,action,resource_type,resource_id,outcome,since,until," PAGE, NULL, NULL},
+    {"GET", "/v1/audit-events/verify", gc_api_audit_verify, "audit_events.verify", true, false,
+     NULL, NULL, NULL},
+
+    {"GET", "/v1/jobs", gc_api_job_list, "jobs.list", true, false, "state,kind," PAGE, NULL,
+     NULL},
+    {"POST", "/v1/jobs", gc_api_job_create, "jobs.create", true, true, NULL, "job.create", "job"},
+    {"GET", "/v1/jobs/{id}", gc_api_job_get, "jobs.get", true, false, NULL, NULL, NULL},
+    {"POST", "/v1/jobs/{id}/cancel", gc_api_job_cancel, "jobs.cancel", true, false, NULL,
+     "job.cancel", "job"},
+};
+const size_t gc_nroutes = sizeof(gc_routes) / sizeof(gc_routes[0]);

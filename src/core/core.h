@@ -1,0 +1,226 @@
+/* The rules of govcloud: who may do what to which object, and the state machines.
+ * core knows no HTTP, SQL engine or hypervisor: it calls the store and the drivers.
+ * Representations are jansson objects (JSON is the data model of the API and the audit). */
+#ifndef GC_CORE_H
+#define GC_CORE_H
+
+#include "store/store.h"
+#include "util/config.h"
+#include "util/error.h"
+#include "util/id.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* X(enum, name, platform-wide) */
+#define GC_ROLES(X)                                         \
+    X(GC_ROLE_PLATFORM_ADMIN, "platform_admin", true)       \
+    X(GC_ROLE_OPERATOR, "operator", true)                   \
+    X(GC_ROLE_AUDITOR, "auditor", true)                     \
+    X(GC_ROLE_SUPERVISOR, "supervisor", true)               \
+    X(GC_ROLE_DEPARTMENT_ADMIN, "department_admin", false)  \
+    X(GC_ROLE_DEPARTMENT_USER, "department_user", false)
+
+enum gc_role {
+#define GC_X_ROLE(e, n, p) e,
+    GC_ROLES(GC_X_ROLE)
+#undef GC_X_ROLE
+        GC_ROLE_COUNT
+};
+
+const char *gc_role_name(enum gc_role r);
+int gc_role_parse(const char *s); /* -1 when unknown */
+bool gc_role_is_platform(enum gc_role r);
+
+/* Deepest department tree; paths are '/id/id/.../' so this bounds their length. */
+#define GC_DEPT_MAX_DEPTH 8
+#define GC_DEPT_PATH_MAX (GC_DEPT_MAX_DEPTH * (GC_ID_LEN + 1) + 2)
+
+/* The authenticated caller of an operation. */
+struct gc_principal {
+    char user_id[GC_ID_LEN + 1];
+    char username[72];
+    enum gc_role role;
+    char department_id[GC_ID_LEN + 1]; /* "" for platform roles */
+    char dept_path[GC_DEPT_PATH_MAX];  /* "" for platform roles */
+    char token_id[GC_ID_LEN + 1];
+    bool via_api_key;
+};
+
+/* Everything an operation needs to know about where it comes from. */
+struct gc_ctx {
+    struct gc_store *store;
+    const struct gc_config *cfg;
+    const struct gc_principal *who; /* NULL before authentication */
+    const char *request_id;         /* "" when none */
+    const char *source_ip;          /* "" when none */
+};
+
+/* Permissions checked by gc_authorize; the role matrix is in rbac.c (and docs/security.md). */
+#define GC_PERMS(X)            \
+    X(GC_P_DEPT_READ)          \
+    X(GC_P_DEPT_WRITE)         \
+    X(GC_P_USER_READ)          \
+    X(GC_P_USER_WRITE)         \
+    X(GC_P_AUDIT_READ)         \
+    X(GC_P_JOB_READ)           \
+    X(GC_P_JOB_WRITE)          \
+    X(GC_P_SUPERVISION_READ)
+
+enum gc_perm {
+#define GC_X_PERM(e) e,
+    GC_PERMS(GC_X_PERM)
+#undef GC_X_PERM
+        GC_P_COUNT
+};
+
+bool gc_role_can(enum gc_role role, enum gc_perm perm);
+/* True when an object of department path obj_path ("" or NULL for a platform object) lies
+ * in the caller's scope. */
+bool gc_in_scope(const struct gc_principal *who, const char *obj_path);
+/* Scope first (out of scope → GC_ENOTFOUND with "<what> '<id>' not found", so existence does
+ * not leak), then the role (GC_EPERM). */
+int gc_authorize(const struct gc_principal *who, enum gc_perm perm, const char *obj_path,
+                 const char *what, const char *id, struct gc_error *err);
+/* Role check only, for collection operations. */
+int gc_require(const struct gc_principal *who, enum gc_perm perm, struct gc_error *err);
+
+/* ---- audit (audit.c) ---- */
+enum gc_outcome { GC_OUTCOME_SUCCESS, GC_OUTCOME_FAILURE, GC_OUTCOME_DENIED };
+
+struct gc_audit_event {
+    const char *action;        /* "department.create" */
+    const char *resource_type; /* "department" */
+    const char *resource_id;   /* may be NULL */
+    const char *department_id; /* the department the resource belongs to, may be NULL */
+    const char *department_path;
+    enum gc_outcome outcome;
+    const char *reason;        /* "" on success */
+    json_t *detail;            /* borrowed, may be NULL */
+    const char *actor_name;    /* overrides ctx->who (for logins); NULL to use ctx->who */
+};
+
+/* Appends an event to the SM3 chain inside the caller's write transaction. */
+int gc_audit_append(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_audit_event *ev,
+                    struct gc_error *err);
+/* Records a failed or denied attempt in a transaction of its own. */
+void gc_audit_failure(const struct gc_ctx *ctx, const char *action, const char *resource_type,
+                      const char *resource_id, enum gc_outcome outcome, const char *reason);
+int gc_audit_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                  json_t **items, char **next_cursor, struct gc_error *err);
+/* Walks the whole chain; *report gets {"intact":…,"events":…,…}. */
+int gc_audit_verify(struct gc_store *st, json_t **report, struct gc_error *err);
+
+/* ---- departments (department.c) ---- */
+int gc_dept_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_dept_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_dept_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                 json_t **items, char **next_cursor, struct gc_error *err);
+/* if_match: the expected version, or -1 for none. */
+int gc_dept_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, json_t *in,
+                   json_t **out, struct gc_error *err);
+int gc_dept_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                   struct gc_error *err);
+/* Department path of id inside tx; GC_ENOTFOUND when missing. path needs GC_DEPT_PATH_MAX. */
+int gc_dept_path(struct gc_tx *tx, const char *id, char *path, struct gc_error *err);
+
+/* ---- users (user.c) ---- */
+int gc_user_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_user_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_user_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                 json_t **items, char **next_cursor, struct gc_error *err);
+int gc_user_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, json_t *in,
+                   json_t **out, struct gc_error *err);
+int gc_user_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                   struct gc_error *err);
+/* Checks the password policy; GC_EINVAL naming field "password" otherwise. */
+int gc_password_policy(const struct gc_config *cfg, const char *pw, struct gc_error *err);
+/* First start: creates user admin (platform_admin) when there are no users. *created_pw gets
+ * a malloc'd random password when none was given and the admin was created, else NULL. */
+int gc_bootstrap_admin(struct gc_store *st, const struct gc_config *cfg, const char *password,
+                       char **created_pw, struct gc_error *err);
+
+/* ---- authentication (auth.c) ---- */
+/* Checks the password, applies lockout, creates a session token. */
+int gc_auth_login(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+/* Resolves a bearer secret to a principal; GC_EAUTH when unknown, expired or revoked. */
+int gc_auth_resolve(struct gc_store *st, const char *secret, struct gc_principal *who,
+                    struct gc_error *err);
+int gc_auth_logout(const struct gc_ctx *ctx, struct gc_error *err);
+int gc_apikey_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_apikey_list(const struct gc_ctx *ctx, int limit, const char *cursor, json_t **items,
+                   char **next_cursor, struct gc_error *err);
+int gc_apikey_delete(const struct gc_ctx *ctx, const char *id, struct gc_error *err);
+/* Forgets cached principals (after a user or token changes). */
+void gc_auth_cache_flush(void);
+/* Deletes expired tokens; returns how many. */
+int64_t gc_auth_purge_expired(struct gc_store *st);
+
+
+/* ---- jobs (job.c); the runner is in sched/ ---- */
+#define GC_JOB_STATES(X)                  \
+    X(GC_JOB_QUEUED, "queued")            \
+    X(GC_JOB_RUNNING, "running")          \
+    X(GC_JOB_SUCCEEDED, "succeeded")      \
+    X(GC_JOB_FAILED, "failed")            \
+    X(GC_JOB_CANCELLED, "cancelled")
+
+enum gc_job_state {
+#define GC_X_JS(e, n) e,
+    GC_JOB_STATES(GC_X_JS)
+#undef GC_X_JS
+        GC_JOB_STATE_COUNT
+};
+const char *gc_job_state_name(enum gc_job_state s);
+int gc_job_state_parse(const char *s); /* -1 when unknown */
+
+struct gc_job_run; /* a running job, handed to its kind's run function */
+
+/* A kind of job. run returns 0 (succeeded) or a GC_E* code with err filled (failed);
+ * it calls gc_job_progress now and then, and stops early when that returns nonzero. */
+struct gc_job_kind {
+    const char *name;
+    int (*run)(struct gc_job_run *job, const json_t *params, json_t **result,
+               struct gc_error *err);
+    bool resumable;   /* may be started again from the beginning after a crash */
+    bool submittable; /* may be created through POST /v1/jobs */
+    /* validates params for POST /v1/jobs; NULL accepts any object */
+    int (*check)(const json_t *params, struct gc_error *err);
+};
+
+/* Registers a kind (the struct must outlive the process). */
+void gc_job_register(const struct gc_job_kind *kind);
+const struct gc_job_kind *gc_job_kind_find(const char *name);
+
+/* Queues a job inside the caller's write transaction; id gets its id. Call
+ * gc_job_notify() after the commit so that a worker picks it up at once. */
+int gc_job_submit(struct gc_tx *tx, const struct gc_ctx *ctx, const char *kind, json_t *params,
+                  const char *department_id, const char *resource_type, const char *resource_id,
+                  char id[GC_ID_LEN + 1], struct gc_error *err);
+/* Set by the runner: called after a job is queued. */
+extern void (*gc_job_notify)(void);
+
+int gc_job_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_job_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_job_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                json_t **items, char **next_cursor, struct gc_error *err);
+int gc_job_cancel(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+/* Counts per state, for /metrics: counts[GC_JOB_STATE_COUNT]. */
+int gc_job_count_by_state(struct gc_store *st, int64_t *counts, struct gc_error *err);
+
+/* For run functions: records progress (0–100) and a message. Returns nonzero when the job
+ * must stop now: cancelled by a user, or the daemon is shutting down. */
+int gc_job_progress(struct gc_job_run *job, int percent, const char *message);
+const char *gc_job_id(const struct gc_job_run *job);
+
+/* ---- paging helpers (paging.c) ---- */
+/* Validates limit (1–500; 0 → default 50). */
+int gc_page_limit(int limit, int *out, struct gc_error *err);
+/* Validates an id cursor. */
+int gc_page_cursor_id(const char *cursor, struct gc_error *err);
+
+/* ---- time in JSON ---- */
+json_t *gc_json_time(int64_t ms); /* RFC 3339 string, or null for ms <= 0 */
+
+#endif

@@ -1,0 +1,39 @@
+/* Declarative validation of JSON request bodies: types, required and unknown fields,
+ * lengths in characters, character sets. Messages name the field and say what is allowed. */
+#ifndef GC_VALIDATE_H
+#define GC_VALIDATE_H
+
+#include "util/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum gc_jtype { GC_JT_STRING, GC_JT_BOOL, GC_JT_INT, GC_JT_OBJECT };
+
+/* Character classes for strings. */
+enum gc_charset {
+    GC_CS_TEXT = 0,   /* any printable text: no control characters */
+    GC_CS_CODE,       /* A-Z a-z 0-9 . _ - */
+    GC_CS_USERNAME,   /* a-z first, then a-z 0-9 . _ - */
+    GC_CS_ANY,        /* anything jansson accepted (valid UTF-8, no NUL) */
+};
+
+struct gc_jfield {
+    const char *name;
+    enum gc_jtype type;
+    bool required;
+    bool nullable;
+    int min, max;           /* string: length in characters; int: value range */
+    enum gc_charset charset;
+};
+
+/* in must be an object; every member must be in spec with the right type and bounds. */
+int gc_json_check(const json_t *in, const struct gc_jfield *spec, size_t n, struct gc_error *err);
+
+/* Number of UTF-8 characters in s (s is valid UTF-8: jansson checked). */
+size_t gc_utf8_len(const char *s);
+/* Borrowed string member, or NULL when absent or null. */
+const char *gc_json_str(const json_t *o, const char *key);
+
+#endif

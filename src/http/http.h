@@ -1,0 +1,101 @@
+/* The HTTP layer: libmicrohttpd server, routing, limits, authentication, request ids,
+ * problem+json errors and request metrics. Handlers in api/ see only gc_req / gc_resp. */
+#ifndef GC_HTTP_H
+#define GC_HTTP_H
+
+#include "core/core.h"
+#include "util/buf.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct gc_server;
+struct gc_req;
+struct gc_resp;
+
+typedef void (*gc_handler)(struct gc_req *req, struct gc_resp *resp);
+
+struct gc_route {
+    const char *method;
+    const char *pattern;  /* "/v1/departments/{id}"; a {name} segment matches one segment */
+    gc_handler handler;
+    const char *name;     /* metrics label, e.g. "departments.get" */
+    bool auth;            /* needs a bearer token */
+    bool body;            /* takes a JSON body */
+    const char *query;    /* allowed query parameters, comma separated, or NULL for none */
+    const char *action;   /* audit action recorded when a change fails, or NULL */
+    const char *resource; /* audit resource type for that record */
+};
+
+extern const struct gc_route gc_routes[];
+extern const size_t gc_nroutes;
+
+struct gc_req {
+    struct gc_server *srv;
+    void *conn; /* struct MHD_Connection */
+    const char *method;
+    const char *url;
+    const struct gc_route *route;
+    const char *params[4]; /* path parameters in order */
+    int nparams;
+    json_t *body;          /* parsed JSON body when route->body, else NULL */
+    struct gc_buf raw;     /* the body as received */
+    bool too_big;
+    struct gc_principal who;
+    struct gc_ctx ctx;
+    char request_id[72];
+    char source_ip[64];
+    int64_t start_ns;
+};
+
+struct gc_resp {
+    int status;
+    json_t *json;              /* owned; serialised as the body */
+    const char *text;          /* or a static text body */
+    size_t text_len;
+    const char *ctype;
+    char *owned_text;          /* or an owned malloc'd text body */
+    char etag[40];
+    char location[160];
+    long retry_after;
+    char allow[64];
+    bool www_auth;
+};
+
+/* Query parameter, or NULL. */
+const char *gc_req_query(struct gc_req *req, const char *name);
+/* The If-Match version: -1 when absent; GC_EINVAL filled when malformed. */
+int gc_req_if_match(struct gc_req *req, int64_t *version, struct gc_error *err);
+const char *gc_req_header(struct gc_req *req, const char *name);
+
+void gc_resp_json(struct gc_resp *resp, int status, json_t *json); /* steals json */
+void gc_resp_error(struct gc_resp *resp, struct gc_req *req, const struct gc_error *err);
+void gc_resp_no_content(struct gc_resp *resp);
+/* Sets ETag from the object's "version". */
+void gc_resp_etag_from(struct gc_resp *resp, const json_t *obj);
+int gc_http_status_of(int code);
+
+struct gc_server_opts {
+    const char *listen;
+    int threads;
+    size_t max_body;
+    int connection_limit;
+    int connection_timeout;
+};
+
+int gc_server_start(const struct gc_server_opts *opts, struct gc_store *st,
+                    const struct gc_config *cfg, struct gc_server **out, struct gc_error *err);
+/* The bound port (useful with port 0). */
+int gc_server_port(const struct gc_server *srv);
+/* Stops accepting, waits up to grace_ms for requests in flight, then stops. */
+void gc_server_stop(struct gc_server *srv, int grace_ms);
+struct gc_store *gc_server_store(struct gc_server *srv);
+
+/* Metrics (metrics.c). */
+void gc_metrics_init(void);
+void gc_metrics_observe(int route_index, int status, int64_t ns);
+/* Prometheus text exposition into b. */
+int gc_metrics_render(struct gc_buf *b, struct gc_store *st);
+
+#endif

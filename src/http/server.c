@@ -1,0 +1,600 @@
+/* libmicrohttpd glue: connection handling, body limits, routing, authentication,
+ * request ids, failure auditing and graceful shutdown. */
+#include "http/http.h"
+
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/timeutil.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+struct gc_server {
+    struct MHD_Daemon *d;
+    struct gc_store *st;
+    const struct gc_config *cfg;
+    size_t max_body;
+    atomic_int in_flight;
+    atomic_bool stopping;
+    int port;
+};
+
+struct gc_store *gc_server_store(struct gc_server *srv)
+{
+    return srv->st;
+}
+
+const char *gc_req_header(struct gc_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *gc_req_query(struct gc_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int gc_req_if_match(struct gc_req *req, int64_t *version, struct gc_error *err)
+{
+    *version = -1;
+    const char *h = gc_req_header(req, "If-Match");
+    if (!h)
+        return 0;
+    const char *p = h;
+    if (p[0] == 'W' && p[1] == '/')
+        p += 2;
+    char *end;
+    long long v;
+    if (*p == '"')
+        v = strtoll(p + 1, &end, 10);
+    else
+        v = strtoll(p, &end, 10);
+    if ((*p == '"' && (end == p + 1 || end[0] != '"' || end[1])) ||
+        (*p != '"' && (end == p || *end)) || v < 0)
+        return gc_error_set(err, GC_EINVAL, "If-Match",
+                            "If-Match must be an ETag this API returned, such as \"3\"");
+    *version = v;
+    return 0;
+}
+
+int gc_http_status_of(int code)
+{
+    switch (code) {
+    case 0: return 200;
+    case GC_EINVAL: return 400;
+    case GC_ENOTFOUND: return 404;
+    case GC_ECONFLICT: return 409;
+    case GC_EPERM: return 403;
+    case GC_EAUTH: return 401;
+    case GC_ELOCKED: return 429;
+    case GC_EPRECOND: return 412;
+    case GC_ETOOBIG: return 413;
+    case GC_EUNSUPPORTED: return 501;
+    case GC_EMETHOD: return 405;
+    case GC_EMEDIA: return 415;
+    case GC_EBUSY: return 503;
+    case GC_ERATE: return 429;
+    default: return 500;
+    }
+}
+
+void gc_resp_json(struct gc_resp *resp, int status, json_t *json)
+{
+    json_decref(resp->json);
+    resp->status = status;
+    resp->json = json;
+    resp->ctype = "application/json";
+}
+
+void gc_resp_no_content(struct gc_resp *resp)
+{
+    json_decref(resp->json);
+    resp->json = NULL;
+    resp->status = 204;
+}
+
+void gc_resp_etag_from(struct gc_resp *resp, const json_t *obj)
+{
+    json_t *v = json_object_get(obj, "version");
+    if (json_is_integer(v))
+        snprintf(resp->etag, sizeof(resp->etag), "\"%lld\"", (long long)json_integer_value(v));
+}
+
+void gc_resp_error(struct gc_resp *resp, struct gc_req *req, const struct gc_error *err)
+{
+    int status = gc_http_status_of(err->code);
+    json_t *p = json_object();
+    char type[128];
+    snprintf(type, sizeof(type), "https://govcloud.example/problems/%s",
+             gc_error_slug(err->code));
+    json_object_set_new(p, "type", json_string(type));
+    json_object_set_new(p, "title", json_string(gc_error_title(err->code)));
+    json_object_set_new(p, "status", json_integer(status));
+    const char *detail = err->msg[0] ? err->msg : gc_error_title(err->code);
+    if (status >= 500 && err->code == GC_ESTORE)
+        detail = "the store failed; the operation was not carried out (see the daemon log)";
+    json_object_set_new(p, "detail", json_string(detail));
+    json_t *inst = json_string(req->url ? req->url : "");
+    json_object_set_new(p, "instance", inst ? inst : json_string("(path is not valid UTF-8)"));
+    json_object_set_new(p, "request_id", json_string(req->request_id));
+    if (err->field[0]) {
+        json_t *f = json_string(err->field);
+        if (f)
+            json_object_set_new(p, "field", f);
+    }
+    gc_resp_json(resp, status, p);
+    resp->ctype = "application/problem+json";
+    if (err->retry_after > 0)
+        resp->retry_after = err->retry_after;
+    if (status == 401)
+        resp->www_auth = true;
+    if (status >= 500)
+        gc_err("http", "%s %s: %s (%s:%d)", req->method, req->url, err->msg,
+               err->file ? err->file : "?", err->line);
+}
+
+/* ---- routing ---- */
+
+/* Matches url against pattern, collecting {param} segments. */
+static bool match(const char *pattern, const char *url, const char **params, int *nparams,
+                  char *scratch, size_t scratch_cap)
+{
+    size_t used = 0;
+    int n = 0;
+    const char *p = pattern, *u = url;
+    while (*p && *u) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            const char *ue = strchr(u, '/');
+            size_t len = ue ? (size_t)(ue - u) : strlen(u);
+            if (len == 0 || n == 4 || used + len + 1 > scratch_cap)
+                return false;
+            memcpy(scratch + used, u, len);
+            scratch[used + len] = '\0';
+            params[n++] = scratch + used;
+            used += len + 1;
+            p = pe + 1;
+            u += len;
+            continue;
+        }
+        if (*p != *u)
+            return false;
+        p++;
+        u++;
+    }
+    if (*p || *u)
+        return false;
+    *nparams = n;
+    return true;
+}
+
+struct conn_state {
+    struct gc_req req;
+    char scratch[512];
+    int route_index;
+    int status; /* of the response queued, for metrics */
+    bool done;
+};
+
+static bool query_allowed(const struct gc_route *r, const char *key)
+{
+    if (!r->query)
+        return false;
+    size_t n = strlen(key);
+    for (const char *p = r->query; *p;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len == n && strncmp(p, key, n) == 0)
+            return true;
+        if (!c)
+            break;
+        p = c + 1;
+    }
+    return false;
+}
+
+struct qcheck {
+    const struct gc_route *route;
+    const char *bad;
+    bool dup;
+    char seen[16][32];
+    int nseen;
+};
+
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct qcheck *q = cls;
+    if (!query_allowed(q->route, key)) {
+        q->bad = key;
+        return MHD_NO;
+    }
+    for (int i = 0; i < q->nseen; i++)
+        if (strcmp(q->seen[i], key) == 0) {
+            q->bad = key;
+            q->dup = true;
+            return MHD_NO;
+        }
+    if (q->nseen < 16)
+        snprintf(q->seen[q->nseen++], sizeof(q->seen[0]), "%s", key);
+    return MHD_YES;
+}
+
+static bool is_json_ctype(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    ct += 16;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+static void dispatch(struct conn_state *cs, struct gc_resp *resp)
+{
+    struct gc_req *req = &cs->req;
+    struct gc_error err = {0};
+    cs->route_index = -1;
+    bool path_known = false;
+    char allow[64] = "";
+    for (size_t i = 0; i < gc_nroutes; i++) {
+        const struct gc_route *r = &gc_routes[i];
+        int np = 0;
+        if (!match(r->pattern, req->url, req->params, &np, cs->scratch, sizeof(cs->scratch)))
+            continue;
+        path_known = true;
+        if (strcmp(r->method, req->method) == 0) {
+            req->route = r;
+            req->nparams = np;
+            cs->route_index = (int)i;
+            break;
+        }
+        if (!strstr(allow, r->method) && strlen(allow) + strlen(r->method) + 3 < sizeof(allow)) {
+            if (allow[0])
+                snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), ", ");
+            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s", r->method);
+        }
+    }
+    if (!req->route) {
+        if (path_known) {
+            gc_error_set(&err, GC_EMETHOD, "", "method %s is not allowed on %s; allowed: %s",
+                         req->method, req->url, allow);
+            snprintf(resp->allow, sizeof(resp->allow), "%s", allow);
+        } else {
+            gc_error_set(&err, GC_ENOTFOUND, "", "no such endpoint: %s %s (see /v1/openapi.json)",
+                         req->method, req->url);
+        }
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    const struct gc_route *r = req->route;
+    if (atomic_load(&req->srv->stopping)) {
+        gc_error_set(&err, GC_EBUSY, "", "the daemon is shutting down; retry shortly");
+        err.retry_after = 5;
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    struct qcheck q = {.route = r};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+    if (q.bad) {
+        if (q.dup)
+            gc_error_set(&err, GC_EINVAL, q.bad, "query parameter '%.64s' given twice", q.bad);
+        else
+            gc_error_set(&err, GC_EINVAL, q.bad, "unknown query parameter '%.64s'; allowed: %s",
+                         q.bad, r->query ? r->query : "none");
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    if (r->auth) {
+        const char *h = gc_req_header(req, "Authorization");
+        int rc;
+        if (!h) {
+            rc = gc_error_set(&err, GC_EAUTH, "Authorization",
+                              "missing Authorization header; send 'Authorization: Bearer "
+                              "<token>' with a token from POST /v1/tokens");
+        } else if (strncasecmp(h, "Bearer ", 7) != 0) {
+            rc = gc_error_set(&err, GC_EAUTH, "Authorization",
+                              "the Authorization header must use the Bearer scheme");
+        } else {
+            const char *tok = h + 7;
+            while (*tok == ' ')
+                tok++;
+            rc = gc_auth_resolve(req->srv->st, tok, &req->who, &err);
+        }
+        if (rc) {
+            gc_resp_error(resp, req, &err);
+            return;
+        }
+        req->ctx.who = &req->who;
+    }
+    if (r->body) {
+        const char *ct = gc_req_header(req, "Content-Type");
+        json_error_t jerr;
+        if (req->raw.len == 0) {
+            gc_error_set(&err, GC_EINVAL, "", "the request body is empty; send a JSON object");
+        } else if (!is_json_ctype(ct)) {
+            gc_error_set(&err, GC_EMEDIA, "Content-Type",
+                         "Content-Type must be application/json, got '%.64s'", ct ? ct : "none");
+        } else if (!(req->body = json_loadb(req->raw.data, req->raw.len, JSON_REJECT_DUPLICATES,
+                                            &jerr))) {
+            gc_error_set(&err, GC_EINVAL, "", "malformed JSON at line %d, column %d: %s",
+                         jerr.line, jerr.column, jerr.text);
+        } else if (!json_is_object(req->body)) {
+            gc_error_set(&err, GC_EINVAL, "", "the request body must be a JSON object");
+        }
+    } else if (req->raw.len > 0) {
+        gc_error_set(&err, GC_EINVAL, "", "%s %s takes no request body", req->method,
+                     r->pattern);
+    }
+    if (err.code) {
+        gc_resp_error(resp, req, &err);
+    } else {
+        r->handler(req, resp);
+    }
+    /* a failed attempt to change something is audited (successes are audited by core in
+     * the same transaction as the change) */
+    if (r->action && resp->status >= 400 && req->ctx.who) {
+        json_t *d = json_object_get(resp->json, "detail");
+        const char *reason = json_is_string(d) ? json_string_value(d) : "";
+        const char *rid = req->nparams > 0 ? req->params[0] : NULL;
+        if (rid && !gc_id_valid(rid) && strcmp(rid, "me") != 0)
+            rid = "(invalid id)";
+        gc_audit_failure(&req->ctx, r->action, r->resource, rid,
+                         resp->status == 403 ? GC_OUTCOME_DENIED : GC_OUTCOME_FAILURE, reason);
+    }
+}
+
+static bool valid_request_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return true;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, struct gc_req *req,
+                             struct gc_resp *resp)
+{
+    struct MHD_Response *mr;
+    if (resp->json) {
+        char *body = json_dumps(resp->json, JSON_COMPACT);
+        mr = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    } else if (resp->owned_text) {
+        mr = MHD_create_response_from_buffer(strlen(resp->owned_text), resp->owned_text,
+                                             MHD_RESPMEM_MUST_FREE);
+        resp->owned_text = NULL;
+    } else if (resp->text) {
+        mr = MHD_create_response_from_buffer(resp->text_len, (void *)resp->text,
+                                             MHD_RESPMEM_PERSISTENT);
+    } else {
+        mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (!mr)
+        return MHD_NO;
+    if (resp->ctype && resp->status != 204)
+        MHD_add_response_header(mr, "Content-Type", resp->ctype);
+    MHD_add_response_header(mr, "X-Request-Id", req->request_id);
+    MHD_add_response_header(mr, "Cache-Control", "no-store");
+    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+    if (resp->etag[0])
+        MHD_add_response_header(mr, "ETag", resp->etag);
+    if (resp->location[0])
+        MHD_add_response_header(mr, "Location", resp->location);
+    if (resp->allow[0])
+        MHD_add_response_header(mr, "Allow", resp->allow);
+    if (resp->www_auth)
+        MHD_add_response_header(mr, "WWW-Authenticate", "Bearer realm=\"govcloud\"");
+    if (resp->retry_after > 0) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%ld", resp->retry_after);
+        MHD_add_response_header(mr, "Retry-After", ra);
+    }
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, mr);
+    MHD_destroy_response(mr);
+    return ret;
+}
+
+static void resp_release(struct gc_resp *resp)
+{
+    json_decref(resp->json);
+    free(resp->owned_text);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct gc_server *srv = cls;
+    struct conn_state *cs = *con_cls;
+    if (!cs) {
+        cs = gc_calloc(1, sizeof(*cs));
+        cs->route_index = -1;
+        struct gc_req *req = &cs->req;
+        req->srv = srv;
+        req->conn = conn;
+        req->method = method;
+        req->url = url;
+        req->start_ns = gc_mono_ns();
+        gc_buf_init(&req->raw, srv->max_body);
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (rid && valid_request_id(rid))
+            snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
+        else
+            gc_id_new(req->request_id);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                          req->source_ip, sizeof(req->source_ip));
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                          req->source_ip, sizeof(req->source_ip));
+        }
+        req->ctx.store = srv->st;
+        req->ctx.cfg = srv->cfg;
+        req->ctx.request_id = req->request_id;
+        req->ctx.source_ip = req->source_ip;
+        atomic_fetch_add(&srv->in_flight, 1);
+        *con_cls = cs;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+            req->too_big = true;
+        return MHD_YES;
+    }
+    struct gc_req *req = &cs->req;
+    if (*upload_data_size > 0) {
+        if (!req->too_big && gc_buf_add(&req->raw, upload_data, *upload_data_size) != 0)
+            req->too_big = true;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (cs->done)
+        return MHD_YES;
+    cs->done = true;
+    gc_log_set_request_id(req->request_id);
+    struct gc_resp resp = {.status = 500};
+    if (req->too_big) {
+        struct gc_error err = {0};
+        gc_error_set(&err, GC_ETOOBIG, "", "the request body is larger than %zu bytes",
+                     srv->max_body);
+        gc_resp_error(&resp, req, &err);
+    } else {
+        dispatch(cs, &resp);
+    }
+    enum MHD_Result ret = queue(conn, req, &resp);
+    cs->status = resp.status;
+    resp_release(&resp);
+    gc_debug("http", "%s %s -> %d", method, url, cs->status);
+    gc_log_set_request_id(NULL);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct gc_server *srv = cls;
+    struct conn_state *cs = *con_cls;
+    if (!cs)
+        return;
+    if (cs->done)
+        gc_metrics_observe(cs->route_index, cs->status, gc_mono_ns() - cs->req.start_ns);
+    json_decref(cs->req.body);
+    gc_buf_release(&cs->req.raw);
+    free(cs);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    gc_warn("http", "libmicrohttpd: %s", msg);
+}
+
+int gc_server_start(const struct gc_server_opts *opts, struct gc_store *st,
+                    const struct gc_config *cfg, struct gc_server **out, struct gc_error *err)
+{
+    char host[128];
+    int port;
+    int rc = gc_parse_listen(opts->listen, host, sizeof(host), &port, err);
+    if (rc)
+        return rc;
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai)
+        return gc_error_set(err, GC_EINVAL, "listen",
+                            "listen '%s': '%s' is not a numeric IPv4 or IPv6 address",
+                            opts->listen, host);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    if (v6)
+        ((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)(void *)&ss)->sin_port = htons((uint16_t)port);
+
+    struct gc_server *srv = gc_calloc(1, sizeof(*srv));
+    srv->st = st;
+    srv->cfg = cfg;
+    srv->max_body = opts->max_body;
+    atomic_init(&srv->in_flight, 0);
+    atomic_init(&srv->stopping, false);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    int threads = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1)
+        threads = 1;
+    srv->d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->connection_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->connection_timeout,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    if (!srv->d) {
+        free(srv);
+        return gc_error_set(err, GC_EINVAL, "listen",
+                            "cannot listen on %s (address in use, or not an address of this "
+                            "machine?)",
+                            opts->listen);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : port;
+    *out = srv;
+    return 0;
+}
+
+int gc_server_port(const struct gc_server *srv)
+{
+    return srv->port;
+}
+
+void gc_server_stop(struct gc_server *srv, int grace_ms)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->stopping, true);
+    MHD_socket s = MHD_quiesce_daemon(srv->d);
+    int64_t deadline = gc_mono_ns() + (int64_t)grace_ms * 1000000;
+    while (atomic_load(&srv->in_flight) > 0 && gc_mono_ns() < deadline) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(srv->d);
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
+    free(srv);
+}

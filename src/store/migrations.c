@@ -1,0 +1,101 @@
+/* Versioned schema migrations, applied in order at start-up in one transaction.
+ * Portable DDL: it must run unchanged on SQLite and PostgreSQL. Never edit a released
+ * migration; add a new one. */
+#include "store/store_int.h"
+
+static const char *const m1[] = {
+    "CREATE TABLE departments ("
+    " id TEXT PRIMARY KEY,"
+    " parent_id TEXT REFERENCES departments(id),"
+    " path TEXT NOT NULL,"             /* '/<root id>/.../<own id>/' for subtree scoping */
+    " depth BIGINT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " code TEXT UNIQUE,"
+    " description TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX departments_sibling_name ON departments (COALESCE(parent_id, ''), name)",
+    "CREATE INDEX departments_path ON departments (path)",
+
+    "CREATE TABLE users ("
+    " id TEXT PRIMARY KEY,"
+    " username TEXT NOT NULL UNIQUE,"
+    " display_name TEXT NOT NULL DEFAULT '',"
+    " password_hash TEXT NOT NULL,"
+    " role TEXT NOT NULL,"
+    " department_id TEXT REFERENCES departments(id),"
+    " disabled BIGINT NOT NULL DEFAULT 0,"
+    " failed_logins BIGINT NOT NULL DEFAULT 0,"
+    " locked_until BIGINT NOT NULL DEFAULT 0,"
+    " password_changed_at BIGINT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE INDEX users_department ON users (department_id)",
+
+    "CREATE TABLE tokens ("
+    " id TEXT PRIMARY KEY,"
+    " secret_hash TEXT NOT NULL UNIQUE,"  /* SM3 of the bearer secret; the secret is not kept */
+    " kind TEXT NOT NULL,"                /* session | api_key */
+    " name TEXT NOT NULL DEFAULT '',"
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " created_at BIGINT NOT NULL,"
+    " expires_at BIGINT,"
+    " last_used_at BIGINT)",
+    "CREATE INDEX tokens_user ON tokens (user_id)",
+
+    "CREATE TABLE audit_events ("
+    " seq BIGINT PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " time BIGINT NOT NULL,"
+    " actor_id TEXT,"
+    " actor_name TEXT NOT NULL,"
+    " actor_role TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " resource_type TEXT NOT NULL,"
+    " resource_id TEXT,"
+    " department_id TEXT,"
+    " department_path TEXT,"
+    " outcome TEXT NOT NULL,"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " source_ip TEXT NOT NULL DEFAULT '',"
+    " request_id TEXT NOT NULL DEFAULT '',"
+    " detail TEXT NOT NULL DEFAULT '{}',"
+    " prev_hash TEXT NOT NULL,"
+    " hash TEXT NOT NULL)",
+    "CREATE INDEX audit_events_time ON audit_events (time)",
+    "CREATE INDEX audit_events_resource ON audit_events (resource_type, resource_id)",
+    /* The newest link of the chain, written with every event: deleting events at the end of
+     * the chain leaves it pointing past them. */
+    "CREATE TABLE audit_head (one BIGINT PRIMARY KEY CHECK (one = 1), seq BIGINT NOT NULL,"
+    " hash TEXT NOT NULL)",
+
+    "CREATE TABLE jobs ("
+    " id TEXT PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " progress BIGINT NOT NULL DEFAULT 0,"
+    " message TEXT NOT NULL DEFAULT '',"
+    " error TEXT NOT NULL DEFAULT '',"
+    " params TEXT NOT NULL DEFAULT '{}',"
+    " result TEXT NOT NULL DEFAULT '{}',"
+    " resource_type TEXT,"
+    " resource_id TEXT,"
+    " department_id TEXT,"
+    " created_by TEXT,"
+    " attempts BIGINT NOT NULL DEFAULT 0,"
+    " cancel_requested BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " started_at BIGINT,"
+    " finished_at BIGINT)",
+    "CREATE INDEX jobs_state ON jobs (state, created_at)",
+    "CREATE INDEX jobs_department ON jobs (department_id)",
+    NULL,
+};
+
+const struct gc_migration gc_migrations[] = {
+    {1, "departments, users, tokens, audit, jobs", m1},
+};
+const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

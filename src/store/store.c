@@ -1,0 +1,308 @@
+/* The generic store: connection pool, transactions, cursors and migrations over a driver. */
+#include "store/store.h"
+
+#include "store/store_int.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/timeutil.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gc_store {
+    const struct gc_store_driver *drv;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_mutex_t write_lock;
+    void **free_conns; /* stack of idle connections */
+    int nfree;
+    int nconns;
+};
+
+struct gc_tx {
+    struct gc_store *st;
+    void *conn;
+    bool write;
+    struct gc_rows *open_rows;
+};
+
+struct gc_rows {
+    struct gc_tx *tx;
+    void *cur;
+};
+
+static const struct gc_store_driver *find_driver(const char *name)
+{
+    if (strcmp(name, "sqlite") == 0)
+        return &gc_store_sqlite_driver;
+    return NULL;
+}
+
+static int migrate(struct gc_store *st, struct gc_error *err);
+
+int gc_store_open(const char *driver, const char *target, int nconns, struct gc_store **out,
+                  struct gc_error *err)
+{
+    const struct gc_store_driver *drv = find_driver(driver);
+    if (!drv)
+        return gc_error_set(err, GC_EINVAL, "driver", "unknown store driver '%s'", driver);
+    if (nconns < 1)
+        nconns = 1;
+    struct gc_store *st = gc_calloc(1, sizeof(*st));
+    st->drv = drv;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cond, NULL);
+    pthread_mutex_init(&st->write_lock, NULL);
+    st->free_conns = gc_calloc((size_t)nconns, sizeof(void *));
+    for (int i = 0; i < nconns; i++) {
+        void *c = NULL;
+        int rc = drv->conn_open(target, &c, err);
+        if (rc) {
+            gc_store_close(st);
+            return rc;
+        }
+        st->free_conns[st->nfree++] = c;
+        st->nconns++;
+    }
+    int rc = migrate(st, err);
+    if (rc) {
+        gc_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void gc_store_close(struct gc_store *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->lock);
+    while (st->nfree < st->nconns)
+        pthread_cond_wait(&st->cond, &st->lock);
+    pthread_mutex_unlock(&st->lock);
+    for (int i = 0; i < st->nfree; i++)
+        st->drv->conn_close(st->free_conns[i]);
+    free(st->free_conns);
+    pthread_mutex_destroy(&st->lock);
+    pthread_cond_destroy(&st->cond);
+    pthread_mutex_destroy(&st->write_lock);
+    free(st);
+}
+
+const char *gc_store_driver_name(const struct gc_store *st)
+{
+    return st->drv->name;
+}
+
+int gc_tx_begin(struct gc_store *st, enum gc_tx_mode mode, struct gc_tx **out,
+                struct gc_error *err)
+{
+    bool write = mode == GC_TX_WRITE;
+    if (write && st->drv->serialize_writes)
+        pthread_mutex_lock(&st->write_lock);
+    pthread_mutex_lock(&st->lock);
+    while (st->nfree == 0)
+        pthread_cond_wait(&st->cond, &st->lock);
+    void *conn = st->free_conns[--st->nfree];
+    pthread_mutex_unlock(&st->lock);
+
+    int rc = st->drv->begin(conn, write, err);
+    if (rc) {
+        pthread_mutex_lock(&st->lock);
+        st->free_conns[st->nfree++] = conn;
+        pthread_cond_signal(&st->cond);
+        pthread_mutex_unlock(&st->lock);
+        if (write && st->drv->serialize_writes)
+            pthread_mutex_unlock(&st->write_lock);
+        return rc;
+    }
+    struct gc_tx *tx = gc_calloc(1, sizeof(*tx));
+    tx->st = st;
+    tx->conn = conn;
+    tx->write = write;
+    *out = tx;
+    return 0;
+}
+
+static void tx_release(struct gc_tx *tx)
+{
+    struct gc_store *st = tx->st;
+    if (tx->open_rows)
+        GC_BUG("transaction ended with an open cursor");
+    pthread_mutex_lock(&st->lock);
+    st->free_conns[st->nfree++] = tx->conn;
+    pthread_cond_signal(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    if (tx->write && st->drv->serialize_writes)
+        pthread_mutex_unlock(&st->write_lock);
+    free(tx);
+}
+
+int gc_tx_commit(struct gc_tx *tx, struct gc_error *err)
+{
+    int rc = tx->st->drv->commit(tx->conn, err);
+    if (rc)
+        tx->st->drv->rollback(tx->conn);
+    tx_release(tx);
+    return rc;
+}
+
+void gc_tx_rollback(struct gc_tx *tx)
+{
+    if (!tx)
+        return;
+    if (tx->open_rows)
+        gc_rows_free(tx->open_rows);
+    tx->st->drv->rollback(tx->conn);
+    tx_release(tx);
+}
+
+int gc_tx_query(struct gc_tx *tx, const char *sql, const struct gc_val *args, size_t nargs,
+                struct gc_rows **out, struct gc_error *err)
+{
+    if (tx->open_rows)
+        GC_BUG("second cursor opened on one transaction: %s", sql);
+    void *cur = NULL;
+    int rc = tx->st->drv->query(tx->conn, sql, args, nargs, &cur, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = gc_malloc(sizeof(*r));
+    r->tx = tx;
+    r->cur = cur;
+    tx->open_rows = r;
+    *out = r;
+    return 0;
+}
+
+int gc_rows_next(struct gc_rows *r, struct gc_error *err)
+{
+    return r->tx->st->drv->next(r->cur, err);
+}
+
+bool gc_rows_null(struct gc_rows *r, int col)
+{
+    return r->tx->st->drv->col_null(r->cur, col);
+}
+
+int64_t gc_rows_int(struct gc_rows *r, int col)
+{
+    return r->tx->st->drv->col_int(r->cur, col);
+}
+
+const char *gc_rows_text(struct gc_rows *r, int col)
+{
+    return r->tx->st->drv->col_text(r->cur, col);
+}
+
+char *gc_rows_dup(struct gc_rows *r, int col)
+{
+    if (gc_rows_null(r, col))
+        return NULL;
+    return gc_strdup(gc_rows_text(r, col));
+}
+
+void gc_rows_free(struct gc_rows *r)
+{
+    if (!r)
+        return;
+    r->tx->st->drv->finish(r->cur);
+    r->tx->open_rows = NULL;
+    free(r);
+}
+
+int gc_tx_exec(struct gc_tx *tx, const char *sql, const struct gc_val *args, size_t nargs,
+               int64_t *changes, struct gc_error *err)
+{
+    struct gc_rows *r;
+    int rc = gc_tx_query(tx, sql, args, nargs, &r, err);
+    if (rc)
+        return rc;
+    while ((rc = gc_rows_next(r, err)) > 0)
+        ;
+    if (rc == 0 && changes)
+        *changes = tx->st->drv->changes(tx->conn);
+    gc_rows_free(r);
+    return rc < 0 ? rc : 0;
+}
+
+int gc_tx_query_int(struct gc_tx *tx, const char *sql, const struct gc_val *args, size_t nargs,
+                    int64_t *out, struct gc_error *err)
+{
+    struct gc_rows *r;
+    int rc = gc_tx_query(tx, sql, args, nargs, &r, err);
+    if (rc)
+        return rc;
+    rc = gc_rows_next(r, err);
+    if (rc > 0) {
+        *out = gc_rows_int(r, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = GC_ENOTFOUND;
+        gc_error_set(err, GC_ENOTFOUND, "", "no row");
+    }
+    gc_rows_free(r);
+    return rc;
+}
+
+int gc_store_ping(struct gc_store *st, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(st, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    int64_t v;
+    rc = gc_tx_query_int(tx, "SELECT 1", GC_NOARGS, &v, err);
+    gc_tx_rollback(tx);
+    return rc;
+}
+
+int gc_store_schema_version(struct gc_store *st, int64_t *version, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(st, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    rc = gc_tx_query_int(tx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                         GC_NOARGS, version, err);
+    gc_tx_rollback(tx);
+    return rc;
+}
+
+static int migrate(struct gc_store *st, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(st, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    rc = gc_tx_exec(tx,
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, "
+                    "name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                    GC_NOARGS, NULL, err);
+    int64_t have = 0;
+    if (!rc)
+        rc = gc_tx_query_int(tx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                             GC_NOARGS, &have, err);
+    for (size_t i = 0; !rc && i < gc_nmigrations; i++) {
+        const struct gc_migration *m = &gc_migrations[i];
+        if (m->version <= have)
+            continue;
+        for (const char *const *s = m->statements; !rc && *s; s++)
+            rc = gc_tx_exec(tx, *s, GC_NOARGS, NULL, err);
+        if (!rc)
+            rc = gc_tx_exec(tx,
+                            "INSERT INTO schema_migrations (version, name, applied_at) "
+                            "VALUES (?, ?, ?)",
+                            GC_ARGS(GC_VINT_(m->version), GC_VTXT(m->name),
+                                    GC_VINT_(gc_now_ms())),
+                            NULL, err);
+        if (!rc)
+            gc_info("store", "applied schema migration %d (%s)", m->version, m->name);
+    }
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    return gc_tx_commit(tx, err);
+}

@@ -1,0 +1,287 @@
+/* The option table and its INI / flag parsers (inih). */
+#include "util/config.h"
+
+#include "util/mem.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OFF(f) offsetof(struct gc_config, f)
+
+/* offsets are kept beside the table so that the table itself stays readable */
+static const size_t option_offsets[] = {
+    OFF(listen), OFF(threads), OFF(max_body_bytes), OFF(connection_limit),
+    OFF(connection_timeout), OFF(data_dir), OFF(store_driver), OFF(log_format), OFF(log_level),
+    OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
+    OFF(job_workers), OFF(test_job_kinds),
+};
+
+const struct gc_config_option gc_config_options[] = {
+    {"server", "listen", GC_OPT_STR, "127.0.0.1:8080", 0, 0, NULL,
+     "Address and port of the HTTP API, `ADDR:PORT`; IPv6 in brackets, e.g. `[::1]:8080`."},
+    {"server", "threads", GC_OPT_INT, "0", 0, 256, NULL,
+     "HTTP worker threads; 0 means one per CPU."},
+    {"server", "max_body_bytes", GC_OPT_INT, "1048576", 1024, 1073741824, NULL,
+     "Largest request body accepted; larger bodies get 413 and are not read."},
+    {"server", "connection_limit", GC_OPT_INT, "1024", 16, 65536, NULL,
+     "Most concurrent client connections."},
+    {"server", "connection_timeout", GC_OPT_INT, "60", 1, 3600, NULL,
+     "Seconds an idle connection is kept open."},
+    {"store", "data_dir", GC_OPT_STR, "/var/lib/govcloud", 0, 0, NULL,
+     "Directory for the database and other state; created if missing."},
+    {"store", "driver", GC_OPT_ENUM, "sqlite", 0, 0, "sqlite",
+     "Store backend. `sqlite` keeps `govcloud.db` in `data_dir` (WAL, synchronous commits)."},
+    {"log", "format", GC_OPT_ENUM, "json", 0, 0, "json|syslog",
+     "`json`: one JSON object per line on standard error; `syslog`: the system log."},
+    {"log", "level", GC_OPT_ENUM, "info", 0, 0, "debug|info|warn|error", "Lowest level logged."},
+    {"auth", "token_ttl", GC_OPT_INT, "28800", 60, 2592000, NULL,
+     "Lifetime of a login token in seconds (default 8 hours)."},
+    {"auth", "max_failed_logins", GC_OPT_INT, "5", 1, 100, NULL,
+     "Failed logins in a row after which an account is locked."},
+    {"auth", "lockout_seconds", GC_OPT_INT, "900", 1, 86400, NULL,
+     "How long a locked account stays locked."},
+    {"auth", "password_min_length", GC_OPT_INT, "10", 8, 128, NULL,
+     "Shortest password accepted; passwords also need three of: lowercase, uppercase, digit, "
+     "other."},
+    {"jobs", "workers", GC_OPT_INT, "2", 1, 64, NULL, "Threads that run background jobs."},
+    {"jobs", "test_job_kinds", GC_OPT_BOOL, "false", 0, 0, NULL,
+     "Registers job kinds that exist only for tests (`test.sleep`). Keep off in production."},
+};
+const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
+
+_Static_assert(sizeof(option_offsets) / sizeof(option_offsets[0]) ==
+                   sizeof(gc_config_options) / sizeof(gc_config_options[0]),
+               "every option needs an offset");
+
+static int find_option(const char *section, const char *name)
+{
+    int found = -1;
+    for (size_t i = 0; i < gc_config_noptions; i++) {
+        const struct gc_config_option *o = &gc_config_options[i];
+        if (strcmp(o->name, name) != 0)
+            continue;
+        if (section && strcmp(o->section, section) != 0)
+            continue;
+        if (found >= 0)
+            return -2; /* ambiguous bare name */
+        found = (int)i;
+    }
+    return found;
+}
+
+static bool enum_allows(const char *allowed, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = allowed; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0)
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+static int set_option(struct gc_config *cfg, size_t idx, const char *value, struct gc_error *err)
+{
+    const struct gc_config_option *o = &gc_config_options[idx];
+    char *base = (char *)cfg + option_offsets[idx];
+    switch (o->type) {
+    case GC_OPT_STR:
+    case GC_OPT_ENUM:
+        if (o->type == GC_OPT_ENUM && !enum_allows(o->allowed, value))
+            return gc_error_set(err, GC_EINVAL, o->name,
+                                "option [%s] %s: '%s' is not allowed; allowed: %s", o->section,
+                                o->name, value, o->allowed);
+        if (o->type == GC_OPT_STR && value[0] == '\0')
+            return gc_error_set(err, GC_EINVAL, o->name, "option [%s] %s: must not be empty",
+                                o->section, o->name);
+        free(*(char **)base);
+        *(char **)base = gc_strdup(value);
+        return 0;
+    case GC_OPT_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < o->min || v > o->max)
+            return gc_error_set(err, GC_EINVAL, o->name,
+                                "option [%s] %s: '%s' is not an integer from %lld to %lld",
+                                o->section, o->name, value, (long long)o->min,
+                                (long long)o->max);
+        *(int64_t *)base = v;
+        return 0;
+    }
+    case GC_OPT_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1") ||
+            !strcmp(value, "on"))
+            *(bool *)base = true;
+        else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0") ||
+                 !strcmp(value, "off"))
+            *(bool *)base = false;
+        else
+            return gc_error_set(err, GC_EINVAL, o->name,
+                                "option [%s] %s: '%s' is not a boolean (true or false)",
+                                o->section, o->name, value);
+        return 0;
+    }
+    GC_BUG("option type %d", (int)o->type);
+}
+
+void gc_config_init(struct gc_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < gc_config_noptions; i++)
+        if (set_option(cfg, i, gc_config_options[i].def, NULL) != 0)
+            GC_BUG("bad default for option %s", gc_config_options[i].name);
+}
+
+void gc_config_release(struct gc_config *cfg)
+{
+    for (size_t i = 0; i < gc_config_noptions; i++) {
+        enum gc_opt_type t = gc_config_options[i].type;
+        if (t == GC_OPT_STR || t == GC_OPT_ENUM) {
+            char **p = (char **)((char *)cfg + option_offsets[i]);
+            free(*p);
+            *p = NULL;
+        }
+    }
+}
+
+int gc_config_set(struct gc_config *cfg, const char *key, const char *value, struct gc_error *err)
+{
+    char section[64] = "";
+    const char *name = key;
+    const char *dot = strchr(key, '.');
+    if (dot) {
+        size_t n = (size_t)(dot - key);
+        if (n >= sizeof(section))
+            return gc_error_set(err, GC_EINVAL, key, "unknown option '%s'", key);
+        memcpy(section, key, n);
+        section[n] = '\0';
+        name = dot + 1;
+    }
+    int idx = find_option(dot ? section : NULL, name);
+    if (idx == -2)
+        return gc_error_set(err, GC_EINVAL, key, "option '%s' is ambiguous; use section.name",
+                            key);
+    if (idx < 0)
+        return gc_error_set(err, GC_EINVAL, key,
+                            "unknown option '%s'; see docs/configuration.md for the options",
+                            key);
+    return set_option(cfg, (size_t)idx, value, err);
+}
+
+struct load_ctx {
+    struct gc_config *cfg;
+    struct gc_error *err;
+    const char *path;
+    int failed;
+};
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *c = user;
+    if (c->failed)
+        return 0;
+    int idx = find_option(section, name);
+    if (idx < 0) {
+        gc_error_set(c->err, GC_EINVAL, name, "%s: unknown option '%s' in section [%s]",
+                     c->path, name, section);
+        c->failed = 1;
+        return 0;
+    }
+    struct gc_error e = {0};
+    if (set_option(c->cfg, (size_t)idx, value, &e) != 0) {
+        gc_error_set(c->err, GC_EINVAL, name, "%s: %s", c->path, e.msg);
+        c->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+int gc_config_load(struct gc_config *cfg, const char *path, struct gc_error *err)
+{
+    struct load_ctx c = {.cfg = cfg, .err = err, .path = path};
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return gc_error_set(err, GC_EINVAL, "config", "cannot open configuration file %s: %s",
+                            path, strerror(errno));
+    int rc = ini_parse_file(f, ini_cb, &c);
+    fclose(f);
+    if (c.failed)
+        return GC_EINVAL;
+    if (rc > 0)
+        return gc_error_set(err, GC_EINVAL, "config", "%s:%d: syntax error", path, rc);
+    if (rc < 0)
+        return gc_error_set(err, GC_EINVAL, "config", "cannot read %s", path);
+    return 0;
+}
+
+void gc_config_write_reference(FILE *out)
+{
+    const char *cur = "";
+    for (size_t i = 0; i < gc_config_noptions; i++) {
+        const struct gc_config_option *o = &gc_config_options[i];
+        if (strcmp(cur, o->section) != 0) {
+            fprintf(out, "\n### [%s]\n\n| option | type | default | allowed | meaning |\n"
+                         "| --- | --- | --- | --- | --- |\n",
+                    o->section);
+            cur = o->section;
+        }
+        char allowed[128];
+        if (o->type == GC_OPT_INT)
+            snprintf(allowed, sizeof(allowed), "%lld – %lld", (long long)o->min,
+                     (long long)o->max);
+        else if (o->type == GC_OPT_ENUM)
+            snprintf(allowed, sizeof(allowed), "`%s`", o->allowed);
+        else if (o->type == GC_OPT_BOOL)
+            snprintf(allowed, sizeof(allowed), "true, false");
+        else
+            snprintf(allowed, sizeof(allowed), "text");
+        static const char *const tn[] = {"string", "integer", "boolean", "enum"};
+        fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", o->name, tn[o->type], o->def, allowed,
+                o->doc);
+    }
+}
+
+int gc_parse_listen(const char *s, char *host, size_t hostcap, int *port, struct gc_error *err)
+{
+    const char *colon;
+    size_t hl;
+    const char *h = s;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return gc_error_set(err, GC_EINVAL, "listen",
+                                "listen '%s': IPv6 addresses are written [ADDR]:PORT", s);
+        h = s + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || strchr(s, ':') != colon)
+            return gc_error_set(err, GC_EINVAL, "listen",
+                                "listen '%s': expected ADDR:PORT, e.g. 127.0.0.1:8080 or "
+                                "[::1]:8080",
+                                s);
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hostcap)
+        return gc_error_set(err, GC_EINVAL, "listen", "listen '%s': missing or too long address",
+                            s);
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
+        return gc_error_set(err, GC_EINVAL, "listen",
+                            "listen '%s': port must be a number from 0 to 65535", s);
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}

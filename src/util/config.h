@@ -1,0 +1,63 @@
+/* Daemon configuration: one declarative table of options drives the INI parser, the
+ * command-line overrides, validation, --help and docs/configuration.md. */
+#ifndef GC_CONFIG_H
+#define GC_CONFIG_H
+
+#include "util/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct gc_config {
+    /* [server] */
+    char *listen;             /* "127.0.0.1:8080" or "[::1]:8080" */
+    int64_t threads;          /* 0 = one per CPU */
+    int64_t max_body_bytes;
+    int64_t connection_limit;
+    int64_t connection_timeout;
+    /* [store] */
+    char *data_dir;
+    char *store_driver;       /* "sqlite" */
+    /* [log] */
+    char *log_format;         /* json | syslog */
+    char *log_level;          /* debug | info | warn | error */
+    /* [auth] */
+    int64_t token_ttl;        /* seconds */
+    int64_t max_failed_logins;
+    int64_t lockout_seconds;
+    int64_t password_min_length;
+    /* [jobs] */
+    int64_t job_workers;
+    bool test_job_kinds;      /* registers the job kinds that exist only for tests */
+};
+
+enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };
+
+struct gc_config_option {
+    const char *section;
+    const char *name;
+    enum gc_opt_type type;
+    const char *def;      /* default, as text */
+    int64_t min, max;     /* for GC_OPT_INT */
+    const char *allowed;  /* for GC_OPT_ENUM: "a|b|c" */
+    const char *doc;
+};
+
+extern const struct gc_config_option gc_config_options[];
+extern const size_t gc_config_noptions;
+
+/* Fills cfg with the defaults. */
+void gc_config_init(struct gc_config *cfg);
+void gc_config_release(struct gc_config *cfg);
+/* Sets "section.name" (or a bare unique name) to value, validating it. */
+int gc_config_set(struct gc_config *cfg, const char *key, const char *value, struct gc_error *err);
+/* Reads an INI file over cfg; an unknown option or bad value is an error naming it. */
+int gc_config_load(struct gc_config *cfg, const char *path, struct gc_error *err);
+/* Writes the option reference as Markdown (used to generate docs/configuration.md). */
+void gc_config_write_reference(FILE *out);
+
+/* Splits "host:port" / "[v6]:port"; host gets at most hostcap bytes. */
+int gc_parse_listen(const char *s, char *host, size_t hostcap, int *port, struct gc_error *err);
+
+#endif

@@ -1,0 +1,47 @@
+/* UUIDv7 generation and validation. */
+#include "util/id.h"
+
+#include "util/error.h"
+#include "util/timeutil.h"
+
+#include <openssl/rand.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+void gc_random_bytes(void *buf, size_t n)
+{
+    if (RAND_bytes(buf, (int)n) != 1)
+        GC_BUG("no random bytes from the OS");
+}
+
+void gc_id_new(char out[GC_ID_LEN + 1])
+{
+    unsigned char b[16];
+    uint64_t ms = (uint64_t)gc_now_ms();
+    gc_random_bytes(b + 6, 10);
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+    snprintf(out, GC_ID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+bool gc_id_valid(const char *s)
+{
+    if (!s || strlen(s) != GC_ID_LEN)
+        return false;
+    for (int i = 0; i < GC_ID_LEN; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
