@@ -32,6 +32,7 @@ static void usage(FILE *out)
             "                           set any option of the configuration file\n"
             "      --check-config       validate the configuration and exit\n"
             "      --config-reference   print the option reference (Markdown) and exit\n"
+            "      --list-routes        print every API endpoint (METHOD PATH) and exit\n"
             "  -V, --version            print the version and exit\n"
             "  -h, --help               print this help and exit\n"
             "\n"
@@ -73,6 +74,7 @@ int main(int argc, char **argv)
         {"set", required_argument, NULL, 's'},
         {"check-config", no_argument, NULL, 'C'},
         {"config-reference", no_argument, NULL, 'R'},
+        {"list-routes", no_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -124,6 +126,11 @@ int main(int argc, char **argv)
             break;
         case 'R':
             gc_config_write_reference(stdout);
+            gc_config_release(&cfg);
+            return 0;
+        case 'L':
+            for (size_t i = 0; i < gc_nroutes; i++)
+                printf("%s %s\n", gc_routes[i].method, gc_routes[i].pattern);
             gc_config_release(&cfg);
             return 0;
         case 'V':
