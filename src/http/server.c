@@ -486,7 +486,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     enum MHD_Result ret = queue(conn, req, &resp);
     cs->status = resp.status;
     resp_release(&resp);
-    gc_debug("http", "%s %s -> %d", method, url, cs->status);
+    /* access log: every change and every error at info, plain reads at debug */
+    if (cs->status >= 400 || strcmp(method, "GET") != 0)
+        gc_info("http", "%s %s %d %.1fms %s", method, url, cs->status,
+                (double)(gc_mono_ns() - req->start_ns) / 1e6, req->source_ip);
+    else
+        gc_debug("http", "%s %s %d %.1fms %s", method, url, cs->status,
+                 (double)(gc_mono_ns() - req->start_ns) / 1e6, req->source_ip);
     gc_log_set_request_id(NULL);
     return ret;
 }

@@ -15,7 +15,7 @@ static const char *const m1[] = {
     " created_at BIGINT NOT NULL,"
     " updated_at BIGINT NOT NULL,"
     " version BIGINT NOT NULL)",
-    "CREATE UNIQUE INDEX departments_sibling_name ON departments (COALESCE(parent_id, ''), name)",
+    "CREATE UNIQUE INDEX departments_sibling_name ON departments ((COALESCE(parent_id, '')), name)",
     "CREATE INDEX departments_path ON departments (path)",
 
     "CREATE TABLE users ("
