@@ -108,6 +108,22 @@ void gc_resp_etag_from(struct gc_resp *resp, const json_t *obj)
         snprintf(resp->etag, sizeof(resp->etag), "\"%lld\"", (long long)json_integer_value(v));
 }
 
+/* A JSON string of s; bytes that are not valid UTF-8 (a truncated character, raw bytes from
+ * a client) become '?', so that an error message can always be sent. */
+static json_t *safe_string(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    char *copy = gc_strdup(s);
+    for (unsigned char *p = (unsigned char *)copy; *p; p++)
+        if (*p >= 0x80)
+            *p = '?';
+    v = json_string(copy);
+    free(copy);
+    return v ? v : json_string("");
+}
+
 void gc_resp_error(struct gc_resp *resp, struct gc_req *req, const struct gc_error *err)
 {
     int status = gc_http_status_of(err->code);
@@ -121,15 +137,11 @@ void gc_resp_error(struct gc_resp *resp, struct gc_req *req, const struct gc_err
     const char *detail = err->msg[0] ? err->msg : gc_error_title(err->code);
     if (status >= 500 && err->code == GC_ESTORE)
         detail = "the store failed; the operation was not carried out (see the daemon log)";
-    json_object_set_new(p, "detail", json_string(detail));
-    json_t *inst = json_string(req->url ? req->url : "");
-    json_object_set_new(p, "instance", inst ? inst : json_string("(path is not valid UTF-8)"));
+    json_object_set_new(p, "detail", safe_string(detail));
+    json_object_set_new(p, "instance", safe_string(req->url ? req->url : ""));
     json_object_set_new(p, "request_id", json_string(req->request_id));
-    if (err->field[0]) {
-        json_t *f = json_string(err->field);
-        if (f)
-            json_object_set_new(p, "field", f);
-    }
+    if (err->field[0])
+        json_object_set_new(p, "field", safe_string(err->field));
     gc_resp_json(resp, status, p);
     resp->ctype = "application/problem+json";
     if (err->retry_after > 0)
