@@ -18,8 +18,12 @@ struct cached_stmt {
     uint64_t used; /* for eviction */
 };
 
+enum { TXS_BEGIN, TXS_BEGIN_IMMEDIATE, TXS_COMMIT, TXS_ROLLBACK, TXS_COUNT };
+static const char *const tx_sql[TXS_COUNT] = {"BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"};
+
 struct sq_conn {
     sqlite3 *db;
+    sqlite3_stmt *tx_stmt[TXS_COUNT]; /* prepared once: transactions are on every request */
     struct cached_stmt cache[STMT_CACHE];
     int ncache;
     uint64_t tick;
@@ -79,12 +83,28 @@ static int sq_open(const char *target, void **out, struct gc_error *err)
         rc = sq_exec_simple(c, "PRAGMA foreign_keys=ON", err);
     if (!rc)
         rc = sq_exec_simple(c, "PRAGMA temp_store=MEMORY", err);
+    for (int i = 0; !rc && i < TXS_COUNT; i++)
+        if (sqlite3_prepare_v3(c->db, tx_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->tx_stmt[i],
+                               NULL) != SQLITE_OK)
+            rc = sq_error(c->db, sqlite3_extended_errcode(c->db), err, tx_sql[i]);
     if (rc) {
+        for (int i = 0; i < TXS_COUNT; i++)
+            sqlite3_finalize(c->tx_stmt[i]);
         sqlite3_close(c->db);
         free(c);
         return rc;
     }
     *out = c;
+    return 0;
+}
+
+static int run_tx_stmt(struct sq_conn *c, int which, struct gc_error *err)
+{
+    sqlite3_stmt *s = c->tx_stmt[which];
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return sq_error(c->db, rc, err, tx_sql[which]);
     return 0;
 }
 
@@ -97,25 +117,27 @@ static void sq_close(void *conn)
         sqlite3_finalize(c->cache[i].stmt);
         free(c->cache[i].sql);
     }
+    for (int i = 0; i < TXS_COUNT; i++)
+        sqlite3_finalize(c->tx_stmt[i]);
     sqlite3_close(c->db);
     free(c);
 }
 
 static int sq_begin(void *conn, bool write, struct gc_error *err)
 {
-    return sq_exec_simple(conn, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+    return run_tx_stmt(conn, write ? TXS_BEGIN_IMMEDIATE : TXS_BEGIN, err);
 }
 
 static int sq_commit(void *conn, struct gc_error *err)
 {
-    return sq_exec_simple(conn, "COMMIT", err);
+    return run_tx_stmt(conn, TXS_COMMIT, err);
 }
 
 static void sq_rollback(void *conn)
 {
     struct sq_conn *c = conn;
     if (!sqlite3_get_autocommit(c->db))
-        sq_exec_simple(c, "ROLLBACK", NULL);
+        run_tx_stmt(c, TXS_ROLLBACK, NULL);
 }
 
 static struct cached_stmt *cache_get(struct sq_conn *c, const char *sql, struct gc_error *err,
