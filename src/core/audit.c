@@ -253,6 +253,7 @@ int gc_audit_list(const struct gc_ctx *ctx, json_t *filters, int limit, const ch
     int count = 0;
     *next_cursor = NULL;
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0; /* a row */
         if (count == limit) {
             char c[32];
             snprintf(c, sizeof(c), "%lld", (long long)last);

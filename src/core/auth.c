@@ -499,6 +499,7 @@ int gc_apikey_list(const struct gc_ctx *ctx, int limit, const char *cursor, json
                      &r, err);
     int count = 0;
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0; /* a row */
         if (count == limit) {
             json_t *last = json_array_get(arr, (size_t)count - 1);
             *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));

@@ -270,6 +270,7 @@ int gc_dept_list(const struct gc_ctx *ctx, json_t *filters, int limit, const cha
         rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
     int count = 0;
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0; /* a row */
         if (count == limit) {
             json_t *lastobj = json_array_get(arr, (size_t)count - 1);
             *next_cursor = gc_strdup(json_string_value(json_object_get(lastobj, "id")));
@@ -360,7 +361,7 @@ int gc_dept_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, j
             int64_t newdepth = 0;
             for (const char *p = newpath; *p; p++)
                 newdepth += *p == '/';
-            char like[GC_DEPT_PATH_MAX + 2];
+            char like[sizeof(path) + 2];
             snprintf(like, sizeof(like), "%s%%", path);
             if (!rc)
                 rc = gc_tx_query_int(tx, "SELECT MAX(depth) FROM departments WHERE path LIKE ?",

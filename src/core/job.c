@@ -70,7 +70,7 @@ const struct gc_job_kind *gc_job_kind_find(const char *name)
     "j.id, j.kind, j.state, j.progress, j.message, j.error, j.params, j.result,"              \
     " j.resource_type, j.resource_id, j.department_id, j.created_by, j.attempts,"             \
     " j.created_at, j.updated_at, j.started_at, j.finished_at, COALESCE(d.path, ''),"         \
-    " j.cancel_requested"
+    " j.cancel_requested, j.version"
 #define JOB_FROM " FROM jobs j LEFT JOIN departments d ON d.id = j.department_id"
 
 static json_t *parse_obj(const char *s)
@@ -110,8 +110,7 @@ static json_t *job_json(struct gc_rows *r, char *path)
     json_object_set_new(o, "updated_at", gc_json_time(gc_rows_int(r, 14)));
     json_object_set_new(o, "started_at", gc_json_time(gc_rows_int(r, 15)));
     json_object_set_new(o, "finished_at", gc_json_time(gc_rows_int(r, 16)));
-    /* version: jobs change only through their state machine; updated_at orders changes */
-    json_object_set_new(o, "version", json_integer(gc_rows_int(r, 14)));
+    json_object_set_new(o, "version", json_integer(gc_rows_int(r, 19)));
     if (path)
         snprintf(path, GC_DEPT_PATH_MAX, "%s", gc_rows_text(r, 17));
     return o;
@@ -289,6 +288,7 @@ int gc_job_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char
         rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
     int count = 0;
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0; /* a row */
         if (count == limit) {
             json_t *last = json_array_get(arr, (size_t)count - 1);
             *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));
@@ -327,12 +327,12 @@ int gc_job_cancel(const struct gc_ctx *ctx, const char *id, json_t **out, struct
     int64_t now = gc_now_ms();
     if (!rc && state && strcmp(state, "queued") == 0) {
         rc = gc_tx_exec(tx,
-                        "UPDATE jobs SET state = 'cancelled', cancel_requested = 1,"
+                        "UPDATE jobs SET version = version + 1, state = 'cancelled', cancel_requested = 1,"
                         " error = 'cancelled before it started', finished_at = ?,"
                         " updated_at = ? WHERE id = ?",
                         GC_ARGS(GC_VINT_(now), GC_VINT_(now), GC_VTXT(id)), NULL, err);
     } else if (!rc && state && strcmp(state, "running") == 0) {
-        rc = gc_tx_exec(tx, "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
+        rc = gc_tx_exec(tx, "UPDATE jobs SET version = version + 1, cancel_requested = 1, updated_at = ? WHERE id = ?",
                         GC_ARGS(GC_VINT_(now), GC_VTXT(id)), NULL, err);
     } else if (!rc) {
         rc = gc_error_set(err, GC_ECONFLICT, "id", "job '%s' has already ended (%s)", id,
@@ -375,6 +375,7 @@ int gc_job_count_by_state(struct gc_store *st, int64_t *counts, struct gc_error 
     struct gc_rows *r = NULL;
     rc = gc_tx_query(tx, "SELECT state, COUNT(*) FROM jobs GROUP BY state", GC_NOARGS, &r, err);
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0; /* a row */
         int s = gc_job_state_parse(gc_rows_text(r, 0));
         if (s >= 0)
             counts[s] = gc_rows_int(r, 1);

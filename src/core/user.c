@@ -325,6 +325,7 @@ int gc_user_list(const struct gc_ctx *ctx, json_t *filters, int limit, const cha
         rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
     int count = 0;
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0; /* a row */
         if (count == limit) {
             json_t *last = json_array_get(arr, (size_t)count - 1);
             *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));

@@ -193,6 +193,8 @@ struct conn_state {
     char scratch[512];
     int route_index;
     int status; /* of the response queued, for metrics */
+    bool started;
+    bool encoded_slash; /* the raw path had %2F or %00, which routing must not see decoded */
     bool done;
 };
 
@@ -430,6 +432,22 @@ static void resp_release(struct gc_resp *resp)
     free(resp->owned_text);
 }
 
+/* Sees the request target before libmicrohttpd decodes it: an encoded '/' or NUL in the path
+ * would otherwise change which route matches. */
+static char encoded_slash_marker; /* returned instead of an allocation: nothing to leak if the
+                                     request ends before it reaches the handler */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    for (const char *p = uri; *p && *p != '?'; p++)
+        if (p[0] == '%' && ((p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
+                            (p[1] == '0' && p[2] == '0')))
+            return &encoded_slash_marker;
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -438,9 +456,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct gc_server *srv = cls;
     struct conn_state *cs = *con_cls;
-    if (!cs) {
+    if (!cs || *con_cls == &encoded_slash_marker) {
         cs = gc_calloc(1, sizeof(*cs));
         cs->route_index = -1;
+        cs->encoded_slash = *con_cls == &encoded_slash_marker;
+        *con_cls = cs;
+    }
+    if (!cs->started) {
+        cs->started = true;
         struct gc_req *req = &cs->req;
         req->srv = srv;
         req->conn = conn;
@@ -469,7 +492,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->ctx.request_id = req->request_id;
         req->ctx.source_ip = req->source_ip;
         atomic_fetch_add(&srv->in_flight, 1);
-        *con_cls = cs;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > srv->max_body)
             req->too_big = true;
@@ -491,6 +513,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         struct gc_error err = {0};
         gc_error_set(&err, GC_ETOOBIG, "", "the request body is larger than %zu bytes",
                      srv->max_body);
+        gc_resp_error(&resp, req, &err);
+    } else if (cs->encoded_slash) {
+        struct gc_error err = {0};
+        gc_error_set(&err, GC_EINVAL, "", "the path contains an encoded '/' or NUL (%%2F, %%00), "
+                                          "which no endpoint accepts");
         gc_resp_error(&resp, req, &err);
     } else {
         dispatch(cs, &resp);
@@ -516,7 +543,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     struct gc_server *srv = cls;
     struct conn_state *cs = *con_cls;
-    if (!cs)
+    if (!cs || *con_cls == &encoded_slash_marker)
         return;
     if (cs->done)
         gc_metrics_observe(cs->route_index, cs->status, gc_mono_ns() - cs->req.start_ns);
@@ -581,7 +608,8 @@ int gc_server_start(const struct gc_server_opts *opts, struct gc_store *st,
         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->connection_timeout,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+        MHD_OPTION_END);
     if (!srv->d) {
         free(srv);
         return gc_error_set(err, GC_EINVAL, "listen",

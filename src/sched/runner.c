@@ -71,7 +71,7 @@ int gc_job_progress(struct gc_job_run *job, int percent, const char *message)
         int64_t cancel = 0;
         int64_t now = gc_now_ms();
         int rc = gc_tx_exec(tx,
-                            "UPDATE jobs SET progress = ?, message = ?, updated_at = ?"
+                            "UPDATE jobs SET version = version + 1, progress = ?, message = ?, updated_at = ?"
                             " WHERE id = ?",
                             GC_ARGS(GC_VINT_(percent), GC_VTXT(message ? message : ""),
                                     GC_VINT_(now), GC_VTXT(job->id)),
@@ -101,7 +101,7 @@ static void finish(struct gc_runner *r, const char *id, const char *kind, enum g
     int rc = gc_tx_begin(r->st, GC_TX_WRITE, &tx, &err);
     if (!rc) {
         rc = gc_tx_exec(tx,
-                        "UPDATE jobs SET state = ?, error = ?, result = ?, finished_at = ?,"
+                        "UPDATE jobs SET version = version + 1, state = ?, error = ?, result = ?, finished_at = ?,"
                         " updated_at = ?, progress = CASE WHEN ? = 1 THEN 100 ELSE progress END"
                         " WHERE id = ?",
                         GC_ARGS(GC_VTXT(gc_job_state_name(state)), GC_VTXT(error ? error : ""),
@@ -145,7 +145,7 @@ static void interrupted(struct gc_runner *r, const char *id, const struct gc_job
         struct gc_tx *tx;
         if (gc_tx_begin(r->st, GC_TX_WRITE, &tx, &err) == 0) {
             if (gc_tx_exec(tx,
-                           "UPDATE jobs SET state = 'queued', message = 'interrupted by daemon "
+                           "UPDATE jobs SET version = version + 1, state = 'queued', message = 'interrupted by daemon "
                            "shutdown; will run again', updated_at = ? WHERE id = ?",
                            GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(id)), NULL, &err) == 0)
                 (void)gc_tx_commit(tx, &err);
@@ -182,7 +182,7 @@ static int claim(struct gc_runner *r, char *id, char *kind, size_t kindcap, json
     int64_t now = gc_now_ms();
     if (found)
         rc = gc_tx_exec(tx,
-                        "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+                        "UPDATE jobs SET version = version + 1, state = 'running', attempts = attempts + 1,"
                         " started_at = ?, updated_at = ? WHERE id = ?",
                         GC_ARGS(GC_VINT_(now), GC_VINT_(now), GC_VTXT(id)), NULL, &err);
     if (rc || !found) {
@@ -294,9 +294,11 @@ int gc_jobs_recover(struct gc_store *st, struct gc_error *err)
     json_t *found = json_array();
     rc = gc_tx_query(tx, "SELECT id, kind FROM jobs WHERE state = 'running'", GC_NOARGS, &rows,
                      err);
-    while (!rc && (rc = gc_rows_next(rows, err)) > 0)
+    while (!rc && (rc = gc_rows_next(rows, err)) > 0) {
+        rc = 0;
         json_array_append_new(found, json_pack("[ss]", gc_rows_text(rows, 0),
                                                gc_rows_text(rows, 1)));
+    }
     if (rc > 0)
         rc = 0;
     gc_rows_free(rows);
@@ -313,7 +315,7 @@ int gc_jobs_recover(struct gc_store *st, struct gc_error *err)
             struct gc_tx *wtx;
             if (gc_tx_begin(st, GC_TX_WRITE, &wtx, err) == 0) {
                 if (gc_tx_exec(wtx,
-                               "UPDATE jobs SET state = 'queued', message = 'the daemon stopped "
+                               "UPDATE jobs SET version = version + 1, state = 'queued', message = 'the daemon stopped "
                                "while it ran; running it again', updated_at = ? WHERE id = ?",
                                GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(id)), NULL, err) == 0)
                     (void)gc_tx_commit(wtx, err);

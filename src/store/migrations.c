@@ -89,7 +89,8 @@ static const char *const m1[] = {
     " created_at BIGINT NOT NULL,"
     " updated_at BIGINT NOT NULL,"
     " started_at BIGINT,"
-    " finished_at BIGINT)",
+    " finished_at BIGINT,"
+    " version BIGINT NOT NULL DEFAULT 1)",
     "CREATE INDEX jobs_state ON jobs (state, created_at)",
     "CREATE INDEX jobs_department ON jobs (department_id)",
     NULL,
