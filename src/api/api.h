@@ -59,6 +59,12 @@ void gc_api_user_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_audit_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_audit_verify(struct gc_req *req, struct gc_resp *resp);
 
+void gc_api_host_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_host_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_host_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_host_update(struct gc_req *req, struct gc_resp *resp);
+void gc_api_host_delete(struct gc_req *req, struct gc_resp *resp);
+
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_get(struct gc_req *req, struct gc_resp *resp);

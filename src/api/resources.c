@@ -146,3 +146,30 @@ void gc_api_job_cancel(struct gc_req *req, struct gc_resp *resp)
     snprintf(resp->location, sizeof(resp->location), "/v1/jobs/%s", req->params[0]);
     gc_resp_json(resp, 202, obj);
 }
+
+static const char *const host_filters[] = {"zone", "state", "arch", "name", NULL};
+
+void gc_api_host_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_host_list, host_filters);
+}
+
+void gc_api_host_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_host_create, "/v1/hosts");
+}
+
+void gc_api_host_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_host_get);
+}
+
+void gc_api_host_update(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_host_update);
+}
+
+void gc_api_host_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_host_delete);
+}

@@ -49,6 +49,16 @@ const struct gc_route gc_routes[] = {
     {"GET", "/v1/audit-events/verify", gc_api_audit_verify, "audit_events.verify", true, false,
      NULL, NULL, NULL},
 
+    {"GET", "/v1/hosts", gc_api_host_list, "hosts.list", true, false,
+     "zone,state,arch,name," PAGE, NULL, NULL},
+    {"POST", "/v1/hosts", gc_api_host_create, "hosts.create", true, true, NULL, "host.create",
+     "host"},
+    {"GET", "/v1/hosts/{id}", gc_api_host_get, "hosts.get", true, false, NULL, NULL, NULL},
+    {"PATCH", "/v1/hosts/{id}", gc_api_host_update, "hosts.update", true, true, NULL,
+     "host.update", "host"},
+    {"DELETE", "/v1/hosts/{id}", gc_api_host_delete, "hosts.delete", true, false, NULL,
+     "host.delete", "host"},
+
     {"GET", "/v1/jobs", gc_api_job_list, "jobs.list", true, false, "state,kind," PAGE, NULL,
      NULL},
     {"POST", "/v1/jobs", gc_api_job_create, "jobs.create", true, true, NULL, "job.create", "job"},

@@ -33,7 +33,8 @@ struct chain_fields {
     const char *id;
     int64_t time;
     const char *actor_id, *actor_name, *actor_role, *action, *resource_type, *resource_id;
-    const char *department_id, *outcome, *reason, *source_ip, *request_id, *detail, *prev_hash;
+    const char *department_id, *department_path, *outcome, *reason, *source_ip, *request_id;
+    const char *detail, *prev_hash;
 };
 
 static void chain_hash(const struct chain_fields *f, char out[GC_SM3_HEX_LEN + 1])
@@ -53,6 +54,7 @@ static void chain_hash(const struct chain_fields *f, char out[GC_SM3_HEX_LEN + 1
     hash_field(h, f->resource_type);
     hash_field(h, f->resource_id);
     hash_field(h, f->department_id);
+    hash_field(h, f->department_path);
     hash_field(h, f->outcome);
     hash_field(h, f->reason);
     hash_field(h, f->source_ip);
@@ -99,6 +101,7 @@ int gc_audit_append(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_
         .resource_type = ev->resource_type,
         .resource_id = ev->resource_id ? ev->resource_id : "",
         .department_id = ev->department_id ? ev->department_id : "",
+        .department_path = ev->department_path ? ev->department_path : "",
         .outcome = outcome_names[ev->outcome],
         .reason = ev->reason ? ev->reason : "",
         .source_ip = ctx->source_ip ? ctx->source_ip : "",
@@ -116,7 +119,7 @@ int gc_audit_append(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_
         GC_ARGS(GC_VINT_(f.seq), GC_VTXT(f.id), GC_VINT_(f.time), GC_VTXT(f.actor_id),
                 GC_VTXT(f.actor_name), GC_VTXT(f.actor_role), GC_VTXT(f.action),
                 GC_VTXT(f.resource_type), GC_VTXT(f.resource_id), GC_VTXT(f.department_id),
-                GC_VTXT(ev->department_path ? ev->department_path : ""), GC_VTXT(f.outcome),
+                GC_VTXT(f.department_path), GC_VTXT(f.outcome),
                 GC_VTXT(f.reason), GC_VTXT(f.source_ip), GC_VTXT(f.request_id),
                 GC_VTXT(f.detail), GC_VTXT(f.prev_hash), GC_VTXT(hash)),
         NULL, err);
@@ -160,7 +163,8 @@ void gc_audit_failure(const struct gc_ctx *ctx, const char *action, const char *
 
 #define EVENT_COLS                                                                          \
     "seq, id, time, actor_id, actor_name, actor_role, action, resource_type, resource_id,"  \
-    " department_id, outcome, reason, source_ip, request_id, detail, prev_hash, hash"
+    " department_id, outcome, reason, source_ip, request_id, detail, prev_hash, hash,"      \
+    " department_path"
 
 static json_t *event_json(struct gc_rows *r)
 {
@@ -319,6 +323,7 @@ int gc_audit_verify(struct gc_store *st, json_t **report, struct gc_error *err)
             .resource_type = gc_rows_text(r, 7),
             .resource_id = gc_rows_text(r, 8),
             .department_id = gc_rows_text(r, 9),
+            .department_path = gc_rows_text(r, 17),
             .outcome = gc_rows_text(r, 10),
             .reason = gc_rows_text(r, 11),
             .source_ip = gc_rows_text(r, 12),
@@ -361,7 +366,9 @@ int gc_audit_verify(struct gc_store *st, json_t **report, struct gc_error *err)
     if (rc)
         return rc;
     if (!bad && (head_seq != expect - 1 || (head_seq > 0 && strcmp(head_hash, prev) != 0))) {
-        bad = expect;
+        /* the head says where the chain ends: past it are appended (forged) events, short
+         * of it are deleted ones */
+        bad = head_seq > expect - 1 ? expect : head_seq + 1;
         if (head_seq > expect - 1)
             snprintf(problem, sizeof(problem),
                      "events %lld to %lld were deleted from the end of the chain",

@@ -66,7 +66,9 @@ struct gc_ctx {
     X(GC_P_AUDIT_READ)         \
     X(GC_P_JOB_READ)           \
     X(GC_P_JOB_WRITE)          \
-    X(GC_P_SUPERVISION_READ)
+    X(GC_P_SUPERVISION_READ)  \
+    X(GC_P_HOST_READ)          \
+    X(GC_P_HOST_WRITE)
 
 enum gc_perm {
 #define GC_X_PERM(e) e,
@@ -213,6 +215,19 @@ int gc_job_count_by_state(struct gc_store *st, int64_t *counts, struct gc_error 
  * must stop now: cancelled by a user, or the daemon is shutting down. */
 int gc_job_progress(struct gc_job_run *job, int percent, const char *message);
 const char *gc_job_id(const struct gc_job_run *job);
+
+/* ---- hypervisor hosts (host.c) ---- */
+int gc_host_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_host_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_host_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                 json_t **items, char **next_cursor, struct gc_error *err);
+int gc_host_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, json_t *in,
+                   json_t **out, struct gc_error *err);
+int gc_host_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                   struct gc_error *err);
+/* Set by the daemon to the host manager: a host was registered / removed. */
+extern void (*gc_host_added)(const char *id, const char *uri);
+extern void (*gc_host_removed)(const char *id);
 
 /* ---- paging helpers (paging.c) ---- */
 /* Validates limit (1–500; 0 → default 50). */

@@ -397,7 +397,7 @@ int gc_dept_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, j
                         GC_ARGS(GC_VTXT(name), GC_VTXT(desc), GC_VINT_(jcode ? 1 : 0),
                                 GC_VTXT(code), GC_VINT_(now), GC_VTXT(id)),
                         NULL, err);
-    rc = explain_conflict(rc, err, name, code);
+    rc = explain_conflict(rc, err, name ? name : gc_json_str(before, "name"), code);
     if (!rc)
         rc = load(tx, id, &after, NULL, NULL, err);
     if (!rc) {
@@ -419,6 +419,7 @@ int gc_dept_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, j
         return rc;
     }
     rc = gc_tx_commit(tx, err);
+    gc_auth_cache_flush(); /* a move changes the scope of the users below */
     if (rc) {
         json_decref(after);
         return rc;

@@ -38,10 +38,10 @@ bool gc_role_is_platform(enum gc_role r)
 static const unsigned role_perms[GC_ROLE_COUNT] = {
     [GC_ROLE_PLATFORM_ADMIN] = ~0u,
     [GC_ROLE_OPERATOR] = B(GC_P_DEPT_READ) | B(GC_P_USER_READ) | B(GC_P_JOB_READ) |
-                         B(GC_P_JOB_WRITE),
+                         B(GC_P_JOB_WRITE) | B(GC_P_HOST_READ) | B(GC_P_HOST_WRITE),
     [GC_ROLE_AUDITOR] = B(GC_P_DEPT_READ) | B(GC_P_USER_READ) | B(GC_P_AUDIT_READ) |
-                        B(GC_P_JOB_READ),
-    [GC_ROLE_SUPERVISOR] = B(GC_P_DEPT_READ) | B(GC_P_SUPERVISION_READ),
+                        B(GC_P_JOB_READ) | B(GC_P_HOST_READ),
+    [GC_ROLE_SUPERVISOR] = B(GC_P_DEPT_READ) | B(GC_P_SUPERVISION_READ) | B(GC_P_HOST_READ),
     [GC_ROLE_DEPARTMENT_ADMIN] = B(GC_P_DEPT_READ) | B(GC_P_DEPT_WRITE) | B(GC_P_USER_READ) |
                                  B(GC_P_USER_WRITE) | B(GC_P_AUDIT_READ) | B(GC_P_JOB_READ) |
                                  B(GC_P_JOB_WRITE),

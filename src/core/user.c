@@ -518,12 +518,6 @@ int gc_bootstrap_admin(struct gc_store *st, const struct gc_config *cfg, const c
                        char **created_pw, struct gc_error *err)
 {
     *created_pw = NULL;
-    if (password && password[0]) {
-        int rc = gc_password_policy(cfg, password, err);
-        if (rc)
-            return gc_error_set(err, GC_EINVAL, "GOVCLOUD_ADMIN_PASSWORD",
-                                "GOVCLOUD_ADMIN_PASSWORD: %s", err->msg);
-    }
     struct gc_tx *tx;
     int rc = gc_tx_begin(st, GC_TX_WRITE, &tx, err);
     if (rc)
@@ -532,7 +526,15 @@ int gc_bootstrap_admin(struct gc_store *st, const struct gc_config *cfg, const c
     rc = gc_tx_query_int(tx, "SELECT COUNT(*) FROM users", GC_NOARGS, &n, err);
     if (rc || n > 0) {
         gc_tx_rollback(tx);
-        return rc;
+        return rc; /* not the first start: the variable is not looked at */
+    }
+    if (password && password[0]) {
+        struct gc_error pe = {0};
+        if (gc_password_policy(cfg, password, &pe) != 0) {
+            gc_tx_rollback(tx);
+            return gc_error_set(err, GC_EINVAL, "GOVCLOUD_ADMIN_PASSWORD",
+                                "GOVCLOUD_ADMIN_PASSWORD: %s", pe.msg);
+        }
     }
     char *pw = password && password[0] ? gc_strdup(password) : random_password(cfg);
     char *hash = gc_password_hash(pw);

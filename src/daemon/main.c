@@ -2,6 +2,7 @@
  * first administrator, starts the job runner and the HTTP API, and shuts down cleanly on
  * SIGTERM or SIGINT. */
 #include "http/http.h"
+#include "sched/hostmgr.h"
 #include "sched/runner.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -185,9 +188,19 @@ int main(int argc, char **argv)
     struct gc_runner *runner = NULL;
     struct gc_server *srv = NULL;
     char *admin_pw = NULL;
+    int lock_fd = -1;
     char dbpath[4200];
     if (make_dir(cfg.data_dir, &err) != 0) {
         gc_err("daemon", "%s", err.msg);
+        goto cleanup;
+    }
+    /* one daemon per data directory: a second one would share the SQLite file without
+     * sharing the write lock, the job runner or the host connections */
+    snprintf(dbpath, sizeof(dbpath), "%s/govcloudd.lock", cfg.data_dir);
+    lock_fd = open(dbpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        gc_err("daemon", "data directory %s is in use by another govcloudd (%s is locked)",
+               cfg.data_dir, dbpath);
         goto cleanup;
     }
     snprintf(dbpath, sizeof(dbpath), "%s/govcloud.db", cfg.data_dir);
@@ -225,6 +238,12 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     gc_metrics_init();
+    if (gc_hostmgr_start(st, &cfg, &err) != 0) {
+        gc_err("daemon", "cannot start the host manager: %s", err.msg);
+        goto cleanup;
+    }
+    gc_host_added = gc_hostmgr_add;
+    gc_host_removed = gc_hostmgr_remove;
     runner = gc_runner_start(st, &cfg);
     struct gc_server_opts so = {
         .listen = cfg.listen,
@@ -255,7 +274,10 @@ int main(int argc, char **argv)
 cleanup:
     gc_server_stop(srv, 30000);
     gc_runner_stop(runner);
+    gc_hostmgr_stop();
     gc_store_close(st);
+    if (lock_fd >= 0)
+        close(lock_fd);
     if (status == 0)
         gc_info("daemon", "stopped");
     gc_config_release(&cfg);

@@ -493,8 +493,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->ctx.source_ip = req->source_ip;
         atomic_fetch_add(&srv->in_flight, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
+            /* answer before the body is read: libmicrohttpd then closes the connection */
             req->too_big = true;
+            cs->done = true;
+            struct gc_error err = {0};
+            struct gc_resp resp = {.status = 500};
+            gc_error_set(&err, GC_ETOOBIG, "", "the request body is larger than %zu bytes",
+                         srv->max_body);
+            gc_resp_error(&resp, req, &err);
+            enum MHD_Result ret = queue(conn, req, &resp);
+            cs->status = resp.status;
+            resp_release(&resp);
+            return ret;
+        }
         return MHD_YES;
     }
     struct gc_req *req = &cs->req;

@@ -99,7 +99,19 @@ static void finish(struct gc_runner *r, const char *id, const char *kind, enum g
     char *res = result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : gc_strdup("{}");
     int64_t now = gc_now_ms();
     int rc = gc_tx_begin(r->st, GC_TX_WRITE, &tx, &err);
+    char dept[GC_ID_LEN + 1] = "", path[GC_DEPT_PATH_MAX] = "";
     if (!rc) {
+        /* the end of a job is audited under the job's department, so that department sees it */
+        struct gc_rows *rows = NULL;
+        if (gc_tx_query(tx,
+                        "SELECT COALESCE(j.department_id, ''), COALESCE(d.path, '') FROM jobs j"
+                        " LEFT JOIN departments d ON d.id = j.department_id WHERE j.id = ?",
+                        GC_ARGS(GC_VTXT(id)), &rows, &err) == 0 &&
+            gc_rows_next(rows, &err) > 0) {
+            snprintf(dept, sizeof(dept), "%s", gc_rows_text(rows, 0));
+            snprintf(path, sizeof(path), "%s", gc_rows_text(rows, 1));
+        }
+        gc_rows_free(rows);
         rc = gc_tx_exec(tx,
                         "UPDATE jobs SET version = version + 1, state = ?, error = ?, result = ?, finished_at = ?,"
                         " updated_at = ?, progress = CASE WHEN ? = 1 THEN 100 ELSE progress END"
@@ -114,6 +126,8 @@ static void finish(struct gc_runner *r, const char *id, const char *kind, enum g
         struct gc_audit_event ev = {.action = action,
                                     .resource_type = "job",
                                     .resource_id = id,
+                                    .department_id = dept[0] ? dept : NULL,
+                                    .department_path = path,
                                     .outcome = state == GC_JOB_SUCCEEDED ? GC_OUTCOME_SUCCESS
                                                                          : GC_OUTCOME_FAILURE,
                                     .reason = error ? error : "",

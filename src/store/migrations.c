@@ -41,8 +41,7 @@ static const char *const m1[] = {
     " name TEXT NOT NULL DEFAULT '',"
     " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
     " created_at BIGINT NOT NULL,"
-    " expires_at BIGINT,"
-    " last_used_at BIGINT)",
+    " expires_at BIGINT)",
     "CREATE INDEX tokens_user ON tokens (user_id)",
 
     "CREATE TABLE audit_events ("
@@ -96,7 +95,35 @@ static const char *const m1[] = {
     NULL,
 };
 
+static const char *const m2[] = {
+    "CREATE TABLE hosts ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " uri TEXT NOT NULL UNIQUE,"
+    " zone TEXT NOT NULL DEFAULT 'default',"
+    " description TEXT NOT NULL DEFAULT '',"
+    " state TEXT NOT NULL DEFAULT 'connecting',"  /* connecting | connected | disconnected */
+    " maintenance BIGINT NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " last_seen_at BIGINT,"
+    " arch TEXT NOT NULL DEFAULT '',"
+    " cpu_model TEXT NOT NULL DEFAULT '',"
+    " cpus BIGINT NOT NULL DEFAULT 0,"
+    " memory_mib BIGINT NOT NULL DEFAULT 0,"
+    " hypervisor TEXT NOT NULL DEFAULT '',"
+    " hypervisor_version TEXT NOT NULL DEFAULT '',"
+    " libvirt_version TEXT NOT NULL DEFAULT '',"
+    " hostname TEXT NOT NULL DEFAULT '',"
+    " pools TEXT NOT NULL DEFAULT '[]',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE INDEX hosts_zone ON hosts (zone)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
+    {2, "hypervisor hosts", m2},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -284,6 +284,13 @@ static int migrate(struct gc_store *st, struct gc_error *err)
     if (!rc)
         rc = gc_tx_query_int(tx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
                              GC_NOARGS, &have, err);
+    int known = gc_nmigrations ? gc_migrations[gc_nmigrations - 1].version : 0;
+    if (!rc && have > known)
+        rc = gc_error_set(err, GC_ESTORE, "data_dir",
+                          "the database has schema version %lld, newer than this govcloudd "
+                          "knows (%d): run the newer version, or restore a backup made before "
+                          "the upgrade",
+                          (long long)have, known);
     for (size_t i = 0; !rc && i < gc_nmigrations; i++) {
         const struct gc_migration *m = &gc_migrations[i];
         if (m->version <= have)

@@ -3,6 +3,8 @@
 
 #include "util/mem.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stddef.h>
@@ -237,8 +239,15 @@ void gc_config_write_reference(FILE *out)
         if (o->type == GC_OPT_INT)
             snprintf(allowed, sizeof(allowed), "%lld – %lld", (long long)o->min,
                      (long long)o->max);
-        else if (o->type == GC_OPT_ENUM)
-            snprintf(allowed, sizeof(allowed), "`%s`", o->allowed);
+        else if (o->type == GC_OPT_ENUM) {
+            /* "a|b" → "`a`, `b`": a bare | would split the Markdown table cell */
+            size_t k = 0;
+            k += (size_t)snprintf(allowed + k, sizeof(allowed) - k, "`");
+            for (const char *p = o->allowed; *p && k + 4 < sizeof(allowed); p++)
+                k += (size_t)snprintf(allowed + k, sizeof(allowed) - k, "%s",
+                                      *p == '|' ? "`, `" : (char[]){*p, 0});
+            snprintf(allowed + k, sizeof(allowed) - k, "`");
+        }
         else if (o->type == GC_OPT_BOOL)
             snprintf(allowed, sizeof(allowed), "true, false");
         else
@@ -274,6 +283,20 @@ int gc_parse_listen(const char *s, char *host, size_t hostcap, int *port, struct
     if (hl == 0 || hl >= hostcap)
         return gc_error_set(err, GC_EINVAL, "listen", "listen '%s': missing or too long address",
                             s);
+    char tmp[64];
+    unsigned char addr[16];
+    if (hl >= sizeof(tmp))
+        return gc_error_set(err, GC_EINVAL, "listen", "listen '%s': address too long", s);
+    memcpy(tmp, h, hl);
+    tmp[hl] = '\0';
+    if (inet_pton(s[0] == '[' ? AF_INET6 : AF_INET, tmp, addr) != 1)
+        return gc_error_set(err, GC_EINVAL, "listen",
+                            "listen '%s': '%s' is not a numeric %s address (names such as "
+                            "localhost are not accepted)",
+                            s, tmp, s[0] == '[' ? "IPv6" : "IPv4");
+    if (!isdigit((unsigned char)colon[1]))
+        return gc_error_set(err, GC_EINVAL, "listen",
+                            "listen '%s': port must be a number from 0 to 65535", s);
     char *end;
     errno = 0;
     long p = strtol(colon + 1, &end, 10);

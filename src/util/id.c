@@ -5,6 +5,7 @@
 #include "util/timeutil.h"
 
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,14 +16,34 @@ void gc_random_bytes(void *buf, size_t n)
         GC_BUG("no random bytes from the OS");
 }
 
+/* RFC 9562 method 1: a 12-bit counter in rand_a keeps ids made in the same millisecond in
+ * creation order within this process. */
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t last_ms;
+static unsigned counter;
+
 void gc_id_new(char out[GC_ID_LEN + 1])
 {
     unsigned char b[16];
     uint64_t ms = (uint64_t)gc_now_ms();
     gc_random_bytes(b + 6, 10);
+    pthread_mutex_lock(&id_lock);
+    if (ms <= last_ms) {
+        ms = last_ms;
+        if (++counter > 0xfff) {
+            ms++;
+            counter = 0;
+        }
+    } else {
+        counter = 0;
+    }
+    last_ms = ms;
+    unsigned seq = counter;
+    pthread_mutex_unlock(&id_lock);
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
-    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+    b[6] = (unsigned char)(0x70 | ((seq >> 8) & 0x0f));
+    b[7] = (unsigned char)(seq & 0xff);
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
     snprintf(out, GC_ID_LEN + 1,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],

@@ -1,0 +1,305 @@
+/* Host connections: connect, watch, reconnect with backoff. */
+#include "sched/hostmgr.h"
+
+#include "core/core.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/timeutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 60000
+#define SEEN_EVERY_MS 15000
+
+struct hconn {
+    char id[GC_ID_LEN + 1];
+    char uri[512];
+    const struct gc_compute_driver *drv;
+    struct gc_compute_conn *conn;
+    int users;          /* borrowers of conn */
+    bool dropped;       /* set by the driver's close callback */
+    bool removed;
+    int64_t next_try_ms;
+    int64_t backoff_ms;
+    int64_t seen_written_ms;
+};
+
+static struct {
+    struct gc_store *st;
+    const struct gc_config *cfg;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct hconn **hosts;
+    size_t n, cap;
+    pthread_t thread;
+    bool running, stopping;
+} M = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static struct hconn *find(const char *id)
+{
+    for (size_t i = 0; i < M.n; i++)
+        if (!M.hosts[i]->removed && strcmp(M.hosts[i]->id, id) == 0)
+            return M.hosts[i];
+    return NULL;
+}
+
+static void on_closed(void *opaque, const char *reason)
+{
+    struct hconn *h = opaque;
+    pthread_mutex_lock(&M.lock);
+    h->dropped = true;
+    pthread_cond_signal(&M.cond);
+    pthread_mutex_unlock(&M.lock);
+    gc_warn("hosts", "host %s: connection closed (%s)", h->id, reason);
+}
+
+/* Records the state of a host in the store. facts/pools may be NULL. */
+static void record(const char *id, const char *state, const char *error,
+                   const struct gc_host_facts *f, json_t *pools, bool seen)
+{
+    struct gc_error err = {0};
+    struct gc_tx *tx;
+    if (gc_tx_begin(M.st, GC_TX_WRITE, &tx, &err) != 0)
+        return;
+    int64_t now = gc_now_ms();
+    char *p = pools ? json_dumps(pools, JSON_COMPACT) : NULL;
+    int rc = gc_tx_exec(
+        tx,
+        "UPDATE hosts SET state = ?, last_error = ?,"
+        " last_seen_at = CASE WHEN ? = 1 THEN ? ELSE last_seen_at END,"
+        " arch = COALESCE(?, arch), cpu_model = COALESCE(?, cpu_model),"
+        " cpus = COALESCE(?, cpus), memory_mib = COALESCE(?, memory_mib),"
+        " hypervisor = COALESCE(?, hypervisor),"
+        " hypervisor_version = COALESCE(?, hypervisor_version),"
+        " libvirt_version = COALESCE(?, libvirt_version), hostname = COALESCE(?, hostname),"
+        " pools = COALESCE(?, pools), updated_at = ? WHERE id = ?",
+        GC_ARGS(GC_VTXT(state), GC_VTXT(error ? error : ""), GC_VINT_(seen ? 1 : 0),
+                GC_VINT_(now), GC_VTXT(f ? f->arch : NULL), GC_VTXT(f ? f->cpu_model : NULL),
+                f ? GC_VINT_(f->cpus) : GC_VNUL, f ? GC_VINT_(f->memory_mib) : GC_VNUL,
+                GC_VTXT(f ? f->hypervisor : NULL), GC_VTXT(f ? f->hypervisor_version : NULL),
+                GC_VTXT(f ? f->libvirt_version : NULL), GC_VTXT(f ? f->hostname : NULL),
+                GC_VTXT(p), GC_VINT_(now), GC_VTXT(id)),
+        NULL, &err);
+    free(p);
+    if (rc || gc_tx_commit(tx, &err) != 0) {
+        if (rc)
+            gc_tx_rollback(tx);
+        gc_err("hosts", "host %s: cannot record state: %s", id, err.msg);
+    }
+}
+
+/* Connects one host (called without M.lock). */
+static void try_connect(struct hconn *h)
+{
+    struct gc_error err = {0};
+    struct gc_compute_conn *c = NULL;
+    struct gc_host_facts f;
+    json_t *pools = NULL;
+    int rc = h->drv->connect(h->uri, on_closed, h, &c, &err);
+    if (!rc)
+        rc = h->drv->facts(c, &f, &err);
+    if (!rc && h->drv->pools && h->drv->pools(c, &pools, &err) != 0) {
+        gc_warn("hosts", "host %s: %s", h->id, err.msg);
+        rc = 0;
+    }
+    pthread_mutex_lock(&M.lock);
+    int64_t now = gc_now_ms();
+    if (rc) {
+        h->backoff_ms = h->backoff_ms ? h->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (h->backoff_ms > BACKOFF_MAX_MS)
+            h->backoff_ms = BACKOFF_MAX_MS;
+        h->next_try_ms = now + h->backoff_ms;
+    } else {
+        h->conn = c;
+        h->dropped = false;
+        h->backoff_ms = 0;
+        h->seen_written_ms = now;
+    }
+    pthread_mutex_unlock(&M.lock);
+    if (rc) {
+        gc_warn("hosts", "host %s (%s): %s; next try in %lld s", h->id, h->uri, err.msg,
+                (long long)(h->backoff_ms / 1000));
+        record(h->id, "disconnected", err.msg, NULL, NULL, false);
+        if (c)
+            h->drv->disconnect(c);
+    } else {
+        gc_info("hosts", "host %s connected (%s, %s %s, %d CPUs, %lld MiB)", h->id, h->uri,
+                f.hypervisor, f.arch, f.cpus, (long long)f.memory_mib);
+        record(h->id, "connected", NULL, &f, pools, true);
+    }
+    json_decref(pools);
+}
+
+static void *loop(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&M.lock);
+    while (!M.stopping) {
+        int64_t now = gc_now_ms();
+        for (size_t i = 0; i < M.n && !M.stopping; i++) {
+            struct hconn *h = M.hosts[i];
+            if (h->removed)
+                continue;
+            if (h->conn && (h->dropped || !h->drv->alive(h->conn))) {
+                if (h->users > 0)
+                    continue; /* close once the borrowers are done */
+                struct gc_compute_conn *c = h->conn;
+                h->conn = NULL;
+                h->next_try_ms = now + BACKOFF_MIN_MS;
+                h->backoff_ms = BACKOFF_MIN_MS;
+                pthread_mutex_unlock(&M.lock);
+                h->drv->disconnect(c);
+                record(h->id, "disconnected", "connection lost", NULL, NULL, false);
+                pthread_mutex_lock(&M.lock);
+            } else if (!h->conn && now >= h->next_try_ms) {
+                h->next_try_ms = INT64_MAX; /* in progress */
+                pthread_mutex_unlock(&M.lock);
+                try_connect(h);
+                pthread_mutex_lock(&M.lock);
+            } else if (h->conn && now - h->seen_written_ms >= SEEN_EVERY_MS) {
+                h->seen_written_ms = now;
+                pthread_mutex_unlock(&M.lock);
+                record(h->id, "connected", NULL, NULL, NULL, true);
+                pthread_mutex_lock(&M.lock);
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&M.cond, &M.lock, &ts);
+    }
+    pthread_mutex_unlock(&M.lock);
+    return NULL;
+}
+
+static struct hconn *add_locked(const char *id, const char *uri)
+{
+    struct hconn *h = gc_calloc(1, sizeof(*h));
+    snprintf(h->id, sizeof(h->id), "%s", id);
+    snprintf(h->uri, sizeof(h->uri), "%s", uri);
+    h->drv = gc_compute_driver_for(uri, NULL);
+    if (M.n == M.cap) {
+        M.cap = M.cap ? M.cap * 2 : 16;
+        M.hosts = gc_realloc(M.hosts, M.cap * sizeof(*M.hosts));
+    }
+    M.hosts[M.n++] = h;
+    return h;
+}
+
+int gc_hostmgr_start(struct gc_store *st, const struct gc_config *cfg, struct gc_error *err)
+{
+    M.st = st;
+    M.cfg = cfg;
+    int rc = gc_compute_libvirt.init(err);
+    if (rc)
+        return rc;
+    struct gc_tx *tx;
+    rc = gc_tx_begin(st, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    rc = gc_tx_query(tx, "SELECT id, uri FROM hosts ORDER BY id", GC_NOARGS, &r, err);
+    pthread_mutex_lock(&M.lock);
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        struct hconn *h = add_locked(gc_rows_text(r, 0), gc_rows_text(r, 1));
+        if (!h->drv)
+            h->next_try_ms = INT64_MAX;
+    }
+    pthread_mutex_unlock(&M.lock);
+    if (rc > 0)
+        rc = 0;
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    if (rc)
+        return rc;
+    M.stopping = false;
+    if (pthread_create(&M.thread, NULL, loop, NULL) != 0)
+        return gc_error_set(err, GC_EINTERNAL, "", "cannot start the host manager thread");
+    M.running = true;
+    return 0;
+}
+
+void gc_hostmgr_stop(void)
+{
+    if (!M.running)
+        return;
+    pthread_mutex_lock(&M.lock);
+    M.stopping = true;
+    pthread_cond_broadcast(&M.cond);
+    pthread_mutex_unlock(&M.lock);
+    pthread_join(M.thread, NULL);
+    M.running = false;
+    for (size_t i = 0; i < M.n; i++) {
+        struct hconn *h = M.hosts[i];
+        if (h->conn)
+            h->drv->disconnect(h->conn);
+        free(h);
+    }
+    free(M.hosts);
+    M.hosts = NULL;
+    M.n = M.cap = 0;
+}
+
+void gc_hostmgr_add(const char *id, const char *uri)
+{
+    pthread_mutex_lock(&M.lock);
+    struct hconn *h = add_locked(id, uri);
+    h->next_try_ms = INT64_MAX; /* connected right here, not by the loop */
+    pthread_mutex_unlock(&M.lock);
+    if (h->drv)
+        try_connect(h);
+}
+
+void gc_hostmgr_remove(const char *id)
+{
+    pthread_mutex_lock(&M.lock);
+    struct hconn *h = find(id);
+    if (h) {
+        /* the struct stays (the driver's close callback may still point to it); the
+         * connection goes once nobody borrows it */
+        h->removed = true;
+        while (h->users > 0)
+            pthread_cond_wait(&M.cond, &M.lock);
+        struct gc_compute_conn *c = h->conn;
+        h->conn = NULL;
+        pthread_mutex_unlock(&M.lock);
+        if (c)
+            h->drv->disconnect(c);
+        return;
+    }
+    pthread_mutex_unlock(&M.lock);
+}
+
+int gc_hostmgr_acquire(const char *id, const struct gc_compute_driver **drv,
+                       struct gc_compute_conn **conn, struct gc_error *err)
+{
+    pthread_mutex_lock(&M.lock);
+    struct hconn *h = find(id);
+    if (!h || !h->conn || h->dropped) {
+        pthread_mutex_unlock(&M.lock);
+        return gc_error_set(err, GC_EBUSY, "host_id", "host '%s' is not connected", id);
+    }
+    h->users++;
+    *drv = h->drv;
+    *conn = h->conn;
+    pthread_mutex_unlock(&M.lock);
+    return 0;
+}
+
+void gc_hostmgr_release(const char *id)
+{
+    pthread_mutex_lock(&M.lock);
+    for (size_t i = 0; i < M.n; i++)
+        if (strcmp(M.hosts[i]->id, id) == 0 && M.hosts[i]->users > 0) {
+            M.hosts[i]->users--;
+            break;
+        }
+    pthread_cond_broadcast(&M.cond);
+    pthread_mutex_unlock(&M.lock);
+}
