@@ -8,21 +8,32 @@
 #include "util/error.h"
 #include "util/mem.h"
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util/banned.h" /* last: it redefines library names */
 
-/* Plain http to anything but the loopback sends the password and the token in clear text. */
+/* Plain http to anything but the loopback sends the password and the token in clear text.
+ * The host is compared whole: "http://127.0.0.1.example.org" is not the loopback. */
 static bool url_is_cleartext_remote(const char *url)
 {
-    static const char *const local[] = {"http://127.", "http://localhost", "http://[::1]"};
+    CURLU *u;
+    char *host = NULL;
+    bool remote = true;
+    struct in_addr a4;
+
     if (strncmp(url, "http://", 7) != 0)
         return false;
-    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
-        if (strncmp(url, local[i], strlen(local[i])) == 0)
-            return false;
-    return true;
+    u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        remote = !(strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+                   (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127));
+    curl_free(host);
+    curl_url_cleanup(u);
+    return remote;
 }
 
 /* A token that could not be saved is of no use to anyone: revoke it rather than leave a

@@ -292,6 +292,15 @@ int gc_cli_config_resolve(struct gc_cli *cli)
         if (c.token)
             cli->saved_url = gc_strdup(cfg_url ? cfg_url : GC_CLI_DEFAULT_URL);
     }
+    if (tok && !token_ok(tok) && cli->token_src == GC_CLI_SRC_CONFIG) {
+        /* a broken saved token must not stop 'login' from replacing it, nor commands that
+         * send no token: ignore it like a missing one. Never echo the value: a secret. */
+        gc_cli_warn("%s: ignoring the saved token: it is not a valid token (printable "
+                    "characters without spaces, at most %d); run 'govcloud login' again",
+                    cli->config_path, MAX_TOKEN_BYTES);
+        tok = NULL;
+        cli->token_src = GC_CLI_SRC_NONE;
+    }
     if (tok) {
         if (!token_ok(tok)) {
             /* never echo the value: it is a secret */

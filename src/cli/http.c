@@ -205,12 +205,21 @@ static void describe_status(struct gc_cli_resp *resp)
     if (gc_cli_sanitize(&d, detail ? detail : reason_phrase(resp->status), 240) != 0 ||
         gc_cli_sanitize(&r, rid, 64) != 0)
         GC_BUG("unlimited buffer refused data");
+    /* the status and the request id always fit: a detail too long for resp->error is cut
+     * before them, and at a character boundary so that the terminal gets valid UTF-8 */
+    char suffix[128];
     if (r.len)
-        snprintf(resp->error, sizeof(resp->error), "%s (HTTP %ld, request %s)", gc_buf_str(&d),
-                 resp->status, gc_buf_str(&r));
+        snprintf(suffix, sizeof(suffix), " (HTTP %ld, request %s)", resp->status,
+                 gc_buf_str(&r));
     else
-        snprintf(resp->error, sizeof(resp->error), "%s (HTTP %ld)", gc_buf_str(&d),
-                 resp->status);
+        snprintf(suffix, sizeof(suffix), " (HTTP %ld)", resp->status);
+    size_t room = sizeof(resp->error) - strlen(suffix) - 1, dl = d.len;
+    if (dl > room) {
+        dl = room;
+        while (dl > 0 && ((unsigned char)d.data[dl] & 0xC0) == 0x80)
+            dl--;
+    }
+    snprintf(resp->error, sizeof(resp->error), "%.*s%s", (int)dl, gc_buf_str(&d), suffix);
     gc_buf_release(&d);
     gc_buf_release(&r);
 }

@@ -22,7 +22,7 @@ struct gc_cli_resp {
     long status;         /* HTTP status; 0 when no answer was received */
     json_t *json;        /* the parsed body, NULL when empty or not JSON; owned */
     char request_id[80]; /* X-Request-Id of the answer (sanitised), or "" */
-    char error[320];     /* what went wrong, for quiet callers; "" on success */
+    char error[1024];    /* what went wrong, for quiet callers; "" on success */
     bool want_login;     /* a 401 to a request that had no token to send: suggest login */
     char other_url[256]; /* with want_login: the URL a saved token belongs to, or "" */
 };

@@ -185,6 +185,7 @@ static json_t *event_json(struct gc_rows *r)
     json_object_set_new(o, "resource_id", s[0] ? json_string(s) : json_null());
     s = gc_rows_text(r, 9);
     json_object_set_new(o, "department_id", s[0] ? json_string(s) : json_null());
+    json_object_set_new(o, "department_path", json_string(gc_rows_text(r, 17)));
     json_object_set_new(o, "outcome", json_string(gc_rows_text(r, 10)));
     json_object_set_new(o, "reason", json_string(gc_rows_text(r, 11)));
     json_object_set_new(o, "source_ip", json_string(gc_rows_text(r, 12)));

@@ -466,7 +466,7 @@ int gc_user_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, j
 int gc_user_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
                    struct gc_error *err)
 {
-    if (strcmp(id, ctx->who->user_id) == 0)
+    if (strcmp(id, "me") == 0 || strcmp(id, ctx->who->user_id) == 0)
         return gc_error_set(err, GC_EPERM, "id", "you cannot delete yourself");
     struct gc_tx *tx;
     int rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);

@@ -44,6 +44,15 @@ static bool charset_ok(const char *s, enum gc_charset cs, char *bad)
         switch (cs) {
         case GC_CS_TEXT:
             ok = c >= 0x20 && c != 0x7f;
+            /* C1 controls (U+0080–U+009F), bidi overrides and isolates (U+202A–U+202E,
+             * U+2066–U+2069) and line/paragraph separators (U+2028, U+2029) can disguise
+             * what a name says on a terminal or a page */
+            if (c == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+                ok = false;
+            if (c == 0xe2 && p[i + 1] == 0x80 && p[i + 2] >= 0xa8 && p[i + 2] <= 0xae)
+                ok = false;
+            if (c == 0xe2 && p[i + 1] == 0x81 && p[i + 2] >= 0xa6 && p[i + 2] <= 0xa9)
+                ok = false;
             break;
         case GC_CS_CODE:
             ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -121,6 +130,12 @@ int gc_json_check(const json_t *in, const struct gc_jfield *spec, size_t n, stru
                                         "field '%s': control character 0x%02x not allowed; "
                                         "allowed: %s",
                                         key, (unsigned char)bad, charset_doc(f->charset));
+                if ((unsigned char)bad >= 0x80)
+                    return gc_error_set(err, GC_EINVAL, key,
+                                        "field '%s': control character or text-direction "
+                                        "override not allowed (a C1 control, U+2028/U+2029 or "
+                                        "U+202A–U+202E/U+2066–U+2069); allowed: %s",
+                                        key, charset_doc(f->charset));
                 return gc_error_set(err, GC_EINVAL, key,
                                     "field '%s': character '%c' not allowed; allowed: %s", key,
                                     bad, charset_doc(f->charset));

@@ -22,7 +22,8 @@ struct gc_server {
     struct gc_store *st;
     const struct gc_config *cfg;
     size_t max_body;
-    atomic_int in_flight;
+    atomic_int in_flight;   /* requests begun and not completed */
+    atomic_int dispatching; /* requests whose body is in and whose answer is being made */
     atomic_bool stopping;
     int port;
 };
@@ -108,19 +109,41 @@ void gc_resp_etag_from(struct gc_resp *resp, const json_t *obj)
         snprintf(resp->etag, sizeof(resp->etag), "\"%lld\"", (long long)json_integer_value(v));
 }
 
-/* A JSON string of s; bytes that are not valid UTF-8 (a truncated character, raw bytes from
- * a client) become '?', so that an error message can always be sent. */
+/* Length of the valid UTF-8 sequence at p, or 0. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || p[0] > 0xf4)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* A JSON string of s; bytes that are not valid UTF-8 (a raw byte from a client) become '?',
+ * so that an error message can always be sent. Valid characters are kept. */
 static json_t *safe_string(const char *s)
 {
     json_t *v = json_string(s);
     if (v)
         return v;
-    char *copy = gc_strdup(s);
-    for (unsigned char *p = (unsigned char *)copy; *p; p++)
-        if (*p >= 0x80)
-            *p = '?';
-    v = json_string(copy);
-    free(copy);
+    struct gc_buf b;
+    gc_buf_init(&b, GC_BUF_UNLIMITED);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_seq(p);
+        if (n == 0) {
+            (void)gc_buf_add(&b, "?", 1);
+            p++;
+        } else {
+            (void)gc_buf_add(&b, p, n);
+            p += n;
+        }
+    }
+    v = json_string(gc_buf_str(&b));
+    gc_buf_release(&b);
     return v ? v : json_string("");
 }
 
@@ -148,7 +171,7 @@ void gc_resp_error(struct gc_resp *resp, struct gc_req *req, const struct gc_err
         resp->retry_after = err->retry_after;
     if (status == 401)
         resp->www_auth = true;
-    if (status >= 500)
+    if (status >= 500 && status != 503)
         gc_err("http", "%s %s: %s (%s:%d)", req->method, req->url, err->msg,
                err->file ? err->file : "?", err->line);
 }
@@ -441,10 +464,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
     (void)conn;
-    for (const char *p = uri; *p && *p != '?'; p++)
-        if (p[0] == '%' && ((p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
+    bool in_query = false;
+    for (const char *p = uri; *p; p++) {
+        in_query |= *p == '?';
+        /* %2F only matters in the path; %00 would cut a path or a query value short */
+        if (p[0] == '%' && ((!in_query && p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
                             (p[1] == '0' && p[2] == '0')))
             return &encoded_slash_marker;
+    }
     return NULL;
 }
 
@@ -520,6 +547,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     cs->done = true;
     gc_log_set_request_id(req->request_id);
+    atomic_fetch_add(&srv->dispatching, 1);
     struct gc_resp resp = {.status = 500};
     if (req->too_big) {
         struct gc_error err = {0};
@@ -528,13 +556,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gc_resp_error(&resp, req, &err);
     } else if (cs->encoded_slash) {
         struct gc_error err = {0};
-        gc_error_set(&err, GC_EINVAL, "", "the path contains an encoded '/' or NUL (%%2F, %%00), "
-                                          "which no endpoint accepts");
+        gc_error_set(&err, GC_EINVAL, "", "the request target contains an encoded NUL (%%00), or "
+                                          "an encoded '/' (%%2F) in the path, which no endpoint "
+                                          "accepts");
         gc_resp_error(&resp, req, &err);
     } else {
         dispatch(cs, &resp);
     }
     enum MHD_Result ret = queue(conn, req, &resp);
+    atomic_fetch_sub(&srv->dispatching, 1);
     cs->status = resp.status;
     resp_release(&resp);
     /* access log: every change and every error at info, plain reads at debug */
@@ -606,6 +636,7 @@ int gc_server_start(const struct gc_server_opts *opts, struct gc_store *st,
     srv->cfg = cfg;
     srv->max_body = opts->max_body;
     atomic_init(&srv->in_flight, 0);
+    atomic_init(&srv->dispatching, 0);
     atomic_init(&srv->stopping, false);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
@@ -646,8 +677,13 @@ void gc_server_stop(struct gc_server *srv, int grace_ms)
         return;
     atomic_store(&srv->stopping, true);
     MHD_socket s = MHD_quiesce_daemon(srv->d);
-    int64_t deadline = gc_mono_ns() + (int64_t)grace_ms * 1000000;
-    while (atomic_load(&srv->in_flight) > 0 && gc_mono_ns() < deadline) {
+    /* requests being answered get the whole grace period; a client still sending its body
+     * gets a short one, so that one stalled client cannot hold the shutdown */
+    int64_t start = gc_mono_ns();
+    int64_t deadline = start + (int64_t)grace_ms * 1000000;
+    int64_t upload_deadline = start + 2000 * (int64_t)1000000;
+    while (atomic_load(&srv->in_flight) > 0 && gc_mono_ns() < deadline &&
+           (atomic_load(&srv->dispatching) > 0 || gc_mono_ns() < upload_deadline)) {
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }

@@ -306,12 +306,14 @@ int gc_jobs_recover(struct gc_store *st, struct gc_error *err)
         return rc;
     struct gc_rows *rows = NULL;
     json_t *found = json_array();
-    rc = gc_tx_query(tx, "SELECT id, kind FROM jobs WHERE state = 'running'", GC_NOARGS, &rows,
-                     err);
+    rc = gc_tx_query(tx,
+                     "SELECT id, kind, cancel_requested FROM jobs WHERE state = 'running'",
+                     GC_NOARGS, &rows, err);
     while (!rc && (rc = gc_rows_next(rows, err)) > 0) {
         rc = 0;
-        json_array_append_new(found, json_pack("[ss]", gc_rows_text(rows, 0),
-                                               gc_rows_text(rows, 1)));
+        json_array_append_new(found, json_pack("[ssb]", gc_rows_text(rows, 0),
+                                               gc_rows_text(rows, 1),
+                                               gc_rows_int(rows, 2) != 0));
     }
     if (rc > 0)
         rc = 0;
@@ -325,7 +327,10 @@ int gc_jobs_recover(struct gc_store *st, struct gc_error *err)
         const char *id = json_string_value(json_array_get(v, 0));
         const char *kind = json_string_value(json_array_get(v, 1));
         const struct gc_job_kind *k = gc_job_kind_find(kind);
-        if (k && k->resumable) {
+        if (json_is_true(json_array_get(v, 2))) {
+            /* a user asked to cancel it before the daemon stopped: never run it again */
+            finish(&fake, id, kind, GC_JOB_CANCELLED, "cancelled by a user", NULL);
+        } else if (k && k->resumable) {
             struct gc_tx *wtx;
             if (gc_tx_begin(st, GC_TX_WRITE, &wtx, err) == 0) {
                 if (gc_tx_exec(wtx,

@@ -16,8 +16,22 @@ int gc__error_set(struct gc_error *err, const char *file, int line, int code, co
     snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(err->msg)) {
+        /* cut at a character boundary, or the whole message fails UTF-8 validation and
+         * the problem+json detail turns every non-ASCII byte into '?' */
+        size_t len = sizeof(err->msg) - 1;
+        size_t start = len;
+        while (start > 0 && ((unsigned char)err->msg[start - 1] & 0xC0) == 0x80)
+            start--;
+        if (start > 0 && (unsigned char)err->msg[start - 1] >= 0xC0) {
+            unsigned char lead = (unsigned char)err->msg[start - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+            if (len - (start - 1) < need)
+                err->msg[start - 1] = '\0'; /* an incomplete last character */
+        }
+    }
     return code;
 }
 

@@ -1,0 +1,1530 @@
+"""Integration tests of the command-line client `govcloud` (docs/cli.md) against a real
+govcloudd. Every CLI run is a subprocess with a private HOME and XDG_CONFIG_HOME, a timeout,
+and a check that its stderr carries no sanitizer report."""
+
+import fcntl
+import http.server
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import termios
+import threading
+import time
+import unicodedata
+import unittest
+import urllib.parse
+
+from gcharness import ADMIN_PASSWORD, CLI, Daemon, DaemonTestCase
+
+SANITIZER_MARKS = ("runtime error:", "AddressSanitizer", "LeakSanitizer")
+MISSING_ID = "01a212ee-0000-7000-8000-000000000000"
+USER_PW = "User-Passw0rd!"
+RID_RE = re.compile(r"\(HTTP (\d{3}), request ([A-Za-z0-9._-]{1,64})\)")
+
+
+def closed_port_url():
+    """A loopback URL nobody listens on (bound and closed again at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def cells(s):
+    """Display width of s on a terminal: East Asian wide/fullwidth take two cells."""
+    w = 0
+    for ch in s:
+        if unicodedata.combining(ch):
+            continue
+        w += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return w
+
+
+def parse_object(text):
+    """'field  value' lines of a single-object table into an ordered dict."""
+    out = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, _, val = line.partition(" ")
+        out[key] = val.lstrip(" ")
+    return out
+
+
+def parse_table(text):
+    """Aligned columns into (header names, rows as dicts, misaligned cells). A cell is what
+    lies between its header's display column and the next one; a cell is misaligned when it
+    does not start exactly under its header or runs into the next column's gap."""
+    lines = [l for l in text.splitlines() if l.strip()]
+    header = [(m.group(0), cells(lines[0][:m.start()]))
+              for m in re.finditer(r"\S+", lines[0])]
+    names = [h for h, _ in header]
+    starts = [c for _, c in header]
+    rows, bad = [], []
+    for line in lines[1:]:
+        by_col, col = [], 0              # (display column, character)
+        for ch in line:
+            by_col.append((col, ch))
+            col += cells(ch)
+        row = {}
+        for i, name in enumerate(names):
+            lo = starts[i]
+            hi = starts[i + 1] if i + 1 < len(starts) else 1 << 30
+            chars = [(c, ch) for c, ch in by_col if lo <= c < hi]
+            cell = "".join(ch for _, ch in chars)
+            row[name] = cell.strip(" ")
+            if cell.strip(" ") and (chars[0][0] != lo or chars[0][1] == " "):
+                bad.append((name, line))
+            if i + 1 < len(starts) and cell.strip(" ") and not cell.endswith("  "):
+                bad.append((name, line))      # no two-blank gap before the next column
+        rows.append(row)
+    return names, rows, bad
+
+
+class CliMixin:
+    """Runs the CLI. Needs self.home (made by make_home())."""
+
+    def make_home(self):
+        self.home = tempfile.mkdtemp(prefix="govcloud-cli-home-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.xdg = os.path.join(self.home, "xdg")
+        self.config_dir = os.path.join(self.xdg, "govcloud")
+        self.config_file = os.path.join(self.config_dir, "config")
+
+    def cli_env(self, url=None, token=None, env=None):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("GOVCLOUD_")}
+        e["HOME"] = self.home
+        e["XDG_CONFIG_HOME"] = self.xdg
+        e.setdefault("LC_ALL", "C.UTF-8")
+        if url is not None:
+            e["GOVCLOUD_URL"] = url
+        if token is not None:
+            e["GOVCLOUD_TOKEN"] = token
+        for k, v in (env or {}).items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = v
+        return e
+
+    def check_sanitizer(self, args, stderr):
+        for mark in SANITIZER_MARKS:
+            if mark in stderr:
+                self.fail(f"sanitizer report from govcloud {' '.join(args)}:\n{stderr}")
+
+    def cli(self, *args, url=None, token=None, env=None, input=None, timeout=30):
+        """Runs govcloud with args; stdin is /dev/null unless input is given."""
+        args = [str(a) for a in args]
+        p = subprocess.run(
+            [CLI, *args], env=self.cli_env(url, token, env),
+            input=input.encode() if input is not None else None,
+            stdin=subprocess.DEVNULL if input is None else None,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        for stream in ("stdout", "stderr"):
+            raw = getattr(p, stream)
+            try:
+                setattr(p, stream, raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                self.check_sanitizer(args, raw.decode("utf-8", "replace"))
+                self.fail(f"govcloud {' '.join(args)} wrote invalid UTF-8 on {stream} "
+                          f"({e}):\n{raw!r}")
+        self.check_sanitizer(args, p.stderr)
+        return p
+
+    def run_on_terminal(self, args, env, answers=(), timeout=30):
+        """Runs govcloud with stdin and stdout on a new pseudo-terminal that is its
+        controlling terminal (so /dev/tty works). answers: (prompt bytes, reply bytes, secret);
+        a secret reply is typed only once echo is off, as a person would after the prompt.
+        Returns (exit code, everything the terminal showed, stderr, echo back on at exit)."""
+        master, slave = pty.openpty()
+
+        def make_controlling():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        proc = subprocess.Popen([CLI, *args], env=env, stdin=slave, stdout=slave,
+                                stderr=subprocess.PIPE, preexec_fn=make_controlling)
+        os.close(slave)
+        out, pending, seen = b"", list(answers), 0
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                if pending and pending[0][0] in out[seen:]:
+                    prompt, reply, secret = pending[0]
+                    if secret:
+                        while termios.tcgetattr(master)[3] & termios.ECHO:
+                            if time.time() > deadline or proc.poll() is not None:
+                                break
+                            time.sleep(0.01)
+                    os.write(master, reply)
+                    seen = out.index(prompt, seen) + len(prompt)
+                    pending.pop(0)
+                    continue
+                r, _, _ = select.select([master], [], [], 0.2)
+                if r:
+                    try:
+                        data = os.read(master, 4096)
+                    except OSError:          # EIO: the child has closed the terminal
+                        break
+                    if not data:
+                        break
+                    out += data
+                elif proc.poll() is not None:
+                    break
+            else:
+                proc.kill()
+            rc = proc.wait(timeout=10)
+            echo_on = bool(termios.tcgetattr(master)[3] & termios.ECHO)
+        finally:
+            os.close(master)
+        err = proc.stderr.read().decode("utf-8")
+        proc.stderr.close()
+        self.check_sanitizer(args, err)
+        return rc, out.decode("utf-8", "replace"), err, echo_on
+
+    def assertExit(self, p, code):
+        self.assertEqual(p.returncode, code,
+                         f"exit {p.returncode}, expected {code}\nargs: {p.args[1:]}\n"
+                         f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+
+
+# ---------------------------------------------------------------------------------------
+# No server needed: help, usage errors, version --client, connection refused.
+
+GLOBAL_OPTS = ["--url", "--token", "-o, --output", "-h, --help"]
+
+# command path -> options its --help must list (docs/cli.md)
+LEAVES = {
+    "login": ["-u, --username", "--password-stdin", "--password"],
+    "logout": [],
+    "whoami": [],
+    "department list": ["--parent-id", "--name", "--code", "--limit", "--cursor", "--all"],
+    "department get": [],
+    "department create": ["--name", "--code", "--parent-id", "--description"],
+    "department update": ["--name", "--code", "--description", "--parent-id", "--if-match"],
+    "department delete": ["--if-match"],
+    "user list": ["--department-id", "--role", "--username", "--limit", "--cursor", "--all"],
+    "user get": [],
+    "user create": ["--username", "--role", "--department-id", "--display-name",
+                    "--password-stdin", "--password"],
+    "user update": ["--display-name", "--password-stdin", "--password", "--role",
+                    "--department-id", "--disabled", "--unlock", "--if-match"],
+    "user delete": ["--if-match"],
+    "api-key list": ["--limit", "--cursor", "--all"],
+    "api-key create": ["--name", "--expires-at"],
+    "api-key delete": [],
+    "audit list": ["--actor-name", "--action", "--resource-type", "--resource-id",
+                   "--outcome", "--since", "--until", "--limit", "--cursor", "--all"],
+    "audit verify": [],
+    "job list": ["--state", "--kind", "--limit", "--cursor", "--all"],
+    "job get": [],
+    "job submit": ["--kind", "--params"],
+    "job cancel": [],
+    "job wait": ["--timeout"],
+    "version": ["--client"],
+}
+POSITIONAL_ID = {"department get", "department update", "department delete", "user get",
+                 "user update", "user delete", "api-key delete", "job get", "job cancel",
+                 "job wait"}
+GROUPS = {
+    "": ["login", "logout", "whoami", "department", "user", "api-key", "audit", "job",
+         "version"],
+    "department": ["list", "get", "create", "update", "delete"],
+    "user": ["list", "get", "create", "update", "delete"],
+    "api-key": ["list", "create", "delete"],
+    "audit": ["list", "verify"],
+    "job": ["list", "get", "submit", "cancel", "wait"],
+}
+
+
+def option_lines(help_text, section):
+    """The option names listed under `section:` in a help text (the left column)."""
+    out, inside = [], False
+    for line in help_text.splitlines():
+        if line.rstrip().endswith(":") and not line.startswith(" "):
+            inside = line.startswith(section)
+            continue
+        # "  -o, --output FORMAT" or "      --url URL"; wrapped help text is indented more
+        m = re.match(r"^(?:  (-\w, )|      )(--[\w-]+)", line) if inside else None
+        if m:
+            out.append((m.group(1) or "") + m.group(2))
+    return out
+
+
+class CliOfflineTest(CliMixin, unittest.TestCase):
+    def setUp(self):
+        self.make_home()
+        self.dead = closed_port_url()
+
+    def test_help_top_level(self):
+        for flag in ("--help", "-h"):
+            p = self.cli(flag, url=self.dead)
+            self.assertExit(p, 0)
+            self.assertTrue(p.stdout.startswith("Usage: govcloud "), p.stdout)
+            self.assertEqual(p.stderr, "")
+            for sub in GROUPS[""]:
+                self.assertRegex(p.stdout, rf"(?m)^  {re.escape(sub)}\s+\S", sub)
+            self.assertEqual(option_lines(p.stdout, "Global options"),
+                             ["--url", "--token", "-o, --output", "-h, --help"])
+            # the exit code table, the environment and the config file are documented
+            for code in range(0, 11):
+                self.assertRegex(p.stdout, rf"(?m)^\s+{code}\s+\S", f"exit code {code}")
+            for word in ("GOVCLOUD_URL", "GOVCLOUD_TOKEN", "XDG_CONFIG_HOME"):
+                self.assertIn(word, p.stdout)
+
+    def test_help_groups(self):
+        for group, subs in GROUPS.items():
+            if not group:
+                continue
+            for argv in ([group, "--help"], ["--help", group], [group, "-h"]):
+                p = self.cli(*argv, url=self.dead)
+                self.assertExit(p, 0)
+                self.assertTrue(p.stdout.startswith(f"Usage: govcloud {group} "), p.stdout)
+                listed = re.findall(r"(?m)^  ([a-z-]+)\s{2,}\S", p.stdout.split("Commands:")[1])
+                self.assertEqual(listed, subs, p.stdout)
+                self.assertEqual(option_lines(p.stdout, "Global options"),
+                                 GLOBAL_OPTS, p.stdout)
+
+    def test_help_every_command(self):
+        for path, opts in LEAVES.items():
+            words = path.split()
+            # --help after the command, also when required options/arguments are missing
+            for argv in ([*words, "--help"], [*words, "-h"], ["--help", *words]):
+                p = self.cli(*argv, url=self.dead)
+                self.assertExit(p, 0)
+                self.assertEqual(p.stderr, "", path)
+                first = p.stdout.splitlines()[0]
+                self.assertTrue(first.startswith(f"Usage: govcloud {path}"), first)
+                if path in POSITIONAL_ID:
+                    self.assertIn(" ID ", first)
+                self.assertEqual(sorted(option_lines(p.stdout, "Options")), sorted(opts),
+                                 f"options of '{path}':\n{p.stdout}")
+                self.assertEqual(option_lines(p.stdout, "Global options"), GLOBAL_OPTS,
+                                 f"global options of '{path}':\n{p.stdout}")
+
+    def test_no_arguments_is_usage_error(self):
+        p = self.cli(url=self.dead)
+        self.assertExit(p, 2)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("Usage: govcloud", p.stderr)
+
+    def test_usage_errors_exit_2_and_send_nothing(self):
+        # the URL is a closed port: any request would make the exit code 3, not 2
+        cases = [
+            (["frobnicate"], "unknown command 'frobnicate'"),
+            (["department", "frobnicate"], "unknown command 'frobnicate'"),
+            (["department"], "missing command"),
+            (["department", "list", "--bogus"], "unknown option '--bogus'"),
+            (["--bogus", "whoami"], "unknown option '--bogus'"),
+            (["whoami", "-z"], "unknown option '-z'"),
+            (["department", "get"], "missing argument ID"),
+            (["department", "get", "a", "b"], "unexpected argument 'b'"),
+            (["department", "create"], "missing option --name"),
+            (["department", "list", "--limit", "abc"], "--limit"),
+            (["department", "list", "--limit", "0"], "--limit"),
+            (["department", "list", "--limit=501"], "--limit"),
+            (["department", "list", "--limit"], "needs a value"),
+            (["department", "list", "--all=yes"], "takes no value"),
+            (["user", "update", MISSING_ID, "--disabled", "maybe"], "--disabled"),
+            (["user", "list", "--role", "king"], "--role"),
+            (["audit", "list", "--since", "yesterday"], "--since"),
+            (["audit", "list", "--outcome", "meh"], "--outcome"),
+            (["-o", "yaml", "whoami"], "--output"),
+            (["department", "update", MISSING_ID], "nothing to update"),
+            (["department", "update", MISSING_ID, "--if-match", "x", "--name", "a"],
+             "--if-match"),
+            (["department", "list", "--name", "a", "--name", "b"], "more than once"),
+            (["job", "submit", "--kind", "test.sleep", "--params", "[1]"], "--params"),
+            (["job", "submit", "--kind", "test.sleep", "--params", "{"], "--params"),
+            (["job", "wait", MISSING_ID, "--timeout", "-1"], "--timeout"),
+            (["user", "create", "--username", "a1", "--role", "operator"], "password"),
+            (["login", "--password-stdin"], "--username"),
+            (["login", "-u", "admin"], "no password"),    # no terminal to ask on
+            (["department", "get", ".."], "invalid id '..'"),
+            (["department", "get", ""], "invalid id ''"),
+            (["job", "cancel", "."], "invalid id '.'"),
+            (["login", "-u", "admin", "--password", "x", "--password-stdin"], "not both"),
+        ]
+        for argv, msg in cases:
+            with self.subTest(argv=argv):
+                p = self.cli(*argv, url=self.dead, token="gct_unused", input="")
+                self.assertExit(p, 2)
+                self.assertEqual(p.stdout, "")
+                self.assertIn("govcloud: error:", p.stderr)
+                self.assertIn(msg, p.stderr)
+
+    def test_unknown_option_does_not_echo_its_value(self):
+        p = self.cli("whoami", "--password=hunter2-secret", url=self.dead)
+        self.assertExit(p, 2)
+        self.assertIn("unknown option '--password'", p.stderr)
+        self.assertNotIn("hunter2-secret", p.stderr + p.stdout)
+
+    def test_bad_token_is_usage_error_and_not_echoed(self):
+        for kw in ({"token": "gct_has space"}, {"env": {"GOVCLOUD_TOKEN": "gct_new\nline"}}):
+            p = self.cli("whoami", url=self.dead, **kw)
+            self.assertExit(p, 2)
+            self.assertIn("not a valid token", p.stderr)
+            self.assertNotIn("gct_", p.stderr)
+        p = self.cli("--token", "gct_tab\there", "whoami", url=self.dead)
+        self.assertExit(p, 2)
+        self.assertNotIn("gct_", p.stderr)
+
+    def test_write_error_on_stdout_is_failure(self):
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run([CLI, "version", "--client"], env=self.cli_env(self.dead),
+                               stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE,
+                               timeout=30)
+        err = p.stderr.decode()
+        self.check_sanitizer(["version"], err)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("cannot write to standard output", err)
+
+    def test_version_client_asks_no_server(self):
+        p = self.cli("version", "--client", url=self.dead)
+        self.assertExit(p, 0)
+        self.assertRegex(p.stdout, r"^client  govcloud \d+\.\d+\.\d+\n$")
+        p = self.cli("-o", "json", "version", "--client", url=self.dead)
+        self.assertExit(p, 0)
+        v = json.loads(p.stdout)
+        self.assertEqual(list(v), ["client"])
+        self.assertRegex(v["client"]["version"], r"^\d+\.\d+\.\d+$")
+
+    def test_connection_refused_exit_3(self):
+        for argv in (["whoami"], ["department", "list"], ["audit", "verify"],
+                     ["department", "create", "--name", "x"]):
+            p = self.cli(*argv, url=self.dead, token="gct_whatever")
+            self.assertExit(p, 3)
+            self.assertEqual(p.stdout, "")
+            self.assertIn("cannot connect to " + self.dead, p.stderr)
+        # --url is honoured the same way
+        p = self.cli("--url", self.dead, "whoami", token="gct_whatever")
+        self.assertExit(p, 3)
+        # version still prints the client's version, then exits 3
+        p = self.cli("version", url=self.dead)
+        self.assertExit(p, 3)
+        self.assertIn("client  govcloud ", p.stdout)
+        self.assertIn("server version unknown", p.stderr)
+
+    def test_logout_unreachable_keeps_token(self):
+        os.makedirs(self.config_dir, mode=0o700)
+        with open(self.config_file, "w") as f:
+            f.write(f"url = {self.dead}\ntoken = gct_keepme\n")
+        os.chmod(self.config_file, 0o600)
+        p = self.cli("logout")
+        self.assertExit(p, 3)
+        self.assertIn("still saved", p.stderr)
+        with open(self.config_file) as f:
+            self.assertIn("token = gct_keepme", f.read())
+
+    def test_invalid_url(self):
+        for url in ("ftp://example.org", "http://user:pw@127.0.0.1:1", "not a url"):
+            p = self.cli("whoami", url=url, token="gct_x")
+            self.assertExit(p, 2)
+            self.assertIn("invalid server URL", p.stderr)
+            self.assertNotIn("pw@", p.stderr)
+
+
+# ---------------------------------------------------------------------------------------
+# Against one daemon.
+
+class CliTest(CliMixin, DaemonTestCase):
+    counter = 0
+
+    def setUp(self):
+        self.make_home()
+
+    def uniq(self, prefix):
+        CliTest.counter += 1
+        return f"{prefix}{CliTest.counter}x{os.getpid() % 1000}"
+
+    def run_admin(self, *args, **kw):
+        return self.cli(*args, url=self.d.url, token=self.admin, **kw)
+
+    def api_get(self, path, token=None):
+        r = self.req("GET", path, token=token or self.admin)
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def cli_json(self, *args, **kw):
+        p = self.run_admin("-o", "json", *args, **kw)
+        self.assertExit(p, 0)
+        return json.loads(p.stdout)
+
+    def read_config(self):
+        with open(self.config_file, encoding="utf-8") as f:
+            return f.read()
+
+    def config_token(self):
+        m = re.search(r"(?m)^token = (\S+)$", self.read_config())
+        return m.group(1) if m else None
+
+    def login_cli(self, username="admin", password=ADMIN_PASSWORD, url=None):
+        p = self.cli("login", "-u", username, "--password-stdin", url=url or self.d.url,
+                     input=password + "\n")
+        self.assertExit(p, 0)
+        return p
+
+    def assertRequestId(self, p, status):
+        """stderr names the HTTP status and the request id, and the daemon logged that
+        request id with that status."""
+        m = RID_RE.search(p.stderr)
+        self.assertIsNotNone(m, p.stderr)
+        self.assertEqual(int(m.group(1)), status)
+        rid = m.group(2)
+        deadline = time.time() + 5           # the access log line may follow the answer
+        while True:
+            log = [json.loads(l) for l in self.d.read_log().splitlines() if l.startswith("{")]
+            if any(l.get("request_id") == rid and l.get("module") == "http" and
+                   f" {status} " in l.get("msg", "") for l in log):
+                return rid
+            if time.time() > deadline:
+                self.fail(f"request {rid} with status {status} not in the daemon's access log")
+            time.sleep(0.05)
+
+    # ---- version, login, whoami ----
+
+    def test_version(self):
+        p = self.cli("version", url=self.d.url)
+        self.assertExit(p, 0)
+        server = self.req("GET", "/v1/version").json
+        self.assertEqual(p.stdout.splitlines()[1],
+                         f"server  govcloudd {server['version']}, schema "
+                         f"{server['schema_version']}, store {server['store']} ({self.d.url})")
+        v = json.loads(self.cli("-o", "json", "version", url=self.d.url).stdout)
+        self.assertEqual(v["server"], server)
+        self.assertEqual(v["client"]["version"], server["version"])
+
+    def test_login_saves_url_and_token_privately(self):
+        p = self.login_cli()
+        self.assertEqual(p.stdout.splitlines()[0],
+                         f"logged in to {self.d.url} as admin (platform_admin)")
+        self.assertIn(f"token saved in {self.config_file}, valid until ", p.stdout)
+        self.assertEqual(os.stat(self.config_dir).st_mode & 0o777, 0o700)
+        self.assertEqual(os.stat(self.config_file).st_mode & 0o777, 0o600)
+        text = self.read_config()
+        self.assertRegex(text, rf"(?m)^url = {re.escape(self.d.url)}$")
+        token = self.config_token()
+        self.assertTrue(token and token.startswith("gct_"), text)
+        self.assertNotIn(token, p.stdout + p.stderr)   # the token is never printed
+        me = self.req("GET", "/v1/users/me", token=token)
+        self.assertEqual(me.status, 200, me)
+        self.assertEqual(me.json["username"], "admin")
+        # the saved token is used without --token/GOVCLOUD_TOKEN
+        p = self.cli("whoami", url=self.d.url)
+        self.assertExit(p, 0)
+        self.assertEqual(parse_object(p.stdout)["username"], "admin")
+        # no leftover temporary files next to the config
+        self.assertEqual(os.listdir(self.config_dir), ["config"])
+
+    def test_login_keeps_other_lines_and_json_has_no_token(self):
+        os.makedirs(self.config_dir, mode=0o755)
+        with open(self.config_file, "w") as f:
+            f.write("# my comment\nurl = http://127.0.0.1:1\nfuture_key = 42\n")
+        os.chmod(self.config_file, 0o644)
+        p = self.cli("-o", "json", "login", "--username", "admin", "--password-stdin",
+                     url=self.d.url, input=ADMIN_PASSWORD + "\r\n")
+        self.assertExit(p, 0)
+        out = json.loads(p.stdout)
+        self.assertNotIn("token", out)
+        self.assertEqual(out["config_file"], self.config_file)
+        self.assertEqual(out["user"]["username"], "admin")
+        text = self.read_config()
+        self.assertIn("# my comment\n", text)
+        self.assertIn("future_key = 42\n", text)
+        self.assertEqual(re.findall(r"(?m)^url = (.*)$", text), [self.d.url])
+        self.assertNotIn(self.config_token(), p.stdout)
+        self.assertEqual(os.stat(self.config_file).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(self.config_dir).st_mode & 0o777, 0o700)
+
+    def test_login_without_xdg_uses_home_config(self):
+        p = self.cli("login", "-u", "admin", "--password-stdin", url=self.d.url,
+                     env={"XDG_CONFIG_HOME": None}, input=ADMIN_PASSWORD + "\n")
+        self.assertExit(p, 0)
+        path = os.path.join(self.home, ".config", "govcloud", "config")
+        self.assertIn(f"token saved in {path}", p.stdout)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertFalse(os.path.exists(self.config_file))
+
+    def test_login_wrong_password_exit_4(self):
+        name = self.uniq("wrongpw")
+        self.mkuser(name, "operator")
+        p = self.cli("login", "-u", name, "--password-stdin", url=self.d.url,
+                     input="Not-The-Passw0rd!\n")
+        self.assertExit(p, 4)
+        api = self.req("POST", "/v1/tokens", {"username": name, "password": "Not-Right-1!"})
+        self.assertEqual(api.status, 401)
+        self.assertIn(api.json["detail"], p.stderr)
+        self.assertRequestId(p, 401)
+        self.assertEqual(p.stdout, "")
+        self.assertFalse(os.path.exists(self.config_file))
+        # an empty password on stdin is a usage error, nothing is sent
+        p = self.cli("login", "-u", name, "--password-stdin", url=self.d.url, input="\n")
+        self.assertExit(p, 2)
+
+    def test_whoami(self):
+        p = self.run_admin("whoami")
+        self.assertExit(p, 0)
+        me = self.api_get("/v1/users/me")
+        obj = parse_object(p.stdout)
+        self.assertEqual(list(obj), list(me))          # the server's field order
+        self.assertEqual(obj["username"], "admin")
+        self.assertEqual(obj["role"], "platform_admin")
+        self.assertEqual(obj["department_id"], "-")    # null shown as -
+        self.assertEqual(obj["id"], me["id"])
+        self.assertEqual(self.cli_json("whoami"), me)
+        # no token at all: 401, exit 4, with a hint
+        p = self.cli("whoami", url=self.d.url)
+        self.assertExit(p, 4)
+        self.assertIn("not logged in", p.stderr)
+
+    def test_token_precedence(self):
+        dept = self.mkdept(self.uniq("prec"))
+        names = {}
+        tokens = {}
+        for src in ("env", "flag"):
+            names[src] = self.uniq("prec" + src)
+            self.mkuser(names[src], "department_user", dept["id"])
+            tokens[src] = self.d.login(names[src], USER_PW)
+        self.login_cli()   # config file: admin
+        bad = "gct_thisTokenIsNotValid0000000000000000000"
+
+        def who(*args, **kw):
+            p = self.cli(*args, "whoami", **kw)
+            if p.returncode == 0:
+                return parse_object(p.stdout)["username"]
+            return p.returncode
+
+        u = self.d.url
+        self.assertEqual(who(url=u), "admin")
+        self.assertEqual(who(url=u, token=tokens["env"]), names["env"])
+        self.assertEqual(who("--token", tokens["flag"], url=u, token=tokens["env"]),
+                         names["flag"])
+        self.assertEqual(who(f"--token={tokens['flag']}", url=u), names["flag"])
+        # a bad token in a higher place wins over a good one below it
+        self.assertEqual(who(url=u, token=bad), 4)                         # env over config
+        self.assertEqual(who("--token", bad, url=u, token=tokens["env"]), 4)  # flag over env
+        self.assertEqual(who("--token", tokens["flag"], url=u, token=bad), names["flag"])
+        # URL: --url over GOVCLOUD_URL over the config file
+        dead = closed_port_url()
+        self.assertEqual(who("--url", u, url=dead, token=self.admin), "admin")
+        self.assertEqual(who("--url", dead, url=u, token=self.admin), 3)
+        self.assertEqual(who(url=dead, token=self.admin), 3)
+        self.assertEqual(who(token=self.admin), "admin")        # url from the config file
+        # the saved token goes only to the saved URL
+        other = u.replace("127.0.0.1", "localhost")
+        p = self.cli("whoami", url=other)
+        self.assertExit(p, 4)
+        self.assertIn(f"the saved token belongs to {u}", p.stderr)
+        # a config file readable by others triggers a warning
+        os.chmod(self.config_file, 0o644)
+        p = self.cli("whoami", url=u)
+        self.assertExit(p, 0)
+        self.assertIn("chmod 600", p.stderr)
+
+    def test_logout(self):
+        self.login_cli()
+        token = self.config_token()
+        self.assertEqual(self.req("GET", "/v1/users/me", token=token).status, 200)
+        p = self.cli("logout", url=self.d.url)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout,
+                         f"logged out from {self.d.url}; token removed from the config file\n")
+        self.assertEqual(self.req("GET", "/v1/users/me", token=token).status, 401)
+        text = self.read_config()
+        self.assertNotRegex(text, r"(?m)^\s*token\s*=")
+        self.assertNotIn(token, text)
+        self.assertRegex(text, rf"(?m)^url = {re.escape(self.d.url)}$")
+        self.assertEqual(os.stat(self.config_file).st_mode & 0o777, 0o600)
+        p = self.cli("whoami", url=self.d.url)
+        self.assertExit(p, 4)
+        p = self.cli("logout", url=self.d.url)
+        self.assertExit(p, 0)
+        self.assertIn("not logged in", p.stdout)
+
+    def test_logout_with_explicit_token_leaves_config(self):
+        self.login_cli()
+        saved = self.config_token()
+        other = self.d.login()
+        p = self.cli("logout", url=self.d.url, token=other)
+        self.assertExit(p, 0)
+        self.assertEqual(self.req("GET", "/v1/users/me", token=other).status, 401)
+        self.assertEqual(self.req("GET", "/v1/users/me", token=saved).status, 200)
+        self.assertEqual(self.config_token(), saved)
+        # a token that is already revoked is still removed from the config file
+        self.assertEqual(self.req("DELETE", "/v1/tokens/current", token=saved).status, 204)
+        p = self.cli("logout", url=self.d.url)
+        self.assertExit(p, 0)
+        self.assertIn("already expired or been revoked", p.stdout)
+        self.assertIsNone(self.config_token())
+
+
+    def test_login_prompts_on_terminal_without_echo(self):
+        env = self.cli_env(self.d.url)
+        rc, out, err, echo_on = self.run_on_terminal(
+            ["login"], env, [(b"Username: ", b"admin\n", False),
+                             (b"Password: ", ADMIN_PASSWORD.encode() + b"\n", True)])
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("Username: admin", out)
+        self.assertIn("Password: ", out)
+        self.assertNotIn(ADMIN_PASSWORD, out)          # no echo
+        self.assertIn(f"logged in to {self.d.url} as admin", out)
+        self.assertTrue(echo_on, "the terminal's echo was not restored")
+        self.assertTrue(self.config_token())
+        # user create asks twice; a mismatch is refused before anything is sent
+        name = self.uniq("prompted")
+        rc, out, err, echo_on = self.run_on_terminal(
+            ["user", "create", "--username", name, "--role", "operator"],
+            self.cli_env(self.d.url, self.admin),
+            [(b"New password: ", b"First-Passw0rd!\n", True),
+             (b"Repeat the password: ", b"Other-Passw0rd!\n", True)])
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn("do not match", err)
+        self.assertNotIn("Passw0rd", out + err)
+        self.assertTrue(echo_on)
+        r = self.req("GET", f"/v1/users?username={name}", token=self.admin)
+        self.assertEqual(r.json["items"], [])
+
+    def test_login_revokes_token_it_cannot_save(self):
+        name = self.uniq("nosave")
+        self.mkuser(name, "operator")
+        with open(os.path.join(self.home, "notadir"), "w"):
+            pass
+        p = self.cli("login", "-u", name, "--password-stdin", url=self.d.url,
+                     env={"XDG_CONFIG_HOME": os.path.join(self.home, "notadir")},
+                     input=USER_PW + "\n")
+        self.assertExit(p, 1)
+        self.assertIn("cannot create", p.stderr)
+        self.assertEqual(p.stdout, "")
+        ev = self.cli_json("audit", "list", "--actor-name", name, "--all")["items"]
+        self.assertEqual([(e["action"], e["outcome"]) for e in ev],
+                         [("auth.login", "success"), ("auth.logout", "success")])
+
+    def test_malformed_saved_token_does_not_block_login_or_version(self):
+        # a hand-edited config file whose token line cannot be a token (an inline comment:
+        # '#' starts a comment only at the start of a line). login must still be able to
+        # replace it, and version sends no token at all.
+        os.makedirs(self.config_dir, mode=0o700)
+        with open(self.config_file, "w") as f:
+            f.write(f"url = {self.d.url}\ntoken = gct_old  # the old admin token\n")
+        os.chmod(self.config_file, 0o600)
+        p = self.cli("version", url=self.d.url)
+        self.assertExit(p, 0)
+        self.assertIn("server  govcloudd ", p.stdout)
+        p = self.cli("login", "-u", "admin", "--password-stdin", url=self.d.url,
+                     input=ADMIN_PASSWORD + "\n")
+        self.assertExit(p, 0)
+        token = self.config_token()
+        self.assertTrue(token.startswith("gct_") and token != "gct_old", self.read_config())
+        self.assertNotIn("# the old admin token", self.read_config())
+        self.assertExit(self.cli("whoami", url=self.d.url), 0)
+
+    def test_login_warns_when_env_token_wins(self):
+        p = self.cli("login", "-u", "admin", "--password-stdin", url=self.d.url,
+                     token=self.admin, input=ADMIN_PASSWORD + "\n")
+        self.assertExit(p, 0)
+        self.assertIn("GOVCLOUD_TOKEN is set and takes precedence over the saved token",
+                      p.stderr)
+
+    def test_locked_account_and_unlock(self):
+        name = self.uniq("locked")
+        uid = self.mkuser(name, "operator")["id"]
+        status = []
+        for _ in range(5):
+            r = self.req("POST", "/v1/tokens", {"username": name, "password": "Wrong-Passw0rd!"})
+            status.append(r.status)
+        self.assertEqual(status[-1], 429, status)
+        p = self.cli("login", "-u", name, "--password-stdin", url=self.d.url,
+                     input=USER_PW + "\n")
+        self.assertExit(p, 1)
+        self.assertRegex(p.stderr, r"locked .*until \d{4}-\d\d-\d\dT[\d:.]+Z \(HTTP 429, ")
+        self.assertFalse(os.path.exists(self.config_file))
+        p = self.run_admin("user", "list", "--username", name)
+        _, rows, _ = parse_table(p.stdout)
+        self.assertRegex(rows[0]["LOCKED_UNTIL"], r"^\d{4}-")
+        p = self.run_admin("user", "update", uid, "--unlock")
+        self.assertExit(p, 0)
+        self.assertEqual(parse_object(p.stdout)["locked_until"], "-")
+        self.login_cli(name, USER_PW)
+
+    def test_user_role_change_to_platform_role(self):
+        dept = self.mkdept(self.uniq("roles"))
+        uid = self.mkuser(self.uniq("mover"), "department_admin", dept["id"])["id"]
+        out = self.cli_json("user", "update", uid, "--role", "operator", "--department-id",
+                            "none")                # sends "department_id": null
+        self.assertEqual((out["role"], out["department_id"]), ("operator", None))
+        self.assertEqual(out, self.api_get(f"/v1/users/{uid}"))
+        p = self.run_admin("user", "update", uid, "--role", "department_user")
+        self.assertExit(p, 8)                       # a department role needs a department
+        self.assertIn("needs a department_id", p.stderr)
+        out = self.cli_json("user", "update", uid, "--role", "department_user",
+                            "--department-id", dept["id"])
+        self.assertEqual((out["role"], out["department_id"]), ("department_user", dept["id"]))
+
+    def test_table_output_is_cut_and_sanitised(self):
+        parent = self.mkdept(self.uniq("display"))
+        long_name = "广州市政务服务数据管理局信息化建设与运行维护中心第一办公室"   # 29 wide chars
+        tricky = "a\u202eb\u0085c\u2028d"
+        # the daemon refuses formatting characters in names ...
+        r = self.req("POST", "/v1/departments", {"name": tricky, "parent_id": parent["id"]},
+                     token=self.admin)
+        self.assertProblem(r, 400, "not allowed")
+        # ... but descriptions are free text, so the CLI must clean what it shows
+        self.mkdept(long_name, parent=parent["id"],
+                    description="第一行\n第二行\tx\x1b[2J" + tricky)
+        self.mkdept("plain", parent=parent["id"], description=tricky)
+        p = self.run_admin("department", "list", "--parent-id", parent["id"])
+        self.assertExit(p, 0)
+        header, rows, bad = parse_table(p.stdout)
+        names = [r["NAME"] for r in rows]
+        self.assertEqual(names[0], long_name[:19] + " …")   # 40 cells, ends in an ellipsis
+        self.assertEqual(cells(names[0]), 40)
+        self.assertEqual(bad, [], p.stdout)
+        for ch in ("\u202e", "\u0085", "\u2028", "\x1b"):
+            self.assertNotIn(ch, p.stdout)
+        out = self.cli_json("department", "list", "--parent-id", parent["id"])
+        self.assertEqual([i["name"] for i in out["items"]], [long_name, "plain"])  # full text
+        self.assertEqual(out["items"][1]["description"], tricky)
+        p = self.run_admin("department", "get", out["items"][1]["id"])
+        obj = parse_object(p.stdout)
+        self.assertEqual(obj["description"], "a?b?c?d")
+        p = self.run_admin("department", "get", out["items"][0]["id"])
+        obj = parse_object(p.stdout)
+        self.assertEqual(obj["description"], "第一行 第二行 x?[2Ja?b?c?d")
+        self.assertNotIn("\x1b", p.stdout)
+
+    def test_filters_are_escaped(self):
+        parent = self.mkdept(self.uniq("escaped"))
+        d1 = self.mkdept("深圳市 & 南山区=1", parent=parent["id"])
+        self.mkdept("深圳市", parent=parent["id"])
+        out = self.cli_json("department", "list", "--name", "深圳市 & 南山区=1")
+        self.assertEqual([i["id"] for i in out["items"]], [d1["id"]])
+        # '+' in a time must reach the server as '+', not as a space
+        out = self.cli_json("audit", "list", "--resource-id", d1["id"], "--since",
+                            "2000-01-01T08:00:00+08:00")
+        self.assertEqual(len(out["items"]), 1, out)
+
+    # ---- departments ----
+
+    def test_department_crud_table_and_json(self):
+        code = self.uniq("GZ")
+        name = "广州市政务服务数据管理局"
+        p = self.run_admin("department", "create", "--name", name, "--code", code,
+                           "--description", "市级单位")
+        self.assertExit(p, 0)
+        obj = parse_object(p.stdout)
+        did = obj["id"]
+        api = self.api_get(f"/v1/departments/{did}")
+        self.assertEqual(list(obj), list(api))
+        self.assertEqual(obj["name"], name)
+        self.assertEqual(obj["description"], "市级单位")
+        self.assertEqual(obj["parent_id"], "-")
+        self.assertEqual(obj["version"], "1")
+
+        got = self.cli_json("department", "get", did)
+        self.assertEqual(got, api)
+        self.assertEqual(list(got), list(api))
+        # global options also between the group and the command; UTF-8 kept, 2-space indent
+        p = self.cli("department", "-o", "json", "get", "--token", self.admin, did,
+                     url=self.d.url)
+        self.assertExit(p, 0)
+        self.assertEqual(json.loads(p.stdout), api)
+        self.assertIn(f'\n  "name": "{name}",\n', p.stdout)
+        p = self.run_admin("department", "get", did)
+        self.assertExit(p, 0)
+        self.assertEqual(parse_object(p.stdout)["name"], name)
+
+        # child, created in json output; json matches the API's GET
+        child = self.cli_json("department", "create", "--name", "天河区", "--parent-id", did)
+        self.assertEqual(child, self.api_get(f"/v1/departments/{child['id']}"))
+        self.assertEqual(child["parent_id"], did)
+        self.assertEqual(child["depth"], 1)
+
+        # list by code (table): columns stay aligned with Chinese names
+        p = self.run_admin("department", "list", "--parent-id", did)
+        self.assertExit(p, 0)
+        header, rows, bad = parse_table(p.stdout)
+        self.assertEqual(header, ["ID", "NAME", "CODE", "PARENT_ID", "DEPTH", "VERSION"])
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["NAME"], "天河区")
+        self.assertEqual(rows[0]["CODE"], "-")
+        self.assertEqual(rows[0]["PARENT_ID"], did)
+        self.assertEqual(bad, [], p.stdout)
+        p = self.run_admin("department", "list", "--code", code)
+        header, rows, bad = parse_table(p.stdout)
+        self.assertEqual([r["ID"] for r in rows], [did])
+        self.assertEqual(rows[0]["NAME"], name)
+        self.assertEqual(bad, [], p.stdout)
+        lst = self.cli_json("department", "list", "--code", code)
+        self.assertEqual(lst, self.api_get(f"/v1/departments?code={code}"))
+
+        # update with the right version, then with a stale one
+        p = self.run_admin("department", "update", did, "--description", "广州市人民政府",
+                           "--if-match", "1")
+        self.assertExit(p, 0)
+        upd = parse_object(p.stdout)
+        self.assertEqual(upd["description"], "广州市人民政府")
+        self.assertEqual(upd["version"], "2")
+        p = self.run_admin("department", "update", did, "--name", "旧名", "--if-match", "1")
+        self.assertExit(p, 6)
+        self.assertRequestId(p, 412)
+        self.assertEqual(self.api_get(f"/v1/departments/{did}")["name"], name)
+        upd = self.cli_json("department", "update", did, "--name", "广州市", "--if-match=2")
+        self.assertEqual(upd, self.api_get(f"/v1/departments/{did}"))
+        self.assertEqual(upd["name"], "广州市")
+        self.assertEqual(upd["version"], 3)
+
+        # move the child to the top level with --parent-id root
+        moved = self.cli_json("department", "update", child["id"], "--parent-id", "root")
+        self.assertIsNone(moved["parent_id"])
+        self.assertEqual(moved["depth"], 0)
+        top = [i["id"] for i in self.cli_json("department", "list", "--parent-id", "root",
+                                               "--all")["items"]]
+        self.assertIn(child["id"], top)
+        self.assertIn(did, top)
+        moved = self.cli_json("department", "update", child["id"], "--parent-id", did)
+        self.assertEqual(moved["parent_id"], did)
+
+        # a department with a child cannot be deleted
+        p = self.run_admin("department", "delete", did)
+        self.assertExit(p, 6)
+        self.assertRequestId(p, 409)
+        # stale version on delete
+        p = self.run_admin("department", "delete", child["id"], "--if-match", "1")
+        self.assertExit(p, 6)
+        self.assertEqual(self.req("GET", f"/v1/departments/{child['id']}",
+                                  token=self.admin).status, 200)
+        p = self.run_admin("-o", "json", "department", "delete", child["id"])
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, "")
+        p = self.run_admin("department", "delete", did, "--if-match", "3")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, f"deleted department {did}\n")
+        for i in (did, child["id"]):
+            self.assertEqual(self.req("GET", f"/v1/departments/{i}", token=self.admin).status,
+                             404)
+        p = self.run_admin("department", "get", did)
+        self.assertExit(p, 5)
+
+    def test_conflict_on_long_chinese_name_is_reported_whole(self):
+        parent = self.mkdept(self.uniq("longnames"))
+        base = "广州市政务服务数据管理局信息化建设运行维护中心" * 6
+        for n in (80, 128):
+            name = base[:n]
+            with self.subTest(name_chars=n):
+                self.mkdept(name, parent=parent["id"])
+                api = self.req("POST", "/v1/departments",
+                               {"name": name, "parent_id": parent["id"]}, token=self.admin)
+                self.assertEqual(api.status, 409, api)
+                p = self.run_admin("department", "create", "--name", name, "--parent-id",
+                                   parent["id"])
+                self.assertExit(p, 6)
+                # the daemon's detail names the department (its first 40 characters at least)
+                self.assertIn(name[:40], api.json["detail"])
+                self.assertIn(name[:40], p.stderr)
+                # and the client keeps the status and the request id after it
+                self.assertRequestId(p, 409)
+
+    def test_list_all_pages(self):
+        parent = self.mkdept(self.uniq("paged"))
+        ids = [self.mkdept(f"分页{i}", parent=parent["id"])["id"] for i in range(7)]
+        # json: --all joins the pages
+        out = self.cli_json("department", "list", "--parent-id", parent["id"], "--limit", "2",
+                            "--all")
+        self.assertEqual(list(out), ["items", "next_cursor"])
+        self.assertIsNone(out["next_cursor"])
+        got = [i["id"] for i in out["items"]]
+        self.assertEqual(got, ids)                     # each once, in creation order
+        # --limit 1: every item its own page
+        out = self.cli_json("department", "list", "--parent-id", parent["id"], "--limit", "1",
+                            "--all")
+        self.assertEqual([i["id"] for i in out["items"]], ids)
+        # table: every id on exactly one line, no "more follow" note
+        p = self.run_admin("department", "list", "--parent-id", parent["id"], "--limit", "2",
+                           "--all")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stderr, "")
+        _, rows, _ = parse_table(p.stdout)
+        self.assertEqual([r["ID"] for r in rows], ids)
+        # without --all: one page and a note with the cursor of the next
+        p = self.run_admin("department", "list", "--parent-id", parent["id"], "--limit", "3")
+        self.assertExit(p, 0)
+        _, rows, _ = parse_table(p.stdout)
+        self.assertEqual([r["ID"] for r in rows], ids[:3])
+        m = re.search(r"more departments follow: add --all, or --cursor (\S+) for the next page",
+                      p.stderr)
+        self.assertIsNotNone(m, p.stderr)
+        page2 = self.cli_json("department", "list", "--parent-id", parent["id"], "--limit", "3",
+                              "--cursor", m.group(1))
+        self.assertEqual([i["id"] for i in page2["items"]], ids[3:6])
+        self.assertIsNotNone(page2["next_cursor"])
+        # the same for users
+        users = [self.mkuser(self.uniq("pg"), "department_user", parent["id"])["id"]
+                 for _ in range(3)]
+        out = self.cli_json("user", "list", "--department-id", parent["id"], "--limit", "2",
+                            "--all")
+        self.assertEqual([u["id"] for u in out["items"]], users)
+
+    # ---- users ----
+
+    def test_user_create_update_delete(self):
+        dept = self.mkdept(self.uniq("users"))
+        name = self.uniq("zhangsan")
+        p = self.run_admin("user", "create", "--username", name, "--role", "department_user",
+                           "--department-id", dept["id"], "--display-name", "张三",
+                           "--password-stdin", input="Zhang-Passw0rd!\n")
+        self.assertExit(p, 0)
+        obj = parse_object(p.stdout)
+        uid = obj["id"]
+        self.assertEqual(obj["username"], name)
+        self.assertEqual(obj["display_name"], "张三")
+        self.assertEqual(obj["department_id"], dept["id"])
+        self.assertNotIn("password", "".join(k for k in obj if k != "password_changed_at"))
+        self.assertNotIn("Zhang-Passw0rd!", p.stdout + p.stderr)
+        utok = self.d.login(name, "Zhang-Passw0rd!")  # the password from stdin works
+        self.assertEqual(self.cli_json("user", "get", uid), self.api_get(f"/v1/users/{uid}"))
+        p = self.cli("-o", "json", "user", "get", "me", url=self.d.url, token=utok)
+        self.assertExit(p, 0)
+        self.assertEqual(json.loads(p.stdout)["id"], uid)
+
+        p = self.run_admin("user", "list", "--department-id", dept["id"])
+        self.assertExit(p, 0)
+        _, rows, _ = parse_table(p.stdout)
+        self.assertEqual([(r["ID"], r["USERNAME"], r["DISPLAY_NAME"], r["ROLE"]) for r in rows],
+                         [(uid, name, "张三", "department_user")])
+
+        upd = self.cli_json("user", "update", uid, "--display-name", "李四", "--disabled",
+                            "true", "--if-match", "1")
+        self.assertEqual(upd, self.api_get(f"/v1/users/{uid}"))
+        self.assertTrue(upd["disabled"])
+        self.assertEqual(upd["display_name"], "李四")
+        r = self.req("POST", "/v1/tokens", {"username": name, "password": "Zhang-Passw0rd!"})
+        self.assertIn(r.status, (401, 403), r)      # a disabled account cannot log in
+        p = self.run_admin("user", "update", uid, "--disabled", "false", "--password-stdin",
+                           "--if-match", "2", input="Li-Si-Passw0rd!\n")
+        self.assertExit(p, 0)
+        self.assertEqual(parse_object(p.stdout)["disabled"], "false")
+        self.d.login(name, "Li-Si-Passw0rd!")
+        # stale version
+        p = self.run_admin("user", "update", uid, "--display-name", "王五", "--if-match", "2")
+        self.assertExit(p, 6)
+        # a user changes their own password with 'user update me'
+        utok = self.d.login(name, "Li-Si-Passw0rd!")
+        p = self.cli("user", "update", "me", "--password-stdin", url=self.d.url, token=utok,
+                     input="Wang-Wu-Passw0rd!\n")
+        self.assertExit(p, 0)
+        self.d.login(name, "Wang-Wu-Passw0rd!")
+
+        p = self.run_admin("user", "delete", uid)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, f"deleted user {uid}\n")
+        self.assertEqual(self.req("GET", f"/v1/users/{uid}", token=self.admin).status, 404)
+        self.assertEqual(self.req("GET", "/v1/users/me", token=utok).status, 401)
+        p = self.run_admin("user", "delete", uid)
+        self.assertExit(p, 5)
+
+    # ---- error mapping ----
+
+    def test_forbidden_not_found_invalid(self):
+        dept = self.mkdept(self.uniq("scope"))
+        name = self.uniq("du")
+        self.mkuser(name, "department_user", dept["id"])
+        utok = self.d.login(name, USER_PW)
+        p = self.cli("department", "create", "--name", "不许", url=self.d.url, token=utok)
+        self.assertExit(p, 7)
+        self.assertEqual(p.stdout, "")
+        rid = self.assertRequestId(p, 403)
+        api = self.req("POST", "/v1/departments", {"name": "不许"}, token=utok)
+        self.assertEqual(api.status, 403)
+        self.assertIn(api.json["detail"], p.stderr)
+        # the denied attempt is audited under the request id the CLI printed
+        ev = self.cli_json("audit", "list", "--outcome", "denied", "--actor-name", name, "--all")
+        self.assertIn(rid, [e["request_id"] for e in ev["items"]])
+
+        p = self.run_admin("department", "get", MISSING_ID)
+        self.assertExit(p, 5)
+        self.assertRequestId(p, 404)
+        api = self.req("GET", f"/v1/departments/{MISSING_ID}", token=self.admin)
+        self.assertIn(api.json["detail"], p.stderr)
+        for argv in (["user", "get", MISSING_ID], ["job", "get", MISSING_ID],
+                     ["api-key", "delete", MISSING_ID], ["job", "cancel", MISSING_ID],
+                     ["department", "update", MISSING_ID, "--name", "x"]):
+            self.assertExit(self.run_admin(*argv), 5)
+        # an id with a '/' is escaped (%2F), never another path: the API answers 400
+        p = self.run_admin("department", "get", "a/b")
+        self.assertExit(p, 8)
+        self.assertIn("encoded '/'", p.stderr)
+
+        body = {"name": "x", "code": "bad code!"}
+        p = self.run_admin("department", "create", "--name", "x", "--code", "bad code!")
+        self.assertExit(p, 8)
+        self.assertEqual(p.stdout, "")
+        self.assertRequestId(p, 400)
+        api = self.req("POST", "/v1/departments", body, token=self.admin)
+        self.assertEqual(api.status, 400)
+        self.assertIn(f"govcloud: error: {api.json['detail']} (HTTP 400, request ", p.stderr)
+        p = self.run_admin("department", "create", "--name", "")
+        self.assertExit(p, 8)
+        self.assertIn("field 'name'", p.stderr)
+        p = self.run_admin("job", "submit", "--kind", "test.sleep", "--params",
+                           '{"steps": "many"}')
+        self.assertExit(p, 8)
+        self.assertIn("field 'steps'", p.stderr)
+
+    # ---- API keys ----
+
+    def test_api_keys(self):
+        name = self.uniq("backup-script")
+        p = self.run_admin("api-key", "create", "--name", name, "--expires-at",
+                           "2099-12-31T00:00:00Z")
+        self.assertExit(p, 0)
+        obj = parse_object(p.stdout)
+        key, kid = obj["key"], obj["id"]
+        self.assertTrue(key.startswith("gck_"), p.stdout)
+        self.assertEqual(obj["expires_at"], "2099-12-31T00:00:00.000Z")
+        self.assertIn("shown only this once", p.stderr)
+        # the key works as GOVCLOUD_TOKEN and as --token
+        p = self.cli("whoami", url=self.d.url, token=key)
+        self.assertExit(p, 0)
+        self.assertEqual(parse_object(p.stdout)["username"], "admin")
+        p = self.cli("--token", key, "-o", "json", "api-key", "list", "--all", url=self.d.url)
+        self.assertExit(p, 0)
+        listed = json.loads(p.stdout)["items"]
+        self.assertIn(kid, [k["id"] for k in listed])
+        self.assertNotIn(key, p.stdout)              # the secret is never listed again
+        p = self.run_admin("api-key", "list")
+        _, rows, _ = parse_table(p.stdout)
+        row = [r for r in rows if r["ID"] == kid]
+        self.assertEqual(len(row), 1, p.stdout)
+        self.assertEqual(row[0]["NAME"], name)
+        self.assertNotIn(key, p.stdout)
+        p = self.run_admin("api-key", "delete", kid)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, f"deleted api-key {kid}\n")
+        p = self.cli("whoami", url=self.d.url, token=key)
+        self.assertExit(p, 4)
+        self.assertNotIn(key, p.stderr)
+        self.assertNotIn(kid, [k["id"] for k in self.cli_json("api-key", "list", "--all")["items"]])
+
+    # ---- audit ----
+
+    def test_audit_list_filter(self):
+        dept = self.mkdept(self.uniq("audited"))
+        out = self.cli_json("audit", "list", "--action", "department.create", "--resource-id",
+                            dept["id"])
+        self.assertEqual(len(out["items"]), 1, out)
+        ev = out["items"][0]
+        self.assertEqual((ev["action"], ev["resource_id"], ev["actor_name"], ev["outcome"]),
+                         ("department.create", dept["id"], "admin", "success"))
+        api = self.api_get(f"/v1/audit-events?action=department.create&resource_id={dept['id']}")
+        self.assertEqual(out, api)
+        p = self.run_admin("audit", "list", "--resource-type", "department", "--resource-id",
+                           dept["id"], "--since", "2000-01-01T00:00:00Z")
+        self.assertExit(p, 0)
+        header, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [], p.stdout)
+        self.assertEqual(header, ["SEQ", "TIME", "ACTOR", "ACTION",
+                                                  "RESOURCE_TYPE", "RESOURCE_ID", "OUTCOME",
+                                                  "REASON"])
+        self.assertEqual([(r["SEQ"], r["ACTION"], r["RESOURCE_ID"]) for r in rows],
+                         [(str(ev["seq"]), "department.create", dept["id"])])
+        out = self.cli_json("audit", "list", "--resource-id", dept["id"],
+                            "--until", "2000-01-01T00:00:00Z")
+        self.assertEqual(out["items"], [])
+        allf = self.cli_json("audit", "list", "--outcome", "success", "--limit", "2", "--all")
+        self.assertTrue(allf["items"])
+        self.assertTrue(all(e["outcome"] == "success" for e in allf["items"]))
+        seqs = [e["seq"] for e in allf["items"]]
+        self.assertEqual(seqs, sorted(set(seqs)))
+
+    def test_audit_verify_intact(self):
+        p = self.run_admin("audit", "verify")
+        self.assertExit(p, 0)
+        self.assertRegex(p.stdout, r"^audit chain intact: \d+ events\n$")
+        out = self.cli_json("audit", "verify")
+        self.assertIs(out["intact"], True)
+
+    # ---- jobs ----
+
+    def submit(self, params, token=None):
+        p = self.cli("-o", "json", "job", "submit", "--kind", "test.sleep", "--params",
+                     json.dumps(params), url=self.d.url, token=token or self.admin)
+        self.assertExit(p, 0)
+        job = json.loads(p.stdout)
+        self.assertEqual(job["kind"], "test.sleep")
+        self.assertEqual(job["params"], params)
+        return job
+
+    def test_job_submit_and_wait_plain(self):
+        p = self.run_admin("job", "submit", "--kind", "test.sleep", "--params",
+                           '{"steps": 4, "step_ms": 250}')
+        self.assertExit(p, 0)
+        obj = parse_object(p.stdout)
+        jid = obj["id"]
+        self.assertEqual(obj["kind"], "test.sleep")
+        self.assertIn(obj["state"], ("queued", "running"))
+        p = self.run_admin("job", "wait", jid, "--timeout", "30")
+        self.assertExit(p, 0)
+        self.assertNotIn("\r", p.stdout)
+        self.assertNotIn("\033", p.stdout)
+        lines = p.stdout.splitlines()
+        self.assertGreaterEqual(len(lines), 2, p.stdout)
+        pat = re.compile(rf"^job {jid} (queued|running|succeeded) (\d+)%( .*)?$")
+        progress = []
+        for line in lines:
+            m = pat.match(line)
+            self.assertIsNotNone(m, f"unexpected line {line!r}")
+            progress.append(int(m.group(2)))
+        self.assertEqual(progress, sorted(progress))
+        self.assertEqual(len(lines), len(set(lines)), "a line repeated without a change")
+        self.assertEqual(lines[-1], f"job {jid} succeeded 100% step 4 of 4")
+        job = self.cli_json("job", "get", jid)
+        self.assertEqual(job["state"], "succeeded")
+        self.assertEqual(job["result"], {"steps_done": 4})
+        lst = self.cli_json("job", "list", "--state", "succeeded", "--kind", "test.sleep",
+                            "--all")
+        self.assertIn(jid, [j["id"] for j in lst["items"]])
+        # json output: only the final job
+        p = self.run_admin("-o", "json", "job", "wait", jid)
+        self.assertExit(p, 0)
+        self.assertEqual(json.loads(p.stdout)["state"], "succeeded")
+
+    def test_job_wait_failed_exit_9(self):
+        job = self.submit({"steps": 3, "step_ms": 50, "fail_at_step": 2})
+        p = self.run_admin("job", "wait", job["id"], "--timeout", "30")
+        self.assertExit(p, 9)
+        self.assertIn(f"job {job['id']} failed: test job failed at step 2 as asked", p.stderr)
+        self.assertRegex(p.stdout.splitlines()[-1], rf"^job {job['id']} failed ")
+        p = self.run_admin("-o", "json", "job", "wait", job["id"])
+        self.assertExit(p, 9)
+        self.assertEqual(json.loads(p.stdout)["state"], "failed")
+
+    def test_job_wait_on_terminal_draws_bar(self):
+        job = self.submit({"steps": 5, "step_ms": 300})
+        rc, out, err, _ = self.run_on_terminal(["job", "wait", job["id"], "--timeout", "30"],
+                                               self.cli_env(self.d.url, self.admin))
+        self.assertEqual(rc, 0, out + err)
+        self.assertGreaterEqual(out.count("\r"), 3, repr(out))   # redrawn in place
+        self.assertIn("\033[K", out)
+        self.assertIn("[" + "#" * 24 + "] 100% succeeded", out)
+        self.assertRegex(out, r"\[#{0,23}\.{1,24}\]\s+\d+% (queued|running)")
+        self.assertNotIn(f"job {job['id']}", out)                 # not the plain lines
+        # the last redraw ends the line
+        self.assertTrue(out.rstrip("\r\n") != out, repr(out[-40:]))
+
+    def test_job_cancel_and_timeout(self):
+        job = self.submit({"steps": 200, "step_ms": 100})
+        t = time.time()
+        p = self.run_admin("job", "wait", job["id"], "--timeout", "1")
+        self.assertExit(p, 1)
+        self.assertLess(time.time() - t, 10)
+        self.assertIn(f"timed out after 1s waiting for job {job['id']}", p.stderr)
+        p = self.run_admin("job", "cancel", job["id"])
+        self.assertExit(p, 0)
+        obj = parse_object(p.stdout)
+        self.assertEqual(obj["id"], job["id"])
+        self.assertTrue(obj["cancel_requested"] == "true" or obj["state"] == "cancelled",
+                        p.stdout)
+        p = self.run_admin("job", "wait", job["id"], "--timeout", "30")
+        self.assertExit(p, 9)
+        self.assertIn("cancelled", p.stdout.splitlines()[-1])
+        self.assertIn(f"job {job['id']} cancelled", p.stderr)
+        p = self.run_admin("job", "cancel", job["id"])
+        self.assertExit(p, 6)
+        self.assertRequestId(p, 409)
+
+
+# ---------------------------------------------------------------------------------------
+# Against a scripted HTTP server: what the client sends, and how it treats answers that a
+# correct govcloudd never gives (5xx, redirects, non-JSON, hostile text).
+
+class FakeServer:
+    """A loopback HTTP server. answer(method, path, query, headers, body) returns
+    (status, headers, body bytes or a JSON-able value). Every request is recorded."""
+
+    def __init__(self, answer):
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def handle_any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                u = urllib.parse.urlsplit(self.path)
+                req = {"method": self.command, "path": u.path,
+                       "query": urllib.parse.parse_qs(u.query, keep_blank_values=True),
+                       "raw_query": u.query, "headers": dict(self.headers.items()),
+                       "body": body}
+                outer.requests.append(req)
+                status, headers, payload = answer(req)
+                if not isinstance(payload, bytes):
+                    payload = json.dumps(payload, ensure_ascii=False).encode()
+                    headers = {"Content-Type": "application/json", **headers}
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = handle_any
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def problem(status, detail, rid="rid-1"):
+    return (status, {"Content-Type": "application/problem+json", "X-Request-Id": rid},
+            json.dumps({"type": "https://govcloud.example/problems/x", "title": "T",
+                        "status": status, "detail": detail, "instance": "/",
+                        "request_id": rid}).encode())
+
+
+class CliFakeServerTest(CliMixin, unittest.TestCase):
+    def setUp(self):
+        self.make_home()
+
+    def serve(self, answer):
+        srv = FakeServer(answer)
+        self.addCleanup(srv.close)
+        return srv
+
+    def test_request_shape(self):
+        srv = self.serve(lambda r: (200, {}, {"items": [], "next_cursor": None}
+                                    if r["method"] == "GET" else {"id": "x", "version": 8}))
+        p = self.cli("department", "update", "d-1", "--name", "广州", "--description", "",
+                     "--if-match", "007", url=srv.url, token="gct_fake")
+        self.assertExit(p, 0)
+        r = srv.requests[-1]
+        self.assertEqual((r["method"], r["path"]), ("PATCH", "/v1/departments/d-1"))
+        self.assertEqual(r["headers"].get("If-Match"), '"7"')
+        self.assertEqual(r["headers"].get("Authorization"), "Bearer gct_fake")
+        self.assertEqual(r["headers"].get("Content-Type"), "application/json")
+        self.assertEqual(json.loads(r["body"]), {"name": "广州", "description": ""})
+        self.assertTrue(r["headers"].get("User-Agent", "").startswith("govcloud/"))
+        p = self.cli("department", "list", "--name", "a b&c=d/广", "--parent-id", "root",
+                     "--limit", "5", url=srv.url, token="gct_fake")
+        self.assertExit(p, 0)
+        r = srv.requests[-1]
+        self.assertEqual(r["query"], {"name": ["a b&c=d/广"], "parent_id": ["root"],
+                                      "limit": ["5"]})
+        self.assertNotIn("+", r["raw_query"])
+        p = self.cli("department", "delete", "x y", url=srv.url, token="gct_fake")
+        self.assertExit(p, 0)
+        self.assertEqual((srv.requests[-1]["method"], srv.requests[-1]["path"]),
+                         ("DELETE", "/v1/departments/x%20y"))
+        self.assertNotIn("If-Match", srv.requests[-1]["headers"])
+        # version sends no token, even when one is configured
+        p = self.cli("version", url=srv.url, token="gct_fake")
+        self.assertEqual(srv.requests[-1]["path"], "/v1/version")
+        self.assertNotIn("Authorization", srv.requests[-1]["headers"])
+
+    def test_status_codes_and_hostile_details(self):
+        table = {400: 8, 401: 4, 403: 7, 404: 5, 405: 1, 409: 6, 412: 6, 413: 8, 415: 8,
+                 422: 8, 429: 1, 500: 1, 502: 1, 503: 1}
+        state = {}
+        srv = self.serve(lambda r: problem(state["status"], "bad \x1b[31mthing\u202e\x07 长",
+                                           rid="r-\x1b[2J;7"))
+        for status, code in table.items():
+            state["status"] = status
+            p = self.cli("department", "get", "x", url=srv.url, token="gct_fake")
+            self.assertExit(p, code)
+            self.assertEqual(p.stderr, f"govcloud: error: bad ?[31mthing?? 长 "
+                                       f"(HTTP {status}, request r-2J7)\n")
+
+    def test_long_detail_keeps_status_and_request_id(self):
+        # docs/cli.md: the client prints the detail "with the status and the request id";
+        # a long detail is cut (at 240 cells), never the request id, never inside a character
+        for detail in ("长" * 300, "a" * 100 + "长" * 100, "x" * 600):
+            with self.subTest(detail=detail[:3] + "..." + detail[-3:]):
+                srv = self.serve(lambda r, d=detail: problem(409, d, rid="rid-42"))
+                p = self.cli("department", "get", "x", url=srv.url, token="gct_fake")
+                self.assertExit(p, 6)
+                self.assertTrue(p.stderr.startswith("govcloud: error: " + detail[:80]),
+                                p.stderr)
+                self.assertTrue(p.stderr.endswith("(HTTP 409, request rid-42)\n"), p.stderr)
+
+    def test_redirect_is_not_followed(self):
+        target = self.serve(lambda r: (200, {}, {"id": "stolen"}))
+        srv = self.serve(lambda r: (307, {"Location": target.url + r["path"]}, b""))
+        p = self.cli("whoami", url=srv.url, token="gct_secret")
+        self.assertExit(p, 1)
+        self.assertIn("redirects (HTTP 307)", p.stderr)
+        self.assertEqual(target.requests, [])
+        self.assertNotIn("gct_secret", p.stderr)
+
+    def test_answer_that_is_not_json(self):
+        srv = self.serve(lambda r: (200, {"Content-Type": "text/html"}, b"<html>hi</html>"))
+        p = self.cli("whoami", url=srv.url, token="gct_fake")
+        self.assertExit(p, 1)
+        self.assertIn("is not JSON", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_all_stops_on_a_repeating_cursor(self):
+        srv = self.serve(lambda r: (200, {}, {"items": [{"id": "a"}], "next_cursor": "c1"}))
+        p = self.cli("department", "list", "--all", url=srv.url, token="gct_fake")
+        self.assertExit(p, 1)
+        self.assertIn("do not come to an end", p.stderr)
+        self.assertLess(len(srv.requests), 5)
+
+    def test_job_wait_retries_short_outages_and_sanitises(self):
+        answers = [problem(503, "restarting"), problem(502, "proxy"),
+                   (200, {}, {"id": "j1", "state": "running", "progress": 50,
+                              "message": "copy \x1b]0;pwned\x07 image"}),
+                   None, (200, {}, {"id": "j1", "state": "succeeded", "progress": 100,
+                                    "message": "done", "error": ""})]
+        def answer(r):
+            a = answers.pop(0) if len(answers) > 1 else answers[0]
+            return a if a else problem(504, "gateway")
+        srv = self.serve(answer)
+        p = self.cli("job", "wait", "j1", "--timeout", "30", url=srv.url, token="gct_fake")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, "job j1 running 50% copy ?]0;pwned? image\n"
+                                   "job j1 succeeded 100% done\n")
+        self.assertEqual(len(srv.requests), 5)
+        # not found is not retried
+        srv404 = self.serve(lambda r: problem(404, "job 'j2' not found"))
+        p = self.cli("job", "wait", "j2", url=srv404.url, token="gct_fake")
+        self.assertExit(p, 5)
+        self.assertEqual(len(srv404.requests), 1)
+        self.assertIn("job 'j2' not found", p.stderr)
+
+    def test_login_warns_about_plain_http_to_a_remote_host(self):
+        # nothing listens at these names (.invalid never resolves): the warning comes first
+        for url in ("http://gov.example.invalid:8080", "http://127.0.0.1.example.invalid:8080",
+                    "http://localhost.example.invalid:8080"):
+            with self.subTest(url=url):
+                p = self.cli("login", "-u", "admin", "--password-stdin", url=url,
+                             input="Some-Passw0rd!\n")
+                self.assertExit(p, 3)
+                self.assertIn("is plain http: the password and the token cross the network "
+                              "unencrypted", p.stderr)
+        srv = self.serve(lambda r: (201, {}, {"token": "gct_fakefake", "expires_at": "x",
+                                              "user": {"username": "admin",
+                                                       "role": "platform_admin"}}))
+        p = self.cli("login", "-u", "admin", "--password-stdin", url=srv.url,
+                     input="Some-Passw0rd!\n")
+        self.assertExit(p, 0)
+        self.assertNotIn("plain http", p.stderr)
+        self.assertEqual(json.loads(srv.requests[-1]["body"]),
+                         {"username": "admin", "password": "Some-Passw0rd!"})
+
+
+# ---------------------------------------------------------------------------------------
+# The audit chain, tampered with in the SQLite file between two runs of the daemon.
+
+class CliAuditTamperTest(CliMixin, unittest.TestCase):
+    def setUp(self):
+        self.make_home()
+        self.data_dir = tempfile.mkdtemp(prefix="govcloud-cli-tamper-")
+        self.addCleanup(shutil.rmtree, self.data_dir, True)
+        self.d = None
+
+    def tearDown(self):
+        if self.d:
+            self.stop_daemon()
+
+    def stop_daemon(self):
+        rc = self.d.stop()
+        log = self.d.read_log()
+        self.d = None
+        self.assertEqual(rc, 0, log[-4000:])
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, log, log[-8000:])
+
+    def test_verify_detects_edited_event(self):
+        self.d = Daemon(data_dir=self.data_dir).start()
+        token = self.d.login()
+        for i in range(3):
+            r = self.d.request("POST", "/v1/departments", {"name": f"审计{i}"}, token=token)
+            self.assertEqual(r.status, 201, r)
+        p = self.cli("audit", "verify", url=self.d.url, token=token)
+        self.assertExit(p, 0)
+        m = re.match(r"^audit chain intact: (\d+) events\n$", p.stdout)
+        self.assertIsNotNone(m, p.stdout)
+        self.assertGreaterEqual(int(m.group(1)), 5)
+        self.stop_daemon()
+
+        db = sqlite3.connect(os.path.join(self.data_dir, "govcloud.db"))
+        try:
+            row = db.execute("SELECT seq FROM audit_events WHERE action = 'department.create' "
+                             "ORDER BY seq LIMIT 1 OFFSET 1").fetchone()
+            self.assertIsNotNone(row)
+            seq = row[0]
+            n = db.execute("UPDATE audit_events SET reason = 'nothing to see' WHERE seq = ?",
+                           (seq,)).rowcount
+            self.assertEqual(n, 1)
+            db.commit()
+        finally:
+            db.close()
+
+        self.d = Daemon(data_dir=self.data_dir).start()
+        token = self.d.login()
+        p = self.cli("audit", "verify", url=self.d.url, token=token)
+        self.assertExit(p, 10)
+        self.assertEqual(p.stdout, f"audit chain broken at event {seq}: event {seq} was "
+                                   "edited: its content does not match its hash\n")
+        p = self.cli("-o", "json", "audit", "verify", url=self.d.url, token=token)
+        self.assertExit(p, 10)
+        out = json.loads(p.stdout)
+        self.assertIs(out["intact"], False)
+        self.assertEqual(out["first_bad_seq"], seq)
+        self.assertIn(f"event {seq}", out["problem"])
+        # exit 10 also with stdout going nowhere, as a monitoring check would run it
+        p = self.cli("audit", "verify", url=self.d.url, token=token)
+        self.assertExit(p, 10)
+
+    def test_job_wait_survives_daemon_restart(self):
+        self.d = Daemon(data_dir=self.data_dir).start()
+        token = self.d.login()
+        r = self.d.request("POST", "/v1/jobs", {"kind": "test.sleep",
+                                                "params": {"steps": 8, "step_ms": 250}},
+                           token=token)
+        self.assertEqual(r.status, 202, r)
+        jid = r.json["id"]
+        waiter = subprocess.Popen([CLI, "job", "wait", jid, "--timeout", "60"],
+                                  env=self.cli_env(self.d.url, token),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.8)
+            port, url = self.d.port, self.d.url
+            self.stop_daemon()
+            time.sleep(1.5)                 # the waiter meets connection refused meanwhile
+            self.d = Daemon(data_dir=self.data_dir)
+            self.d.port, self.d.url = port, url
+            self.d.start()
+            out, err = waiter.communicate(timeout=60)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.wait()
+        out, err = out.decode(), err.decode()
+        self.check_sanitizer(["job", "wait"], err)
+        self.assertEqual(waiter.returncode, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], f"job {jid} succeeded 100% step 8 of 8")
+        job = self.d.request("GET", f"/v1/jobs/{jid}", token=self.d.login()).json
+        self.assertEqual((job["state"], job["attempts"]), ("succeeded", 2), job)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,1126 @@
+"""Role-based access control: a matrix over every endpoint of the route table and every role,
+and the department scoping rules (a department's users never see or change another
+department's objects, and cannot tell a foreign object from a missing one).
+
+The expected outcomes below are written out by hand from the rules (docs/api.md, rbac.c and
+the platform-only rules of core/*.c); they are not computed from the daemon's code."""
+
+import json
+import random
+import subprocess
+import time
+import unittest
+import urllib.parse
+
+from gcharness import DAEMON, DaemonTestCase
+
+ROLES = ("platform_admin", "operator", "auditor", "supervisor", "department_admin",
+         "department_user")
+
+PASSWORD = "User-Passw0rd!"
+
+# Routes that answer without a token.
+PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/openapi.json",
+          "GET /v1/version", "POST /v1/tokens"}
+
+# The world every case runs in (built by build_world):
+#   departments  A (province) -> A1 (city) -> A1a (bureau);  B -> B1
+#   users        platform_admin, operator, auditor, supervisor: no department
+#                department_admin and department_user: of A1;  department_admin "dab" of B
+#   victims      v_a1 (A1), v_a1a (A1a), v_b1 (B1), v_plat (operator)
+#   jobs         finished jobs of A1, A1a, B and a platform job
+#   host         one hypervisor host (libvirt test driver)
+#
+# EXPECTED[route][case] = statuses for, in this order:
+#   platform_admin, operator, auditor, supervisor, department_admin (A1), department_user (A1)
+EXPECTED = {
+    "GET /healthz": {"anyone": (200, 200, 200, 200, 200, 200)},
+    "GET /readyz": {"anyone": (200, 200, 200, 200, 200, 200)},
+    "GET /metrics": {"anyone": (200, 200, 200, 200, 200, 200)},
+    "GET /v1/openapi.json": {"anyone": (200, 200, 200, 200, 200, 200)},
+    "GET /v1/version": {"anyone": (200, 200, 200, 200, 200, 200)},
+
+    "POST /v1/tokens": {
+        "own credentials": (201, 201, 201, 201, 201, 201),
+        "wrong password": (401, 401, 401, 401, 401, 401),
+    },
+    "DELETE /v1/tokens/current": {
+        "fresh session": (204, 204, 204, 204, 204, 204),
+    },
+    "GET /v1/api-keys": {
+        "own keys": (200, 200, 200, 200, 200, 200),
+    },
+    "POST /v1/api-keys": {
+        "own key": (201, 201, 201, 201, 201, 201),
+    },
+    "DELETE /v1/api-keys/{id}": {
+        "own key": (204, 204, 204, 204, 204, 204),
+        "another user's key": (404, 404, 404, 404, 404, 404),
+    },
+
+    "GET /v1/departments": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/departments": {
+        "top level": (201, 403, 403, 403, 403, 403),
+        "under A1a": (201, 403, 403, 403, 201, 403),
+        # a parent outside the caller's scope is reported like a missing parent (400)
+        "under B1": (201, 403, 403, 403, 400, 403),
+    },
+    "GET /v1/departments/{id}": {
+        "A (above A1)": (200, 200, 200, 200, 404, 404),
+        "A1": (200, 200, 200, 200, 200, 200),
+        "A1a": (200, 200, 200, 200, 200, 404),
+        "B1": (200, 200, 200, 200, 404, 404),
+    },
+    "PATCH /v1/departments/{id}": {
+        "A1 description": (200, 403, 403, 403, 200, 403),
+        "A1a description": (200, 403, 403, 403, 200, 404),
+        "B1 description": (200, 403, 403, 403, 404, 404),
+    },
+    "DELETE /v1/departments/{id}": {
+        "empty department under A1a": (204, 403, 403, 403, 204, 404),
+        "empty department under B1": (204, 403, 403, 403, 404, 404),
+        # A1 still has a child and users: 409 for the platform admin; A1's admin may not
+        # delete its own department
+        "A1": (409, 403, 403, 403, 403, 403),
+    },
+
+    "GET /v1/users": {"list": (200, 200, 200, 403, 200, 200)},
+    "POST /v1/users": {
+        "department_user in A1a": (201, 403, 403, 403, 201, 403),
+        "department_user in B1": (201, 403, 403, 403, 400, 403),
+        "operator": (201, 403, 403, 403, 403, 403),
+    },
+    "GET /v1/users/me": {"self": (200, 200, 200, 200, 200, 200)},
+    "GET /v1/users/{id}": {
+        "self": (200, 200, 200, 200, 200, 200),
+        "me": (200, 200, 200, 200, 200, 200),
+        "user in A1": (200, 200, 200, 403, 200, 200),
+        "user in A1a": (200, 200, 200, 403, 200, 404),
+        "user in B1": (200, 200, 200, 403, 404, 404),
+        "platform user": (200, 200, 200, 403, 404, 404),
+    },
+    "PATCH /v1/users/{id}": {
+        "self display_name": (200, 200, 200, 200, 200, 200),
+        "me display_name": (200, 200, 200, 200, 200, 200),
+        "self password": (200, 200, 200, 200, 200, 200),
+        "self role": (403, 403, 403, 403, 403, 403),
+        "user in A1 display_name": (200, 403, 403, 403, 200, 403),
+        "user in A1a display_name": (200, 403, 403, 403, 200, 404),
+        "user in B1 display_name": (200, 403, 403, 403, 404, 404),
+        "platform user display_name": (200, 403, 403, 403, 404, 404),
+        "user in A1 made operator": (200, 403, 403, 403, 403, 403),
+    },
+    "DELETE /v1/users/{id}": {
+        "self": (403, 403, 403, 403, 403, 403),
+        # /v1/users/me names oneself for GET and PATCH; DELETE must refuse it the same way
+        "me": (403, 403, 403, 403, 403, 403),
+        "user in A1a": (204, 403, 403, 403, 204, 404),
+        "user in B1": (204, 403, 403, 403, 404, 404),
+        "platform user": (204, 403, 403, 403, 404, 404),
+    },
+
+    "GET /v1/audit-events": {"list": (200, 403, 200, 403, 200, 403)},
+    "GET /v1/audit-events/verify": {"verify": (200, 403, 200, 403, 403, 403)},
+
+    # hosts are platform objects: department roles never see one (404), nor list them (403)
+    "GET /v1/hosts": {"list": (200, 200, 200, 200, 403, 403)},
+    "POST /v1/hosts": {"test:///default": (201, 201, 403, 403, 403, 403)},
+    "GET /v1/hosts/{id}": {"host": (200, 200, 200, 200, 404, 404)},
+    "PATCH /v1/hosts/{id}": {"description": (200, 200, 403, 403, 404, 404)},
+    "DELETE /v1/hosts/{id}": {"fresh host": (204, 204, 403, 403, 404, 404)},
+
+    "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
+    "POST /v1/jobs": {"test.sleep": (202, 202, 403, 403, 202, 403)},
+    "GET /v1/jobs/{id}": {
+        "job of A1": (200, 200, 200, 403, 200, 200),
+        "job of A1a": (200, 200, 200, 403, 200, 404),
+        "job of B": (200, 200, 200, 403, 404, 404),
+        "platform job": (200, 200, 200, 403, 404, 404),
+    },
+    "POST /v1/jobs/{id}/cancel": {
+        "unfinished job of A1": (202, 202, 403, 403, 202, 403),
+        "unfinished job of B": (202, 202, 403, 403, 404, 404),
+        "unfinished platform job": (202, 202, 403, 403, 404, 404),
+        "finished job of A1": (409, 409, 403, 403, 409, 403),
+        "finished job of B": (409, 409, 403, 403, 404, 404),
+    },
+}
+
+SLUG = {400: "invalid-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+        409: "conflict"}
+
+
+def list_routes():
+    out = subprocess.run([DAEMON, "--list-routes"], capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def missing_id():
+    """A well-formed id (lowercase UUIDv7 shape) that names nothing."""
+    h = "".join(random.choice("0123456789abcdef") for _ in range(32))
+    return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-8{h[17:20]}-{h[20:32]}"
+
+
+_seq = [0]
+
+
+def uniq(prefix):
+    _seq[0] += 1
+    return f"{prefix}{_seq[0]}x{random.randrange(10**6)}"
+
+
+def build_world(c):
+    """Creates the departments, users and jobs described above on c.d."""
+    d = c.d
+
+    def post(path, body, tok, want=201):
+        r = d.request("POST", path, body, token=tok)
+        if r.status != want:
+            raise AssertionError(f"setup: POST {path} {body} -> {r}")
+        return r.json
+
+    adm = c.admin
+    c.dept = {}
+    c.dept["A"] = post("/v1/departments", {"name": "省A", "code": "RB-A"}, adm)["id"]
+    c.dept["A1"] = post("/v1/departments",
+                        {"name": "市A1", "code": "RB-A1", "parent_id": c.dept["A"]}, adm)["id"]
+    c.dept["A1a"] = post("/v1/departments",
+                         {"name": "局A1a", "code": "RB-A1a", "parent_id": c.dept["A1"]},
+                         adm)["id"]
+    c.dept["B"] = post("/v1/departments", {"name": "省B", "code": "RB-B"}, adm)["id"]
+    c.dept["B1"] = post("/v1/departments",
+                        {"name": "市B1", "code": "RB-B1", "parent_id": c.dept["B"]}, adm)["id"]
+
+    def mkuser(name, role, dept=None):
+        body = {"username": name, "password": PASSWORD, "role": role}
+        if dept:
+            body["department_id"] = c.dept[dept]
+        return post("/v1/users", body, adm)
+
+    c.user, c.tok, c.pw = {}, {}, {}
+    for role in ROLES:
+        dept = "A1" if role.startswith("department_") else None
+        c.user[role] = mkuser("r-" + role.replace("_", "-"), role, dept)
+        c.pw[role] = PASSWORD
+    c.user["dab"] = mkuser("r-dab", "department_admin", "B")
+    c.user["a1a_admin"] = mkuser("r-a1a-admin", "department_admin", "A1a")
+    c.victim = {
+        "A1": mkuser("v-a1", "department_user", "A1")["id"],
+        "A1a": mkuser("v-a1a", "department_user", "A1a")["id"],
+        "B1": mkuser("v-b1", "department_user", "B1")["id"],
+        "plat": mkuser("v-plat", "operator")["id"],
+    }
+    for who in (*ROLES, "dab", "a1a_admin"):
+        c.tok[who] = d.login(c.user[who]["username"], PASSWORD)
+
+    c.host = post("/v1/hosts", {"name": "rbac-host", "uri": "test:///default?rbac=0"},
+                  adm)["id"]
+
+    # finished jobs, one per department and one of the platform
+    c.job = {}
+    for key, who in (("A1", "department_admin"), ("A1a", "a1a_admin"), ("B", "dab"),
+                     ("plat", None)):
+        tok = c.tok[who] if who else adm
+        r = d.request("POST", "/v1/jobs",
+                      {"kind": "test.sleep", "params": {"steps": 1, "step_ms": 0}}, token=tok)
+        if r.status != 202:
+            raise AssertionError(f"setup: job for {key}: {r}")
+        c.job[key] = r.json["id"]
+    deadline = time.time() + 30
+    for key, jid in c.job.items():
+        while True:
+            r = d.request("GET", f"/v1/jobs/{jid}", token=adm)
+            if r.json["state"] in ("succeeded", "failed", "cancelled"):
+                break
+            if time.time() > deadline:
+                raise AssertionError(f"setup: job {key} did not finish: {r}")
+            time.sleep(0.02)
+
+
+# ---- the cases: one function per (route, case), called as fn(test, role) -> Response ----
+RUNNERS = {}
+
+
+def case(route, name):
+    def deco(fn):
+        RUNNERS[(route, name)] = fn
+        return fn
+    return deco
+
+
+for _r in ("GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/openapi.json",
+           "GET /v1/version"):
+    RUNNERS[(_r, "anyone")] = (lambda route: lambda t, role: t.as_(
+        role, *route.split(" ", 1)))(_r)
+
+
+@case("POST /v1/tokens", "own credentials")
+def _(t, role):
+    r = t.d.request("POST", "/v1/tokens",
+                    {"username": t.user[role]["username"], "password": t.pw[role]})
+    if r.status == 201:
+        t.assertEqual(r.json["user"]["id"], t.user[role]["id"])
+        me = t.d.request("GET", "/v1/users/me", token=r.json["token"])
+        t.assertEqual(me.status, 200, me)
+        t.assertEqual(me.json["role"], role)
+    return r
+
+
+@case("POST /v1/tokens", "wrong password")
+def _(t, role):
+    r = t.d.request("POST", "/v1/tokens",
+                    {"username": t.user[role]["username"], "password": "Wrong-Passw0rd!"})
+    t.assertNotIn("token", r.json or {})
+    return r
+
+
+@case("DELETE /v1/tokens/current", "fresh session")
+def _(t, role):
+    tok = t.d.login(t.user[role]["username"], t.pw[role])
+    r = t.d.request("DELETE", "/v1/tokens/current", token=tok)
+    if r.status == 204:
+        after = t.d.request("GET", "/v1/users/me", token=tok)
+        t.assertEqual(after.status, 401, "a logged-out token still works")
+        # the role's other session is untouched
+        t.assertEqual(t.as_(role, "GET", "/v1/users/me").status, 200)
+    return r
+
+
+@case("GET /v1/api-keys", "own keys")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/api-keys?limit=500")
+    if r.status == 200:
+        ids = {k["id"] for k in r.json["items"]}
+        t.assertIn(t.key[role], ids, "own API key missing from the list")
+        others = {v for k, v in t.key.items() if k != role}
+        t.assertFalse(ids & others, "another user's API key is listed")
+        for k in r.json["items"]:
+            t.assertNotIn("key", k, "the secret of an API key is shown again")
+    return r
+
+
+@case("POST /v1/api-keys", "own key")
+def _(t, role):
+    r = t.as_(role, "POST", "/v1/api-keys", {"name": uniq("k")})
+    if r.status == 201:
+        t.assertTrue(r.json["key"].startswith("gck_"), r)
+        me = t.d.request("GET", "/v1/users/me", token=r.json["key"])
+        t.assertEqual(me.status, 200, me)
+        t.assertEqual(me.json["id"], t.user[role]["id"], "an API key acts as another user")
+        t.assertEqual(t.as_(role, "DELETE", f"/v1/api-keys/{r.json['id']}").status, 204)
+    return r
+
+
+@case("DELETE /v1/api-keys/{id}", "own key")
+def _(t, role):
+    k = t.as_(role, "POST", "/v1/api-keys", {"name": uniq("k")})
+    t.assertEqual(k.status, 201, k)
+    r = t.as_(role, "DELETE", f"/v1/api-keys/{k.json['id']}")
+    if r.status == 204:
+        t.assertEqual(t.d.request("GET", "/v1/users/me", token=k.json["key"]).status, 401,
+                      "a revoked API key still works")
+    return r
+
+
+@case("DELETE /v1/api-keys/{id}", "another user's key")
+def _(t, role):
+    r = t.as_(role, "DELETE", f"/v1/api-keys/{t.admin_key['id']}")
+    t.assertEqual(t.d.request("GET", "/v1/users/me", token=t.admin_key["key"]).status, 200,
+                  "another user's API key was revoked")
+    return r
+
+
+@case("GET /v1/departments", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/departments?limit=500")
+
+
+def _dept_create(t, role, parent):
+    name = uniq("新部门")
+    body = {"name": name}
+    if parent:
+        body["parent_id"] = t.dept[parent]
+    r = t.as_(role, "POST", "/v1/departments", body)
+    found = t.d.request("GET", "/v1/departments?" + _q(name=name), token=t.admin).json["items"]
+    if r.status == 201:
+        t.assertEqual(r.json["parent_id"], t.dept[parent] if parent else None)
+        t.assertEqual(r.headers.get("Location"), f"/v1/departments/{r.json['id']}")
+        t.assertEqual([x["id"] for x in found], [r.json["id"]])
+    else:
+        t.assertEqual(found, [], "a refused POST /v1/departments created a department")
+    for x in found:
+        t.assertEqual(t.d.request("DELETE", f"/v1/departments/{x['id']}",
+                                  token=t.admin).status, 204)
+    return r
+
+
+case("POST /v1/departments", "top level")(lambda t, role: _dept_create(t, role, None))
+case("POST /v1/departments", "under A1a")(lambda t, role: _dept_create(t, role, "A1a"))
+case("POST /v1/departments", "under B1")(lambda t, role: _dept_create(t, role, "B1"))
+
+
+def _dept_get(key):
+    def run(t, role):
+        r = t.as_(role, "GET", f"/v1/departments/{t.dept[key]}")
+        if r.status == 200:
+            t.assertEqual(r.json["id"], t.dept[key])
+        return r
+    return run
+
+
+for _k, _c in (("A", "A (above A1)"), ("A1", "A1"), ("A1a", "A1a"), ("B1", "B1")):
+    case("GET /v1/departments/{id}", _c)(_dept_get(_k))
+
+
+def _dept_patch(key):
+    def run(t, role):
+        path = f"/v1/departments/{t.dept[key]}"
+        before = t.d.request("GET", path, token=t.admin).json
+        desc = uniq("desc-")
+        r = t.as_(role, "PATCH", path, {"description": desc})
+        after = t.d.request("GET", path, token=t.admin).json
+        if r.status == 200:
+            t.assertEqual(r.json["description"], desc)
+            t.assertEqual(after["description"], desc)
+            t.assertEqual(after["version"], before["version"] + 1)
+        else:
+            t.assertEqual(after, before, "a refused PATCH changed the department")
+        return r
+    return run
+
+
+for _k in ("A1", "A1a", "B1"):
+    case("PATCH /v1/departments/{id}", f"{_k} description")(_dept_patch(_k))
+
+
+def _dept_delete(parent):
+    def run(t, role):
+        if parent == "A1":   # the A1 case: delete A1 itself
+            target = t.dept["A1"]
+        else:
+            target = t.admin_post("/v1/departments",
+                                  {"name": uniq("叶"), "parent_id": t.dept[parent]})["id"]
+        r = t.as_(role, "DELETE", f"/v1/departments/{target}")
+        still = t.d.request("GET", f"/v1/departments/{target}", token=t.admin).status
+        if r.status == 204:
+            t.assertEqual(still, 404, "a deleted department is still there")
+        else:
+            t.assertEqual(still, 200, "a refused DELETE removed the department")
+            if parent != "A1":
+                t.assertEqual(t.d.request("DELETE", f"/v1/departments/{target}",
+                                          token=t.admin).status, 204)
+        return r
+    return run
+
+
+case("DELETE /v1/departments/{id}", "empty department under A1a")(_dept_delete("A1a"))
+case("DELETE /v1/departments/{id}", "empty department under B1")(_dept_delete("B1"))
+case("DELETE /v1/departments/{id}", "A1")(_dept_delete("A1"))
+
+
+@case("GET /v1/users", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/users?limit=500")
+
+
+def _user_create(urole, dept):
+    def run(t, role):
+        name = uniq("n-")
+        body = {"username": name, "password": PASSWORD, "role": urole}
+        if dept:
+            body["department_id"] = t.dept[dept]
+        r = t.as_(role, "POST", "/v1/users", body)
+        found = t.d.request("GET", "/v1/users?" + _q(username=name), token=t.admin).json["items"]
+        if r.status == 201:
+            t.assertEqual(r.json["role"], urole)
+            t.assertEqual(r.json["department_id"], t.dept[dept] if dept else None)
+            t.assertNotIn("password", r.json)
+            t.assertNotIn("password_hash", r.json)
+            t.assertEqual([x["id"] for x in found], [r.json["id"]])
+        else:
+            t.assertEqual(found, [], "a refused POST /v1/users created a user")
+        for x in found:
+            t.assertEqual(t.d.request("DELETE", f"/v1/users/{x['id']}", token=t.admin).status,
+                          204)
+        return r
+    return run
+
+
+case("POST /v1/users", "department_user in A1a")(_user_create("department_user", "A1a"))
+case("POST /v1/users", "department_user in B1")(_user_create("department_user", "B1"))
+case("POST /v1/users", "operator")(_user_create("operator", None))
+
+
+@case("GET /v1/users/me", "self")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/users/me")
+    if r.status == 200:
+        t.assertEqual(r.json["id"], t.user[role]["id"])
+        t.assertEqual(r.json["role"], role)
+    return r
+
+
+def _user_get(key):
+    def run(t, role):
+        uid = t.user[role]["id"] if key == "self" else "me" if key == "me" else t.victim[key]
+        r = t.as_(role, "GET", f"/v1/users/{uid}")
+        if r.status == 200:
+            t.assertEqual(r.json["id"], t.user[role]["id"] if key == "me" else uid)
+            t.assertNotIn("password_hash", r.json)
+        return r
+    return run
+
+
+for _k, _c in (("self", "self"), ("me", "me"), ("A1", "user in A1"), ("A1a", "user in A1a"),
+               ("B1", "user in B1"), ("plat", "platform user")):
+    case("GET /v1/users/{id}", _c)(_user_get(_k))
+
+
+def _user_patch(key):
+    def run(t, role):
+        uid = t.user[role]["id"] if key in ("self", "me") else t.victim[key]
+        path = f"/v1/users/{uid}"
+        before = t.d.request("GET", path, token=t.admin).json
+        name = uniq("显示名")
+        r = t.as_(role, "PATCH", "/v1/users/me" if key == "me" else path, {"display_name": name})
+        after = t.d.request("GET", path, token=t.admin).json
+        if r.status == 200:
+            t.assertEqual(after["display_name"], name)
+        else:
+            t.assertEqual(after, before, "a refused PATCH changed the user")
+        return r
+    return run
+
+
+for _k, _c in (("self", "self display_name"), ("me", "me display_name"),
+               ("A1", "user in A1 display_name"),
+               ("A1a", "user in A1a display_name"), ("B1", "user in B1 display_name"),
+               ("plat", "platform user display_name")):
+    case("PATCH /v1/users/{id}", _c)(_user_patch(_k))
+
+
+@case("PATCH /v1/users/{id}", "self password")
+def _(t, role):
+    new = "Changed-" + uniq("Pw0rd!")
+    r = t.as_(role, "PATCH", f"/v1/users/{t.user[role]['id']}", {"password": new})
+    if r.status == 200:
+        old = t.pw[role]
+        t.pw[role] = new
+        ok = t.d.request("POST", "/v1/tokens", {"username": t.user[role]["username"],
+                                                "password": new})
+        t.assertEqual(ok.status, 201, "the new password does not work")
+        bad = t.d.request("POST", "/v1/tokens", {"username": t.user[role]["username"],
+                                                 "password": old})
+        t.assertEqual(bad.status, 401, "the old password still works")
+        t.assertEqual(t.as_(role, "GET", "/v1/users/me").status, 200,
+                      "changing the password ended the session that changed it")
+    return r
+
+
+@case("PATCH /v1/users/{id}", "self role")
+def _(t, role):
+    target = "operator" if role != "operator" else "auditor"
+    r = t.as_(role, "PATCH", f"/v1/users/{t.user[role]['id']}", {"role": target})
+    me = t.as_(role, "GET", "/v1/users/me")
+    t.assertEqual(me.json["role"], role, "a user changed their own role")
+    return r
+
+
+@case("PATCH /v1/users/{id}", "user in A1 made operator")
+def _(t, role):
+    uid = t.admin_post("/v1/users", {"username": uniq("m-"), "password": PASSWORD,
+                                     "role": "department_user",
+                                     "department_id": t.dept["A1"]})["id"]
+    r = t.as_(role, "PATCH", f"/v1/users/{uid}", {"role": "operator"})
+    after = t.d.request("GET", f"/v1/users/{uid}", token=t.admin).json
+    if r.status == 200:
+        t.assertEqual((after["role"], after["department_id"]), ("operator", None))
+    else:
+        t.assertEqual((after["role"], after["department_id"]),
+                      ("department_user", t.dept["A1"]), "a refused PATCH changed the role")
+    t.assertEqual(t.d.request("DELETE", f"/v1/users/{uid}", token=t.admin).status, 204)
+    return r
+
+
+@case("DELETE /v1/users/{id}", "self")
+def _(t, role):
+    r = t.as_(role, "DELETE", f"/v1/users/{t.user[role]['id']}")
+    t.assertEqual(t.as_(role, "GET", "/v1/users/me").status, 200, "a user deleted themselves")
+    return r
+
+
+@case("DELETE /v1/users/{id}", "me")
+def _(t, role):
+    r = t.as_(role, "DELETE", "/v1/users/me")
+    t.assertEqual(t.as_(role, "GET", "/v1/users/me").status, 200, "a user deleted themselves")
+    return r
+
+
+def _user_delete(urole, dept):
+    def run(t, role):
+        body = {"username": uniq("del-"), "password": PASSWORD, "role": urole}
+        if dept:
+            body["department_id"] = t.dept[dept]
+        uid = t.admin_post("/v1/users", body)["id"]
+        r = t.as_(role, "DELETE", f"/v1/users/{uid}")
+        still = t.d.request("GET", f"/v1/users/{uid}", token=t.admin).status
+        if r.status == 204:
+            t.assertEqual(still, 404, "a deleted user is still there")
+        else:
+            t.assertEqual(still, 200, "a refused DELETE removed the user")
+            t.assertEqual(t.d.request("DELETE", f"/v1/users/{uid}", token=t.admin).status, 204)
+        return r
+    return run
+
+
+case("DELETE /v1/users/{id}", "user in A1a")(_user_delete("department_user", "A1a"))
+case("DELETE /v1/users/{id}", "user in B1")(_user_delete("department_user", "B1"))
+case("DELETE /v1/users/{id}", "platform user")(_user_delete("operator", None))
+
+
+@case("GET /v1/audit-events", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/audit-events?limit=500")
+
+
+@case("GET /v1/audit-events/verify", "verify")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/audit-events/verify")
+    if r.status == 200:
+        t.assertIs(r.json["intact"], True, r)
+    return r
+
+
+@case("GET /v1/jobs", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/jobs?limit=500")
+
+
+@case("POST /v1/jobs", "test.sleep")
+def _(t, role):
+    r = t.as_(role, "POST", "/v1/jobs", {"kind": "test.sleep",
+                                         "params": {"steps": 1, "step_ms": 0}})
+    if r.status == 202:
+        dept = t.user[role]["department_id"]
+        t.assertEqual(r.json["department_id"], dept)
+        t.assertEqual(r.json["created_by"], t.user[role]["id"])
+        t.assertEqual(r.headers.get("Location"), f"/v1/jobs/{r.json['id']}")
+    return r
+
+
+@case("GET /v1/hosts", "list")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/hosts?limit=500")
+    if r.status == 200:
+        t.assertIn(t.host, [h["id"] for h in r.json["items"]])
+    return r
+
+
+def _host_volatile(h):
+    """A host without the fields the host manager keeps updating by itself."""
+    return {k: v for k, v in h.items()
+            if k not in ("updated_at", "last_seen_at", "state", "last_error")}
+
+
+@case("POST /v1/hosts", "test:///default")
+def _(t, role):
+    name = uniq("host-")
+    r = t.as_(role, "POST", "/v1/hosts", {"name": name, "uri": f"test:///default?{name}"})
+    found = t.d.request("GET", "/v1/hosts?" + _q(name=name), token=t.admin).json["items"]
+    if r.status == 201:
+        t.assertEqual(r.json["name"], name)
+        t.assertEqual(r.headers.get("Location"), f"/v1/hosts/{r.json['id']}")
+        t.assertEqual([h["id"] for h in found], [r.json["id"]])
+    else:
+        t.assertEqual(found, [], "a refused POST /v1/hosts registered a host")
+    for h in found:
+        t.assertEqual(t.d.request("DELETE", f"/v1/hosts/{h['id']}", token=t.admin).status, 204)
+    return r
+
+
+@case("GET /v1/hosts/{id}", "host")
+def _(t, role):
+    r = t.as_(role, "GET", f"/v1/hosts/{t.host}")
+    if r.status == 200:
+        t.assertEqual(r.json["id"], t.host)
+    return r
+
+
+@case("PATCH /v1/hosts/{id}", "description")
+def _(t, role):
+    path = f"/v1/hosts/{t.host}"
+    before = t.d.request("GET", path, token=t.admin).json
+    desc = uniq("desc-")
+    r = t.as_(role, "PATCH", path, {"description": desc})
+    after = t.d.request("GET", path, token=t.admin).json
+    if r.status == 200:
+        t.assertEqual(after["description"], desc)
+    else:
+        t.assertEqual(_host_volatile(after), _host_volatile(before),
+                      "a refused PATCH changed the host")
+    return r
+
+
+@case("DELETE /v1/hosts/{id}", "fresh host")
+def _(t, role):
+    name = uniq("host-")
+    hid = t.admin_post("/v1/hosts", {"name": name, "uri": f"test:///default?{name}"})["id"]
+    r = t.as_(role, "DELETE", f"/v1/hosts/{hid}")
+    still = t.d.request("GET", f"/v1/hosts/{hid}", token=t.admin).status
+    if r.status == 204:
+        t.assertEqual(still, 404, "a deleted host is still there")
+    else:
+        t.assertEqual(still, 200, "a refused DELETE removed the host")
+        t.assertEqual(t.d.request("DELETE", f"/v1/hosts/{hid}", token=t.admin).status, 204)
+    return r
+
+
+def _job_get(key):
+    def run(t, role):
+        r = t.as_(role, "GET", f"/v1/jobs/{t.job[key]}")
+        if r.status == 200:
+            t.assertEqual(r.json["id"], t.job[key])
+        return r
+    return run
+
+
+for _k, _c in (("A1", "job of A1"), ("A1a", "job of A1a"), ("B", "job of B"),
+               ("plat", "platform job")):
+    case("GET /v1/jobs/{id}", _c)(_job_get(_k))
+
+
+def _job_cancel(owner, finished):
+    def run(t, role):
+        if finished:
+            jid = t.job[owner]
+        else:
+            tok = t.admin if owner == "plat" else t.tok[owner]
+            c = t.d.request("POST", "/v1/jobs", {"kind": "test.sleep",
+                                                 "params": {"steps": 600, "step_ms": 100}},
+                            token=tok)
+            t.assertEqual(c.status, 202, c)
+            jid = c.json["id"]
+        before = t.d.request("GET", f"/v1/jobs/{jid}", token=t.admin).json
+        r = t.as_(role, "POST", f"/v1/jobs/{jid}/cancel")
+        after = t.d.request("GET", f"/v1/jobs/{jid}", token=t.admin).json
+        if r.status == 202:
+            t.assertTrue(after["state"] == "cancelled" or after["cancel_requested"], after)
+        elif not finished:
+            t.assertFalse(after["cancel_requested"], "a refused cancel was recorded")
+            t.assertIn(after["state"], ("queued", "running"))
+        else:
+            t.assertEqual(after["state"], before["state"])
+        if not finished and after["state"] in ("queued", "running"):
+            t.d.request("POST", f"/v1/jobs/{jid}/cancel", token=t.admin)
+        return r
+    return run
+
+
+case("POST /v1/jobs/{id}/cancel", "unfinished job of A1")(_job_cancel("department_admin", False))
+case("POST /v1/jobs/{id}/cancel", "unfinished job of B")(_job_cancel("dab", False))
+case("POST /v1/jobs/{id}/cancel", "unfinished platform job")(_job_cancel("plat", False))
+case("POST /v1/jobs/{id}/cancel", "finished job of A1")(_job_cancel("A1", True))
+case("POST /v1/jobs/{id}/cancel", "finished job of B")(_job_cancel("B", True))
+
+
+def _q(**kw):
+    return urllib.parse.urlencode(kw)
+
+
+class RbacBase(DaemonTestCase):
+    """Shared helpers for the RBAC classes."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            build_world(cls)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def as_(self, who, method, path, body=None, **kw):
+        return self.d.request(method, path, body, token=self.tok[who], **kw)
+
+    def admin_post(self, path, body):
+        r = self.d.request("POST", path, body, token=self.admin)
+        self.assertIn(r.status, (201, 202), r)
+        return r.json
+
+    def assertStatus(self, r, status, msg=""):
+        if status < 400:
+            self.assertEqual(r.status, status, f"{msg}: {r}")
+        else:
+            self.assertProblem(r, status)
+            self.assertEqual(r.json["type"],
+                             "https://govcloud.example/problems/" + SLUG[status], f"{msg}: {r}")
+
+
+class TestRbacMatrix(RbacBase):
+    """Every route x every role, with the outcomes of EXPECTED."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.key = {}
+        for role in ROLES:
+            r = cls.d.request("POST", "/v1/api-keys", {"name": "own"}, token=cls.tok[role])
+            assert r.status == 201, r
+            cls.key[role] = r.json["id"]
+        r = cls.d.request("POST", "/v1/api-keys", {"name": "admin's"}, token=cls.admin)
+        assert r.status == 201, r
+        cls.admin_key = r.json
+
+    def test_every_route_is_in_the_matrix(self):
+        routes = list_routes()
+        self.assertGreater(len(routes), 20, routes)
+        missing = [r for r in routes if r not in EXPECTED]
+        stale = [r for r in EXPECTED if r not in routes]
+        self.assertEqual(missing, [], "routes without expected outcomes in EXPECTED: add them")
+        self.assertEqual(stale, [], "EXPECTED lists routes the daemon does not have")
+        self.assertEqual(len(routes), len(set(routes)), "duplicate routes")
+
+    def test_every_case_has_a_runner(self):
+        cases = {(r, c) for r, cs in EXPECTED.items() for c in cs}
+        self.assertEqual(cases - set(RUNNERS), set(), "cases without a runner")
+        self.assertEqual(set(RUNNERS) - cases, set(), "runners without an expected row")
+        for r, cs in EXPECTED.items():
+            self.assertTrue(cs, r)
+            for c, row in cs.items():
+                self.assertEqual(len(row), len(ROLES), (r, c))
+
+    def test_no_token_means_401(self):
+        for route in list_routes():
+            if route in PUBLIC:
+                continue
+            method, path = route.split(" ", 1)
+            path = path.replace("{id}", missing_id())
+            body = {} if method in ("POST", "PATCH") else None
+            with self.subTest(route=route):
+                r = self.d.request(method, path, body)
+                self.assertStatus(r, 401, route)
+                self.assertIn("Bearer", r.headers.get("WWW-Authenticate", ""))
+                r = self.d.request(method, path, body,
+                                   headers={"Authorization": "Bearer gct_" + "x" * 43})
+                self.assertStatus(r, 401, route + " with an unknown token")
+
+    def run_route(self, route):
+        for name, row in EXPECTED[route].items():
+            for role, want in zip(ROLES, row):
+                with self.subTest(route=route, case=name, role=role):
+                    r = RUNNERS[(route, name)](self, role)
+                    self.assertStatus(r, want, f"{route} [{name}] as {role}")
+
+
+def _add_route_tests():
+    for route in EXPECTED:
+        name = "test_route_" + "".join(ch if ch.isalnum() else "_" for ch in route)
+        setattr(TestRbacMatrix, name, lambda self, route=route: self.run_route(route))
+
+
+_add_route_tests()
+
+
+class TestDepartmentScope(RbacBase):
+    """A department's admin and users never see or change another department's objects."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # an unfinished job of B, for cancel attempts
+        r = cls.d.request("POST", "/v1/jobs", {"kind": "test.sleep",
+                                               "params": {"steps": 600, "step_ms": 100}},
+                          token=cls.tok["dab"])
+        assert r.status == 202, r
+        cls.job["B-running"] = r.json["id"]
+
+    @classmethod
+    def tearDownClass(cls):
+        jid = getattr(cls, "job", {}).get("B-running")
+        if jid:
+            cls.d.request("POST", f"/v1/jobs/{jid}/cancel", token=cls.admin)
+        super().tearDownClass()
+
+    # -- who may see what --
+    def foreign(self, who):
+        """Objects outside who's scope: (kind, id)."""
+        d, u, j = self.dept, self.victim, self.job
+        if who == "department_admin":
+            return [("departments", d["A"]), ("departments", d["B"]), ("departments", d["B1"]),
+                    ("users", u["B1"]), ("users", self.user["dab"]["id"]),
+                    ("users", u["plat"]), ("users", self.user["platform_admin"]["id"]),
+                    ("jobs", j["B"]), ("jobs", j["plat"]), ("jobs", j["B-running"]),
+                    ("hosts", self.host)]
+        if who == "department_user":
+            return self.foreign("department_admin") + [
+                ("departments", d["A1a"]), ("users", u["A1a"]),
+                ("users", self.user["a1a_admin"]["id"]), ("jobs", j["A1a"])]
+        if who == "dab":
+            return [("departments", d["A"]), ("departments", d["A1"]),
+                    ("departments", d["A1a"]), ("users", u["A1"]), ("users", u["A1a"]),
+                    ("users", self.user["department_admin"]["id"]), ("users", u["plat"]),
+                    ("jobs", j["A1"]), ("jobs", j["A1a"]), ("jobs", j["plat"]),
+                    ("hosts", self.host)]
+        raise KeyError(who)
+
+    def requests_on(self, kind, oid):
+        """Every request that names one object: (method, path, body)."""
+        base = f"/v1/{kind}/{oid}"
+        if kind == "departments":
+            return [("GET", base, None), ("PATCH", base, {"description": "x"}),
+                    ("DELETE", base, None)]
+        if kind == "users":
+            return [("GET", base, None), ("PATCH", base, {"display_name": "x"}),
+                    ("PATCH", base, {"disabled": True}), ("DELETE", base, None)]
+        if kind == "hosts":
+            return [("GET", base, None), ("PATCH", base, {"maintenance": True}),
+                    ("DELETE", base, None)]
+        return [("GET", base, None), ("POST", base + "/cancel", None)]
+
+    def normalized(self, r, oid):
+        j = dict(r.json or {})
+        j.pop("request_id", None)
+        text = json.dumps(j, sort_keys=True, ensure_ascii=False).replace(oid, "<ID>")
+        heads = sorted((k, v) for k, v in r.headers.items()
+                       if k not in ("Date", "X-Request-Id"))
+        return r.status, text, heads
+
+    def test_foreign_objects_are_404_like_missing_ones(self):
+        for who in ("department_admin", "department_user", "dab"):
+            for kind, oid in self.foreign(who):
+                before = self.d.request("GET", f"/v1/{kind}/{oid}", token=self.admin).json
+                for method, path, body in self.requests_on(kind, oid):
+                    with self.subTest(who=who, method=method, path=path, body=body):
+                        r = self.as_(who, method, path, body)
+                        self.assertStatus(r, 404, f"{who} {method} {path}")
+                        other = missing_id()
+                        m = self.as_(who, method, path.replace(oid, other), body)
+                        self.assertEqual(self.normalized(r, oid), self.normalized(m, other),
+                                         "a foreign object answers differently from a "
+                                         "missing one")
+                after = self.d.request("GET", f"/v1/{kind}/{oid}", token=self.admin).json
+                if kind == "hosts":
+                    before, after = _host_volatile(before), _host_volatile(after)
+                if kind == "jobs":   # running jobs move on by themselves
+                    for k in ("updated_at", "version", "progress", "message", "started_at",
+                              "state", "attempts"):
+                        before.pop(k, None)
+                        after.pop(k, None)
+                self.assertEqual(before, after, f"{who} changed foreign {kind} {oid}")
+
+    def test_body_references_to_foreign_departments_look_missing(self):
+        """parent_id / department_id naming a foreign department: the same 400 as a missing
+        one, and nothing changes."""
+        d = self.dept
+        other = missing_id()
+        cases = [
+            ("POST", "/v1/departments", {"name": "x-foreign", "parent_id": d["B1"]},
+             {"name": "x-foreign", "parent_id": other}, d["B1"]),
+            ("PATCH", f"/v1/departments/{d['A1a']}", {"parent_id": d["B1"]},
+             {"parent_id": other}, d["B1"]),
+            ("POST", "/v1/users", {"username": "x-foreign", "password": PASSWORD,
+                                   "role": "department_user", "department_id": d["B1"]},
+             {"username": "x-foreign", "password": PASSWORD, "role": "department_user",
+              "department_id": other}, d["B1"]),
+            ("PATCH", f"/v1/users/{self.victim['A1']}", {"department_id": d["B1"]},
+             {"department_id": other}, d["B1"]),
+            ("PATCH", f"/v1/users/{self.victim['A1']}", {"department_id": d["A"]},
+             {"department_id": other}, d["A"]),
+        ]
+        a1a = self.d.request("GET", f"/v1/departments/{d['A1a']}", token=self.admin).json
+        va1 = self.d.request("GET", f"/v1/users/{self.victim['A1']}", token=self.admin).json
+        for method, path, body, body_missing, fid in cases:
+            with self.subTest(method=method, path=path, body=body):
+                r = self.as_("department_admin", method, path, body)
+                self.assertStatus(r, 400)
+                self.assertIn(r.json.get("field"), ("parent_id", "department_id"))
+                m = self.as_("department_admin", method, path, body_missing)
+                self.assertEqual(self.normalized(r, fid), self.normalized(m, other))
+        self.assertEqual(self.d.request("GET", f"/v1/departments/{d['A1a']}",
+                                        token=self.admin).json, a1a)
+        self.assertEqual(self.d.request("GET", f"/v1/users/{self.victim['A1']}",
+                                        token=self.admin).json, va1)
+        self.assertEqual(self.d.request("GET", "/v1/departments?name=x-foreign",
+                                        token=self.admin).json["items"], [])
+        self.assertEqual(self.d.request("GET", "/v1/users?username=x-foreign",
+                                        token=self.admin).json["items"], [])
+
+    def test_department_admin_limits(self):
+        d, v = self.dept, self.victim
+        da = "department_admin"
+        # may not move its own department, nor make a department top-level
+        r = self.as_(da, "PATCH", f"/v1/departments/{d['A1']}", {"parent_id": d["A1a"]})
+        self.assertIn(r.status, (400, 403), r)
+        r = self.as_(da, "PATCH", f"/v1/departments/{d['A1a']}", {"parent_id": None})
+        self.assertStatus(r, 403)
+        r = self.as_(da, "PATCH", f"/v1/departments/{d['A1']}", {"parent_id": None})
+        self.assertStatus(r, 403)
+        # may not grant platform roles
+        for role in ("platform_admin", "operator", "auditor", "supervisor"):
+            with self.subTest(role=role):
+                r = self.as_(da, "PATCH", f"/v1/users/{v['A1']}", {"role": role})
+                self.assertStatus(r, 403)
+                r = self.as_(da, "POST", "/v1/users", {"username": "x-plat", "password": PASSWORD,
+                                                        "role": role})
+                self.assertStatus(r, 403)
+        self.assertEqual(self.d.request("GET", f"/v1/users/{v['A1']}",
+                                        token=self.admin).json["role"], "department_user")
+        self.assertEqual(self.d.request("GET", "/v1/users?username=x-plat",
+                                        token=self.admin).json["items"], [])
+        # may not change platform users even by a field it could change in its scope
+        r = self.as_(da, "PATCH", f"/v1/users/{self.user['auditor']['id']}",
+                     {"display_name": "x"})
+        self.assertStatus(r, 404)
+        # may not verify the whole chain
+        self.assertStatus(self.as_(da, "GET", "/v1/audit-events/verify"), 403)
+        # may not create top-level departments
+        r = self.as_(da, "POST", "/v1/departments", {"name": "x-top"})
+        self.assertStatus(r, 403)
+        self.assertEqual(self.d.request("GET", "/v1/departments?name=x-top",
+                                        token=self.admin).json["items"], [])
+
+    def list_ids(self, who, path, **query):
+        """All ids of a collection as who sees it, paging with limit=1 to exercise cursors."""
+        ids = []
+        cursor = None
+        for _ in range(1000):
+            q = dict(query, limit=1)
+            if cursor:
+                q["cursor"] = cursor
+            r = self.as_(who, "GET", f"{path}?{_q(**q)}")
+            self.assertEqual(r.status, 200, r)
+            ids += [x.get("id") for x in r.json["items"]]
+            cursor = r.json["next_cursor"]
+            if not cursor:
+                break
+        full = self.as_(who, "GET", f"{path}?{_q(**dict(query, limit=500))}")
+        self.assertEqual([x.get("id") for x in full.json["items"]], ids,
+                         "paging gives other items than one big page")
+        return ids
+
+    def test_department_lists_are_scoped(self):
+        d = self.dept
+        self.assertCountEqual(self.list_ids("department_admin", "/v1/departments"),
+                              [d["A1"], d["A1a"]])
+        self.assertCountEqual(self.list_ids("department_user", "/v1/departments"), [d["A1"]])
+        self.assertCountEqual(self.list_ids("dab", "/v1/departments"), [d["B"], d["B1"]])
+        self.assertCountEqual(self.list_ids("a1a_admin", "/v1/departments"), [d["A1a"]])
+        # filters cannot reach outside the scope
+        for who in ("department_admin", "department_user"):
+            for q in ({"parent_id": d["B"]}, {"parent_id": "root"},
+                      {"name": "市B1"}, {"code": "RB-B1"}, {"code": "RB-A"}):
+                with self.subTest(who=who, query=q):
+                    self.assertEqual(self.list_ids(who, "/v1/departments", **q), [])
+        for who in ("department_admin", "department_user"):
+            self.assertEqual(self.list_ids(who, "/v1/departments", parent_id=d["A"]), [d["A1"]])
+        self.assertEqual(self.list_ids("department_user", "/v1/departments",
+                                       parent_id=d["A1"]), [])
+        self.assertEqual(self.list_ids("department_admin", "/v1/departments",
+                                       parent_id=d["A1"]), [d["A1a"]])
+        # platform roles see everything
+        for role in ("platform_admin", "operator", "auditor", "supervisor"):
+            ids = self.list_ids(role, "/v1/departments")
+            self.assertTrue(set(d.values()) <= set(ids), role)
+
+    def test_user_lists_are_scoped(self):
+        u, v = self.user, self.victim
+        a1 = {u["department_admin"]["id"], u["department_user"]["id"], v["A1"]}
+        a1a = {u["a1a_admin"]["id"], v["A1a"]}
+        self.assertCountEqual(self.list_ids("department_admin", "/v1/users"), a1 | a1a)
+        self.assertCountEqual(self.list_ids("department_user", "/v1/users"), a1)
+        self.assertCountEqual(self.list_ids("dab", "/v1/users"), {u["dab"]["id"], v["B1"]})
+        for who in ("department_admin", "department_user"):
+            for q in ({"department_id": self.dept["B1"]}, {"department_id": self.dept["A"]},
+                      {"role": "platform_admin"}, {"role": "operator"}, {"username": "r-dab"},
+                      {"username": "admin"}):
+                with self.subTest(who=who, query=q):
+                    self.assertEqual(self.list_ids(who, "/v1/users", **q), [])
+        self.assertEqual(self.list_ids("department_user", "/v1/users",
+                                       department_id=self.dept["A1a"]), [])
+        self.assertStatus(self.as_("supervisor", "GET", "/v1/users"), 403)
+
+    def test_job_lists_are_scoped(self):
+        j = self.job
+        self.assertCountEqual(self.list_ids("department_admin", "/v1/jobs"), [j["A1"], j["A1a"]])
+        self.assertCountEqual(self.list_ids("department_user", "/v1/jobs"), [j["A1"]])
+        self.assertCountEqual(self.list_ids("dab", "/v1/jobs"), [j["B"], j["B-running"]])
+        for q in ({"kind": "test.sleep"}, {"state": "succeeded"}, {"state": "running"},
+                  {"state": "queued"}):
+            with self.subTest(query=q):
+                ids = set(self.list_ids("department_admin", "/v1/jobs", **q))
+                self.assertLessEqual(ids, {j["A1"], j["A1a"]})
+        all_ids = set(self.list_ids("operator", "/v1/jobs"))
+        self.assertLessEqual(set(j.values()), all_ids)
+
+    def all_events(self, who, **query):
+        events, cursor = [], None
+        while True:
+            q = dict(query, limit=500)
+            if cursor:
+                q["cursor"] = cursor
+            r = self.as_(who, "GET", "/v1/audit-events?" + _q(**q))
+            self.assertEqual(r.status, 200, r)
+            events += r.json["items"]
+            cursor = r.json["next_cursor"]
+            if not cursor:
+                return events
+
+    def test_audit_events_are_scoped(self):
+        d = self.dept
+        # some activity on both sides
+        self.assertEqual(self.as_("dab", "PATCH", f"/v1/departments/{d['B1']}",
+                                  {"description": "b-side"}).status, 200)
+        self.assertEqual(self.as_("department_admin", "PATCH", f"/v1/departments/{d['A1a']}",
+                                  {"description": "a-side"}).status, 200)
+        everything = self.all_events("auditor")
+        self.assertEqual(everything, self.all_events("platform_admin"))
+        a_side, b_side = {d["A1"], d["A1a"]}, {d["B"], d["B1"]}
+        for who, mine, theirs in (("department_admin", a_side, b_side),
+                                  ("a1a_admin", {d["A1a"]}, b_side | {d["A1"]}),
+                                  ("dab", b_side, a_side | {d["A"]})):
+            with self.subTest(who=who):
+                seen = self.all_events(who)
+                self.assertTrue(seen, "a department admin sees no audit events at all")
+                for e in seen:
+                    self.assertIn(e["department_id"], mine, f"{who} sees a foreign event {e}")
+                # what it does see is exactly the events of its subtree
+                expect = [e["seq"] for e in everything if e["department_id"] in mine]
+                self.assertEqual([e["seq"] for e in seen], expect)
+                # and the events about the other side's objects are not reachable by filter
+                for oid in theirs:
+                    self.assertEqual([e for e in self.all_events(who, resource_id=oid)
+                                      if e["department_id"] not in mine], [])
+        # the changes each made are in their own view
+        self.assertIn("b-side", json.dumps([e["detail"] for e in self.all_events(
+            "dab", action="department.update")]))
+        self.assertNotIn("b-side", json.dumps([e["detail"] for e in self.all_events(
+            "department_admin", action="department.update")]))
+        for who in ("department_user", "operator", "supervisor"):
+            self.assertStatus(self.as_(who, "GET", "/v1/audit-events"), 403, who)
+
+    def test_scope_follows_a_moved_department(self):
+        """After the platform admin moves a department, its admin's scope is the new place
+        at once (not after a cache expires), and nothing else."""
+        adm = self.admin
+        m = self.admin_post("/v1/departments", {"name": "省M"})["id"]
+        m1 = self.admin_post("/v1/departments", {"name": "市M1", "parent_id": m})["id"]
+        m1a = self.admin_post("/v1/departments", {"name": "局M1a", "parent_id": m1})["id"]
+        n = self.admin_post("/v1/departments", {"name": "省N"})["id"]
+        self.admin_post("/v1/users", {"username": "r-dam", "password": PASSWORD,
+                                      "role": "department_admin", "department_id": m1})
+        tok = self.d.login("r-dam", PASSWORD)
+        ids = lambda: {x["id"] for x in self.d.request("GET", "/v1/departments?limit=500",
+                                                        token=tok).json["items"]}
+        self.assertEqual(ids(), {m1, m1a})
+        r = self.d.request("PATCH", f"/v1/departments/{m1}", {"parent_id": n}, token=adm)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(ids(), {m1, m1a}, "a moved department's admin lost sight of it")
+        r = self.d.request("GET", f"/v1/departments/{m1a}", token=tok)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.d.request("GET", f"/v1/departments/{n}", token=tok).status, 404)
+        self.assertEqual(self.d.request("GET", f"/v1/departments/{m}", token=tok).status, 404)
+
+
+if __name__ == "__main__":
+    unittest.main()
