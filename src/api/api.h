@@ -21,6 +21,10 @@ typedef int (*gc_delete_fn)(const struct gc_ctx *ctx, const char *id, int64_t if
 void gc_api_list(struct gc_req *req, struct gc_resp *resp, gc_list_fn fn,
                  const char *const *filters);
 void gc_api_get(struct gc_req *req, struct gc_resp *resp, gc_get_fn fn);
+typedef int (*gc_get_body_fn)(const struct gc_ctx *ctx, const char *id, char **body,
+                              int64_t *version, struct gc_error *err);
+/* GET by id from a function that returns the serialised body (cached reads). */
+void gc_api_get_body(struct gc_req *req, struct gc_resp *resp, gc_get_body_fn fn);
 /* collection: "/v1/departments", for Location. */
 void gc_api_create(struct gc_req *req, struct gc_resp *resp, gc_create_fn fn,
                    const char *collection);

@@ -81,6 +81,21 @@ void gc_api_get(struct gc_req *req, struct gc_resp *resp, gc_get_fn fn)
     gc_resp_json(resp, 200, obj);
 }
 
+void gc_api_get_body(struct gc_req *req, struct gc_resp *resp, gc_get_body_fn fn)
+{
+    struct gc_error err = {0};
+    char *body = NULL;
+    int64_t version = 0;
+    if (fn(&req->ctx, req->params[0], &body, &version, &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    resp->status = 200;
+    resp->owned_text = body;
+    resp->ctype = "application/json";
+    snprintf(resp->etag, sizeof(resp->etag), "\"%lld\"", (long long)version);
+}
+
 void gc_api_create(struct gc_req *req, struct gc_resp *resp, gc_create_fn fn,
                    const char *collection)
 {

@@ -24,7 +24,7 @@ void gc_api_dept_create(struct gc_req *req, struct gc_resp *resp)
 
 void gc_api_dept_get(struct gc_req *req, struct gc_resp *resp)
 {
-    gc_api_get(req, resp, gc_dept_get);
+    gc_api_get_body(req, resp, gc_dept_get_body);
 }
 
 void gc_api_dept_update(struct gc_req *req, struct gc_resp *resp)
@@ -50,12 +50,12 @@ void gc_api_user_create(struct gc_req *req, struct gc_resp *resp)
 void gc_api_user_me(struct gc_req *req, struct gc_resp *resp)
 {
     req->params[0] = "me";
-    gc_api_get(req, resp, gc_user_get);
+    gc_api_get_body(req, resp, gc_user_get_body);
 }
 
 void gc_api_user_get(struct gc_req *req, struct gc_resp *resp)
 {
-    gc_api_get(req, resp, gc_user_get);
+    gc_api_get_body(req, resp, gc_user_get_body);
 }
 
 void gc_api_user_update(struct gc_req *req, struct gc_resp *resp)

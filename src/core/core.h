@@ -117,6 +117,10 @@ int gc_audit_verify(struct gc_store *st, json_t **report, struct gc_error *err);
 /* ---- departments (department.c) ---- */
 int gc_dept_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
 int gc_dept_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+/* The same as a serialised body (malloc'd), served from the representation cache when it is
+ * current; *version gets the version for the ETag. */
+int gc_dept_get_body(const struct gc_ctx *ctx, const char *id, char **body, int64_t *version,
+                     struct gc_error *err);
 int gc_dept_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                  json_t **items, char **next_cursor, struct gc_error *err);
 /* if_match: the expected version, or -1 for none. */
@@ -130,6 +134,8 @@ int gc_dept_path(struct gc_tx *tx, const char *id, char *path, struct gc_error *
 /* ---- users (user.c) ---- */
 int gc_user_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
 int gc_user_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_user_get_body(const struct gc_ctx *ctx, const char *id, char **body, int64_t *version,
+                     struct gc_error *err);
 int gc_user_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                  json_t **items, char **next_cursor, struct gc_error *err);
 int gc_user_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, json_t *in,

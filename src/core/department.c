@@ -2,6 +2,7 @@
  * and resources and bounds what department roles can see. */
 #include "core/core.h"
 
+#include "core/repcache.h"
 #include "core/validate.h"
 #include "util/buf.h"
 #include "util/mem.h"
@@ -211,6 +212,45 @@ int gc_dept_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct g
         return rc;
     }
     *out = obj;
+    return 0;
+}
+
+int gc_dept_get_body(const struct gc_ctx *ctx, const char *id, char **body, int64_t *version,
+                     struct gc_error *err)
+{
+    struct gc_repcache_hit hit;
+    if (gc_repcache_get(ctx->store, "department", id, &hit)) {
+        int rc = gc_authorize(ctx->who, GC_P_DEPT_READ, hit.path, "department", id, err);
+        if (rc) {
+            free(hit.body);
+            return rc;
+        }
+        *body = hit.body;
+        *version = hit.version;
+        return 0;
+    }
+    uint64_t gen = gc_store_generation(ctx->store);
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX];
+    json_t *obj = NULL;
+    int64_t v = 0;
+    rc = load(tx, id, &obj, path, &v, err);
+    gc_tx_rollback(tx);
+    if (rc)
+        return rc;
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    gc_repcache_put(ctx->store, gen, "department", id, text, strlen(text), path, v);
+    rc = gc_authorize(ctx->who, GC_P_DEPT_READ, path, "department", id, err);
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    *body = text;
+    *version = v;
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,21 @@ struct gc_sm3_ctx {
     EVP_MD_CTX *md;
 };
 
+/* Fetched once: EVP_sm3() makes OpenSSL 3 look the algorithm up on every digest. */
+static EVP_MD *sm3_fetched;
+static pthread_once_t sm3_once = PTHREAD_ONCE_INIT;
+
+static void sm3_fetch(void)
+{
+    sm3_fetched = EVP_MD_fetch(NULL, "SM3", NULL);
+}
+
 static const EVP_MD *sm3_md(void)
 {
-    const EVP_MD *md = EVP_sm3();
-    if (!md)
+    pthread_once(&sm3_once, sm3_fetch);
+    if (!sm3_fetched)
         GC_BUG("OpenSSL has no SM3");
-    return md;
+    return sm3_fetched;
 }
 
 void gc_sm3(const void *data, size_t len, unsigned char out[GC_SM3_LEN])

@@ -1,6 +1,7 @@
 /* govcloudd: the govcloud daemon. Reads the configuration, opens the store, creates the
  * first administrator, starts the job runner and the HTTP API, and shuts down cleanly on
  * SIGTERM or SIGINT. */
+#include "core/repcache.h"
 #include "http/http.h"
 #include "sched/hostmgr.h"
 #include "sched/runner.h"
@@ -276,6 +277,7 @@ cleanup:
     gc_runner_stop(runner);
     gc_hostmgr_stop();
     gc_store_close(st);
+    gc_repcache_clear();
     if (lock_fd >= 0)
         close(lock_fd);
     if (status == 0)

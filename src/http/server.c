@@ -502,7 +502,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (rid && valid_request_id(rid))
             snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
         else
-            gc_id_new(req->request_id);
+            gc_request_id_new(req->request_id);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
@@ -651,6 +651,9 @@ int gc_server_start(const struct gc_server_opts *opts, struct gc_store *st,
         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->connection_timeout,
+        /* the pool holds a request's headers and the response headers; bodies are streamed
+         * to our handler. 16 KiB instead of 32: it is cleared on every request. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
         MHD_OPTION_END);
     if (!srv->d) {

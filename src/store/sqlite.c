@@ -5,6 +5,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +60,17 @@ static int sq_exec_simple(struct sq_conn *c, const char *sql, struct gc_error *e
     return 0;
 }
 
+static pthread_once_t sq_once = PTHREAD_ONCE_INIT;
+
+static void sq_global_init(void)
+{
+    /* memory statistics take a global mutex on every allocation; govcloud reads none */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sq_open(const char *target, void **out, struct gc_error *err)
 {
+    pthread_once(&sq_once, sq_global_init);
     struct sq_conn *c = gc_calloc(1, sizeof(*c));
     int rc = sqlite3_open_v2(target, &c->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -282,4 +292,5 @@ const struct gc_store_driver gc_store_sqlite_driver = {
     .col_text = sq_col_text,
     .changes = sq_changes,
     .finish = sq_finish,
+    .single_process = true,
 };

@@ -7,6 +7,7 @@
 #include "util/timeutil.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ struct gc_store {
     pthread_cond_t cond;
     pthread_mutex_t write_lock;
     void **free_conns; /* stack of idle connections */
+    _Atomic uint64_t generation;
     int nfree;
     int nconns;
 };
@@ -142,11 +144,27 @@ static void tx_release(struct gc_tx *tx)
 
 int gc_tx_commit(struct gc_tx *tx, struct gc_error *err)
 {
-    int rc = tx->st->drv->commit(tx->conn, err);
+    struct gc_store *st = tx->st;
+    bool write = tx->write;
+    int rc = st->drv->commit(tx->conn, err);
     if (rc)
-        tx->st->drv->rollback(tx->conn);
+        st->drv->rollback(tx->conn);
+    /* bumped before the write lock is released: the next writer's data cannot be cached
+     * under this generation */
+    if (write)
+        atomic_fetch_add(&st->generation, 1);
     tx_release(tx);
     return rc;
+}
+
+uint64_t gc_store_generation(struct gc_store *st)
+{
+    return atomic_load(&st->generation);
+}
+
+bool gc_store_cacheable(const struct gc_store *st)
+{
+    return st->drv->single_process;
 }
 
 void gc_tx_rollback(struct gc_tx *tx)

@@ -51,6 +51,9 @@ struct gc_store_driver {
     const char *(*col_text)(void *cur, int col); /* valid until next/finish; never NULL */
     int64_t (*changes)(void *conn);
     void (*finish)(void *cur);
+    /* every writer of the database is in this process (SQLite under the data-dir lock):
+     * caches may then be invalidated by this process's own commits */
+    bool single_process;
 };
 
 extern const struct gc_store_driver gc_store_sqlite_driver;
@@ -68,6 +71,12 @@ int gc_store_open(const char *driver, const char *target, int nconns, struct gc_
 void gc_store_close(struct gc_store *st);
 const char *gc_store_driver_name(const struct gc_store *st);
 int gc_store_schema_version(struct gc_store *st, int64_t *version, struct gc_error *err);
+/* A counter bumped after every committed write transaction of this process. A cache entry
+ * stamped with the generation read before its data was loaded is valid while the counter
+ * still has that value. */
+uint64_t gc_store_generation(struct gc_store *st);
+/* Whether such caching is sound for this store (see single_process). */
+bool gc_store_cacheable(const struct gc_store *st);
 /* A trivial query, for readiness. */
 int gc_store_ping(struct gc_store *st, struct gc_error *err);
 

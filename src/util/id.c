@@ -66,3 +66,28 @@ bool gc_id_valid(const char *s)
     }
     return true;
 }
+
+/* xorshift128+ per thread, seeded from the OS the first time a thread needs it */
+static _Thread_local uint64_t rid_state[2];
+
+void gc_request_id_new(char out[21])
+{
+    if (!rid_state[0] && !rid_state[1]) {
+        gc_random_bytes(rid_state, sizeof(rid_state));
+        rid_state[0] |= 1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    uint64_t ms = (uint64_t)gc_now_ms();
+    uint64_t s1 = rid_state[0];
+    const uint64_t s0 = rid_state[1];
+    rid_state[0] = s0;
+    s1 ^= s1 << 23;
+    rid_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    uint64_t r = rid_state[1] + s0;
+    /* 5 hex digits of time (ms, wraps every ~17 min) then 15 of randomness */
+    for (int i = 0; i < 5; i++)
+        out[i] = hex[(ms >> (16 - 4 * i)) & 15];
+    for (int i = 0; i < 15; i++)
+        out[5 + i] = hex[(r >> (4 * i)) & 15];
+    out[20] = '\0';
+}
