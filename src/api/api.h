@@ -69,6 +69,23 @@ void gc_api_host_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_update(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_delete(struct gc_req *req, struct gc_resp *resp);
 
+void gc_api_flavor_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_flavor_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_flavor_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_flavor_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_image_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_image_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_image_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_image_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_start(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_stop(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_reboot(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp);
+
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_get(struct gc_req *req, struct gc_resp *resp);

@@ -173,3 +173,136 @@ void gc_api_host_delete(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_delete(req, resp, gc_host_delete);
 }
+
+/* ---- catalogue ---- */
+
+static const char *const flavor_filters[] = {"name", NULL};
+static const char *const image_filters[] = {"name", "kind", "state", "arch", NULL};
+
+void gc_api_flavor_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_flavor_list, flavor_filters);
+}
+
+void gc_api_flavor_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_flavor_create, "/v1/flavors");
+}
+
+void gc_api_flavor_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_flavor_get);
+}
+
+void gc_api_flavor_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_flavor_delete);
+}
+
+void gc_api_image_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_image_list, image_filters);
+}
+
+void gc_api_image_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_image_create, "/v1/images");
+}
+
+void gc_api_image_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_image_get);
+}
+
+void gc_api_image_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_image_delete);
+}
+
+/* ---- virtual machines ---- */
+
+static const char *const vm_filters[] = {"department_id", "host_id", "state", "name", NULL};
+
+void gc_api_vm_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_vm_list, vm_filters);
+}
+
+void gc_api_vm_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_vm_get);
+}
+
+/* 202 with the job; Location points to the job */
+static void job_accepted(struct gc_req *req, struct gc_resp *resp, int rc, json_t *job,
+                         struct gc_error *err)
+{
+    if (rc) {
+        gc_resp_error(resp, req, err);
+        return;
+    }
+    gc_resp_etag_from(resp, job);
+    snprintf(resp->location, sizeof(resp->location), "/v1/jobs/%s",
+             json_string_value(json_object_get(job, "id")));
+    gc_resp_json(resp, 202, job);
+}
+
+void gc_api_vm_create(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_vm_create(&req->ctx, req->body, &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
+void gc_api_vm_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_vm_delete(&req->ctx, req->params[0], &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
+static void vm_action(struct gc_req *req, struct gc_resp *resp, const char *action)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    const char *force = gc_req_query(req, "force");
+    if (force && strcmp(force, "true") && strcmp(force, "false")) {
+        gc_error_set(&err, GC_EINVAL, "force", "query parameter 'force' must be true or false");
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    if (force && strcmp(force, "true") == 0)
+        action = "force_stop";
+    int rc = gc_vm_action(&req->ctx, req->params[0], action, &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
+void gc_api_vm_start(struct gc_req *req, struct gc_resp *resp)
+{
+    vm_action(req, resp, "start");
+}
+
+void gc_api_vm_stop(struct gc_req *req, struct gc_resp *resp)
+{
+    vm_action(req, resp, "stop");
+}
+
+void gc_api_vm_reboot(struct gc_req *req, struct gc_resp *resp)
+{
+    vm_action(req, resp, "reboot");
+}
+
+void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    char *text = NULL;
+    if (gc_vm_console(&req->ctx, req->params[0], &text, &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    resp->status = 200;
+    resp->owned_text = text;
+    resp->ctype = "text/plain; charset=utf-8";
+}

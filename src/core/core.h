@@ -68,7 +68,11 @@ struct gc_ctx {
     X(GC_P_JOB_WRITE)          \
     X(GC_P_SUPERVISION_READ)  \
     X(GC_P_HOST_READ)          \
-    X(GC_P_HOST_WRITE)
+    X(GC_P_HOST_WRITE)         \
+    X(GC_P_CATALOG_READ)       \
+    X(GC_P_CATALOG_WRITE)      \
+    X(GC_P_VM_READ)            \
+    X(GC_P_VM_WRITE)
 
 enum gc_perm {
 #define GC_X_PERM(e) e,
@@ -234,6 +238,37 @@ int gc_host_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
 /* Set by the daemon to the host manager: a host was registered / removed. */
 extern void (*gc_host_added)(const char *id, const char *uri);
 extern void (*gc_host_removed)(const char *id);
+
+/* ---- flavors and images: the catalogue (catalog.c) ---- */
+int gc_flavor_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_flavor_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_flavor_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                   json_t **items, char **next_cursor, struct gc_error *err);
+int gc_flavor_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                     struct gc_error *err);
+/* Registers an image from files readable by govcloudd and queues the job that checksums
+ * them (SHA-256 and SM3); the image is usable once active. */
+int gc_image_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_image_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_image_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                  json_t **items, char **next_cursor, struct gc_error *err);
+int gc_image_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                    struct gc_error *err);
+/* Checksums an image's files: out needs 65 bytes each. */
+int gc_image_checksum(const char *kind, const char *f1, const char *f2, char *sha256, char *sm3,
+                      int64_t *size, struct gc_error *err);
+
+/* ---- virtual machines (vm.c) ---- */
+int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+               json_t **items, char **next_cursor, struct gc_error *err);
+/* action: start | stop | reboot | force_stop; queues a job, *out gets it. */
+int gc_vm_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t **out,
+                 struct gc_error *err);
+int gc_vm_delete(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+/* Tail of the serial console log (malloc'd text). */
+int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct gc_error *err);
 
 /* ---- paging helpers (paging.c) ---- */
 /* Validates limit (1–500; 0 → default 50). */

@@ -25,6 +25,7 @@ static const struct {
     {"SELECT COUNT(*) FROM users WHERE department_id = ?", "users"},
     {"SELECT COUNT(*) FROM jobs WHERE department_id = ? AND state IN ('queued', 'running')",
      "unfinished jobs"},
+    {"SELECT COUNT(*) FROM vms WHERE department_id = ?", "virtual machines"},
 };
 
 static json_t *dept_json(struct gc_rows *r)

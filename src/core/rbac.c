@@ -35,18 +35,23 @@ bool gc_role_is_platform(enum gc_role r)
 
 #define B(p) (1u << (p))
 /* The permission matrix. Department roles are further limited to their scope. */
+#define CAT B(GC_P_CATALOG_READ)
 static const unsigned role_perms[GC_ROLE_COUNT] = {
     [GC_ROLE_PLATFORM_ADMIN] = ~0u,
     [GC_ROLE_OPERATOR] = B(GC_P_DEPT_READ) | B(GC_P_USER_READ) | B(GC_P_JOB_READ) |
-                         B(GC_P_JOB_WRITE) | B(GC_P_HOST_READ) | B(GC_P_HOST_WRITE),
+                         B(GC_P_JOB_WRITE) | B(GC_P_HOST_READ) | B(GC_P_HOST_WRITE) | CAT |
+                         B(GC_P_CATALOG_WRITE) | B(GC_P_VM_READ) | B(GC_P_VM_WRITE),
     [GC_ROLE_AUDITOR] = B(GC_P_DEPT_READ) | B(GC_P_USER_READ) | B(GC_P_AUDIT_READ) |
-                        B(GC_P_JOB_READ) | B(GC_P_HOST_READ),
-    [GC_ROLE_SUPERVISOR] = B(GC_P_DEPT_READ) | B(GC_P_SUPERVISION_READ) | B(GC_P_HOST_READ),
+                        B(GC_P_JOB_READ) | B(GC_P_HOST_READ) | CAT | B(GC_P_VM_READ),
+    [GC_ROLE_SUPERVISOR] = B(GC_P_DEPT_READ) | B(GC_P_SUPERVISION_READ) | B(GC_P_HOST_READ) |
+                           CAT | B(GC_P_VM_READ),
     [GC_ROLE_DEPARTMENT_ADMIN] = B(GC_P_DEPT_READ) | B(GC_P_DEPT_WRITE) | B(GC_P_USER_READ) |
                                  B(GC_P_USER_WRITE) | B(GC_P_AUDIT_READ) | B(GC_P_JOB_READ) |
-                                 B(GC_P_JOB_WRITE),
-    [GC_ROLE_DEPARTMENT_USER] = B(GC_P_DEPT_READ) | B(GC_P_USER_READ) | B(GC_P_JOB_READ),
+                                 B(GC_P_JOB_WRITE) | CAT | B(GC_P_VM_READ) | B(GC_P_VM_WRITE),
+    [GC_ROLE_DEPARTMENT_USER] = B(GC_P_DEPT_READ) | B(GC_P_USER_READ) | B(GC_P_JOB_READ) | CAT |
+                                B(GC_P_VM_READ) | B(GC_P_VM_WRITE),
 };
+#undef CAT
 #undef B
 
 bool gc_role_can(enum gc_role role, enum gc_perm perm)

@@ -211,6 +211,7 @@ int main(int argc, char **argv)
         gc_err("daemon", "cannot open the store: %s", err.msg);
         goto cleanup;
     }
+    gc_register_vm_job_kinds(&cfg, st);
     if (cfg.test_job_kinds) {
         gc_register_test_job_kinds();
         gc_warn("daemon", "test job kinds are enabled ([jobs] test_job_kinds); keep this off in "

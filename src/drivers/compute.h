@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* What a host is, as discovered on connection. */
@@ -23,6 +24,29 @@ struct gc_host_facts {
 };
 
 struct gc_compute_conn; /* one live connection to one host; owned by the host manager */
+
+/* A virtual machine as the hypervisor is to run it. */
+struct gc_vm_spec {
+    const char *uuid;        /* govcloud's VM id, used as the domain UUID */
+    const char *name;        /* domain name */
+    int vcpus;
+    int64_t memory_mib;
+    const char *virt_type;   /* "kvm" or "qemu" (software emulation) */
+    const char *arch;        /* x86_64, aarch64, ... */
+    /* direct kernel boot (kernel images) */
+    const char *kernel, *initrd, *cmdline;
+    /* or a root disk (disk images): created as a copy-on-write volume in pool */
+    const char *disk_image;  /* backing file */
+    const char *disk_format; /* raw | qcow2 (of the backing file) */
+    int64_t disk_gib;
+    const char *pool;        /* storage pool for the root volume */
+    const char *serial_log;  /* file that receives the serial console, or NULL */
+};
+
+/* Domain states as govcloud names them. */
+#define GC_POWER_STATES(X) \
+    X("nostate") X("running") X("blocked") X("paused") X("shutdown") X("shutoff") \
+    X("crashed") X("pmsuspended")
 
 /* Called (from the driver's event thread) when a connection drops. */
 typedef void (*gc_compute_closed_cb)(void *opaque, const char *reason);
@@ -42,6 +66,22 @@ struct gc_compute_driver {
     int (*pools)(struct gc_compute_conn *c, json_t **out, struct gc_error *err);
     /* Domains: [{"uuid","name","state"}] */
     int (*domains)(struct gc_compute_conn *c, json_t **out, struct gc_error *err);
+    /* Whether KVM acceleration is offered for arch (else software emulation). */
+    bool (*has_kvm)(struct gc_compute_conn *c, const char *arch);
+    /* Defines (persistently) and creates the root volume if any. */
+    int (*vm_define)(struct gc_compute_conn *c, const struct gc_vm_spec *spec,
+                     struct gc_error *err);
+    int (*vm_start)(struct gc_compute_conn *c, const char *uuid, struct gc_error *err);
+    /* ACPI power button; the guest decides. */
+    int (*vm_shutdown)(struct gc_compute_conn *c, const char *uuid, struct gc_error *err);
+    /* Pulls the plug. */
+    int (*vm_destroy)(struct gc_compute_conn *c, const char *uuid, struct gc_error *err);
+    int (*vm_reboot)(struct gc_compute_conn *c, const char *uuid, struct gc_error *err);
+    /* Removes the definition and the volumes it created; GC_ENOTFOUND when absent. */
+    int (*vm_undefine)(struct gc_compute_conn *c, const char *uuid, struct gc_error *err);
+    /* state: one of GC_POWER_STATES; GC_ENOTFOUND when no such domain. */
+    int (*vm_state)(struct gc_compute_conn *c, const char *uuid, char *state, size_t cap,
+                    struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

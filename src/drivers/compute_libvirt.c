@@ -2,6 +2,8 @@
  * default event loop on a single thread for all hosts (many hosts cost one thread). */
 #include "drivers/compute.h"
 
+#include "util/buf.h"
+#include "util/id.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -224,6 +226,269 @@ static int lv_domains(struct gc_compute_conn *c, json_t **out, struct gc_error *
     return 0;
 }
 
+
+/* ---- virtual machines ---- */
+
+static int xml_add(struct gc_buf *b, const char *s)
+{
+    int rc = 0;
+    for (const char *p = s; *p && !rc; p++) {
+        switch (*p) {
+        case '<': rc = gc_buf_adds(b, "&lt;"); break;
+        case '>': rc = gc_buf_adds(b, "&gt;"); break;
+        case '&': rc = gc_buf_adds(b, "&amp;"); break;
+        case '\'': rc = gc_buf_adds(b, "&apos;"); break;
+        case '"': rc = gc_buf_adds(b, "&quot;"); break;
+        default: rc = gc_buf_add(b, p, 1);
+        }
+    }
+    return rc;
+}
+
+static bool lv_has_kvm(struct gc_compute_conn *c, const char *arch)
+{
+    char *caps = virConnectGetCapabilities(c->conn);
+    if (!caps)
+        return false;
+    bool yes = false;
+    /* <guest>…<arch name='x86_64'>…<domain type='kvm'/>…</arch></guest> */
+    char want[64];
+    snprintf(want, sizeof(want), "<arch name='%s'>", arch);
+    for (const char *g = strstr(caps, "<guest>"); g && !yes; g = strstr(g + 1, "<guest>")) {
+        const char *end = strstr(g, "</guest>");
+        const char *a = strstr(g, want);
+        const char *k = strstr(g, "<domain type='kvm'");
+        yes = a && k && end && a < end && k < end;
+    }
+    free(caps);
+    return yes;
+}
+
+static virDomainPtr lookup(struct gc_compute_conn *c, const char *uuid, struct gc_error *err)
+{
+    virDomainPtr d = virDomainLookupByUUIDString(c->conn, uuid);
+    if (!d) {
+        virErrorPtr e = virGetLastError();
+        if (e && e->code == VIR_ERR_NO_DOMAIN)
+            gc_error_set(err, GC_ENOTFOUND, "", "no domain %s on the host", uuid);
+        else
+            gc_error_set(err, GC_EBUSY, "", "cannot look up domain %s: %s", uuid,
+                         virGetLastErrorMessage());
+        virResetLastError();
+    }
+    return d;
+}
+
+static char *volume_name(const char *uuid)
+{
+    char *n = gc_malloc(GC_ID_LEN + 16);
+    snprintf(n, GC_ID_LEN + 16, "%s-root.qcow2", uuid);
+    return n;
+}
+
+/* Creates the root volume (a qcow2 overlay on the image) and returns its path. */
+static int create_root_volume(struct gc_compute_conn *c, const struct gc_vm_spec *s, char **path,
+                              struct gc_error *err)
+{
+    virStoragePoolPtr pool = virStoragePoolLookupByName(c->conn, s->pool ? s->pool : "default");
+    if (!pool)
+        return gc_error_set(err, GC_EBUSY, "pool", "storage pool '%s' not found on the host: %s",
+                            s->pool ? s->pool : "default", virGetLastErrorMessage());
+    char *vname = volume_name(s->uuid);
+    struct gc_buf x;
+    gc_buf_init(&x, 1 << 16);
+    int rc = gc_buf_adds(&x, "<volume><name>");
+    rc |= xml_add(&x, vname);
+    rc |= gc_buf_addf(&x,
+                      "</name><capacity unit='GiB'>%lld</capacity>"
+                      "<target><format type='qcow2'/></target>"
+                      "<backingStore><path>",
+                      (long long)s->disk_gib);
+    rc |= xml_add(&x, s->disk_image);
+    rc |= gc_buf_adds(&x, "</path><format type='");
+    rc |= xml_add(&x, s->disk_format ? s->disk_format : "qcow2");
+    rc |= gc_buf_adds(&x, "'/></backingStore></volume>");
+    virStorageVolPtr vol = rc ? NULL : virStorageVolCreateXML(pool, gc_buf_str(&x), 0);
+    if (!vol)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot create the root volume: %s",
+                          virGetLastErrorMessage());
+    else {
+        *path = virStorageVolGetPath(vol);
+        virStorageVolFree(vol);
+    }
+    gc_buf_release(&x);
+    free(vname);
+    virStoragePoolFree(pool);
+    return rc;
+}
+
+static int lv_vm_define(struct gc_compute_conn *c, const struct gc_vm_spec *s,
+                        struct gc_error *err)
+{
+    char *disk = NULL;
+    int rc = 0;
+    if (s->disk_image && (rc = create_root_volume(c, s, &disk, err)))
+        return rc;
+    struct gc_buf x;
+    gc_buf_init(&x, 1 << 20);
+    rc |= gc_buf_addf(&x, "<domain type='%s'><name>", s->virt_type);
+    rc |= xml_add(&x, s->name);
+    rc |= gc_buf_addf(&x,
+                      "</name><uuid>%s</uuid><memory unit='MiB'>%lld</memory>"
+                      "<vcpu>%d</vcpu><os><type arch='",
+                      s->uuid, (long long)s->memory_mib, s->vcpus);
+    rc |= xml_add(&x, s->arch);
+    rc |= gc_buf_adds(&x, "'>hvm</type>");
+    if (s->kernel) {
+        rc |= gc_buf_adds(&x, "<kernel>");
+        rc |= xml_add(&x, s->kernel);
+        rc |= gc_buf_adds(&x, "</kernel>");
+        if (s->initrd && s->initrd[0]) {
+            rc |= gc_buf_adds(&x, "<initrd>");
+            rc |= xml_add(&x, s->initrd);
+            rc |= gc_buf_adds(&x, "</initrd>");
+        }
+        rc |= gc_buf_adds(&x, "<cmdline>");
+        rc |= xml_add(&x, s->cmdline ? s->cmdline : "");
+        rc |= gc_buf_adds(&x, "</cmdline>");
+    } else {
+        rc |= gc_buf_adds(&x, "<boot dev='hd'/>");
+    }
+    /* ACPI, or a guest's poweroff does not end the domain */
+    rc |= gc_buf_adds(&x, "</os><features><acpi/></features>"
+                          "<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot>"
+                          "<on_crash>destroy</on_crash><devices>");
+    if (disk) {
+        rc |= gc_buf_adds(&x, "<disk type='file' device='disk'><driver name='qemu' "
+                              "type='qcow2'/><source file='");
+        rc |= xml_add(&x, disk);
+        rc |= gc_buf_adds(&x, "'/><target dev='vda' bus='virtio'/></disk>");
+    }
+    /* a pty console whose output virtlogd also writes to a file on the host */
+    rc |= gc_buf_adds(&x, "<serial type='pty'>");
+    if (s->serial_log) {
+        rc |= gc_buf_adds(&x, "<log file='");
+        rc |= xml_add(&x, s->serial_log);
+        rc |= gc_buf_adds(&x, "' append='on'/>");
+    }
+    rc |= gc_buf_adds(&x, "<target port='0'/></serial><console type='pty'><target type='serial' "
+                          "port='0'/></console>");
+    rc |= gc_buf_adds(&x, "<memballoon model='none'/></devices></domain>");
+    free(disk);
+    if (rc) {
+        gc_buf_release(&x);
+        return gc_error_set(err, GC_EINVAL, "", "domain description too large");
+    }
+    virDomainPtr d = virDomainDefineXML(c->conn, gc_buf_str(&x));
+    gc_buf_release(&x);
+    if (!d)
+        return gc_error_set(err, GC_EBUSY, "", "the hypervisor refused the domain: %s",
+                            virGetLastErrorMessage());
+    virDomainFree(d);
+    return 0;
+}
+
+typedef int (*domain_op)(virDomainPtr d);
+
+static int reboot_op(virDomainPtr d)
+{
+    return virDomainReboot(d, 0);
+}
+
+static int run_op(struct gc_compute_conn *c, const char *uuid, domain_op op, const char *what,
+                  struct gc_error *err)
+{
+    virDomainPtr d = lookup(c, uuid, err);
+    if (!d)
+        return err->code;
+    int rc = 0;
+    if (op(d) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot %s domain %s: %s", what, uuid,
+                          virGetLastErrorMessage());
+    virDomainFree(d);
+    virResetLastError();
+    return rc;
+}
+
+static int lv_vm_start(struct gc_compute_conn *c, const char *uuid, struct gc_error *err)
+{
+    return run_op(c, uuid, virDomainCreate, "start", err);
+}
+
+static int lv_vm_shutdown(struct gc_compute_conn *c, const char *uuid, struct gc_error *err)
+{
+    return run_op(c, uuid, virDomainShutdown, "shut down", err);
+}
+
+static int lv_vm_destroy(struct gc_compute_conn *c, const char *uuid, struct gc_error *err)
+{
+    return run_op(c, uuid, virDomainDestroy, "stop", err);
+}
+
+static int lv_vm_reboot(struct gc_compute_conn *c, const char *uuid, struct gc_error *err)
+{
+    return run_op(c, uuid, reboot_op, "reboot", err);
+}
+
+static int lv_vm_undefine(struct gc_compute_conn *c, const char *uuid, struct gc_error *err)
+{
+    virDomainPtr d = lookup(c, uuid, err);
+    if (!d)
+        return err->code;
+    int rc = 0;
+    if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot stop domain %s: %s", uuid,
+                          virGetLastErrorMessage());
+    if (!rc && virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) < 0 &&
+        virDomainUndefine(d) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot undefine domain %s: %s", uuid,
+                          virGetLastErrorMessage());
+    virDomainFree(d);
+    /* the root volume, if this VM had one */
+    if (!rc) {
+        char *vname = volume_name(uuid);
+        virStoragePoolPtr *pools = NULL;
+        int n = virConnectListAllStoragePools(c->conn, &pools,
+                                              VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
+        for (int i = 0; i < n; i++) {
+            virStorageVolPtr v = virStorageVolLookupByName(pools[i], vname);
+            if (v) {
+                if (virStorageVolDelete(v, 0) < 0)
+                    rc = gc_error_set(err, GC_EBUSY, "", "cannot delete volume %s: %s", vname,
+                                      virGetLastErrorMessage());
+                virStorageVolFree(v);
+            }
+            virStoragePoolFree(pools[i]);
+        }
+        free(pools);
+        free(vname);
+    }
+    virResetLastError();
+    return rc;
+}
+
+static int lv_vm_state(struct gc_compute_conn *c, const char *uuid, char *state, size_t cap,
+                       struct gc_error *err)
+{
+    static const char *const st[] = {
+#define GC_X_PS(n) n,
+        GC_POWER_STATES(GC_X_PS)
+#undef GC_X_PS
+    };
+    virDomainPtr d = lookup(c, uuid, err);
+    if (!d)
+        return err->code;
+    int s = 0, reason = 0, rc = 0;
+    if (virDomainGetState(d, &s, &reason, 0) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot read the state of %s: %s", uuid,
+                          virGetLastErrorMessage());
+    else
+        snprintf(state, cap, "%s", s >= 0 && s < 8 ? st[s] : "nostate");
+    virDomainFree(d);
+    virResetLastError();
+    return rc;
+}
+
 const struct gc_compute_driver gc_compute_libvirt = {
     .name = "libvirt",
     .init = lv_init,
@@ -234,6 +499,14 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .facts = lv_facts,
     .pools = lv_pools,
     .domains = lv_domains,
+    .has_kvm = lv_has_kvm,
+    .vm_define = lv_vm_define,
+    .vm_start = lv_vm_start,
+    .vm_shutdown = lv_vm_shutdown,
+    .vm_destroy = lv_vm_destroy,
+    .vm_reboot = lv_vm_reboot,
+    .vm_undefine = lv_vm_undefine,
+    .vm_state = lv_vm_state,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)

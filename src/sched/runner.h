@@ -17,6 +17,9 @@ struct gc_runner *gc_runner_start(struct gc_store *st, const struct gc_config *c
  * way are queued again (resumable) or failed. */
 void gc_runner_stop(struct gc_runner *r);
 
+/* Registers the job kinds of images and virtual machines (vmjobs.c). */
+void gc_register_vm_job_kinds(const struct gc_config *cfg, struct gc_store *st);
+
 /* Registers the job kinds that exist only for tests (test.sleep, test.sleep_once). */
 void gc_register_test_job_kinds(void);
 

@@ -122,8 +122,67 @@ static const char *const m2[] = {
     NULL,
 };
 
+static const char *const m3[] = {
+    "CREATE TABLE flavors ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " vcpus BIGINT NOT NULL,"
+    " memory_mib BIGINT NOT NULL,"
+    " disk_gib BIGINT NOT NULL,"
+    " description TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+
+    "CREATE TABLE images ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " kind TEXT NOT NULL,"              /* kernel (kernel + initramfs) | disk */
+    " state TEXT NOT NULL,"             /* importing | active | error */
+    " format TEXT NOT NULL DEFAULT '',"  /* disk: raw | qcow2 */
+    " kernel_path TEXT NOT NULL DEFAULT '',"
+    " initrd_path TEXT NOT NULL DEFAULT '',"
+    " cmdline TEXT NOT NULL DEFAULT '',"
+    " disk_path TEXT NOT NULL DEFAULT '',"
+    " os_type TEXT NOT NULL DEFAULT 'linux',"
+    " arch TEXT NOT NULL,"
+    " min_disk_gib BIGINT NOT NULL DEFAULT 0,"
+    " min_memory_mib BIGINT NOT NULL DEFAULT 0,"
+    " size_bytes BIGINT NOT NULL DEFAULT 0,"
+    " sha256 TEXT NOT NULL DEFAULT '',"  /* of the files, in order kernel, initrd | disk */
+    " sm3 TEXT NOT NULL DEFAULT '',"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+
+    "CREATE TABLE vms ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " department_id TEXT NOT NULL REFERENCES departments(id),"
+    " host_id TEXT REFERENCES hosts(id),"
+    " flavor_id TEXT NOT NULL REFERENCES flavors(id),"
+    " image_id TEXT NOT NULL REFERENCES images(id),"
+    " state TEXT NOT NULL,"             /* building | running | stopped | error | deleting */
+    " power_state TEXT NOT NULL DEFAULT 'unknown',"  /* as libvirt last reported it */
+    " vcpus BIGINT NOT NULL,"
+    " memory_mib BIGINT NOT NULL,"
+    " disk_gib BIGINT NOT NULL,"
+    " domain_name TEXT NOT NULL UNIQUE,"
+    " user_data TEXT NOT NULL DEFAULT '',"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " created_by TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX vms_department_name ON vms (department_id, name)",
+    "CREATE INDEX vms_host ON vms (host_id)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
+    {3, "flavors, images, virtual machines", m3},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -18,7 +18,8 @@ static const size_t option_offsets[] = {
     OFF(listen), OFF(threads), OFF(max_body_bytes), OFF(connection_limit),
     OFF(connection_timeout), OFF(data_dir), OFF(store_driver), OFF(log_format), OFF(log_level),
     OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
-    OFF(job_workers), OFF(test_job_kinds),
+    OFF(virt_type), OFF(console_log_dir), OFF(cpu_overcommit_percent),
+    OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(job_workers), OFF(test_job_kinds),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -48,6 +49,18 @@ const struct gc_config_option gc_config_options[] = {
     {"auth", "password_min_length", GC_OPT_INT, "10", 8, 128, NULL,
      "Shortest password accepted; passwords also need three of: lowercase, uppercase, digit, "
      "other."},
+    {"compute", "virt_type", GC_OPT_ENUM, "auto", 0, 0, "auto|kvm|qemu",
+     "Virtualisation of new VMs: `kvm` (hardware), `qemu` (software emulation, slow), or "
+     "`auto`: KVM where the host offers it for the image's architecture."},
+    {"compute", "console_log_dir", GC_OPT_STR, "/var/log/libvirt/qemu", 0, 0, NULL,
+     "Directory on each hypervisor host where libvirt's virtlogd writes the serial console of "
+     "each VM (`<domain>-console.log`)."},
+    {"compute", "cpu_overcommit_percent", GC_OPT_INT, "400", 100, 10000, NULL,
+     "vCPUs placed on a host, in percent of its CPUs (400 = 4 vCPUs per CPU)."},
+    {"compute", "ram_overcommit_percent", GC_OPT_INT, "100", 50, 1000, NULL,
+     "Memory of VMs placed on a host, in percent of its memory."},
+    {"compute", "stop_timeout", GC_OPT_INT, "60", 1, 3600, NULL,
+     "Seconds a graceful stop waits for the guest to power off before it is forced off."},
     {"jobs", "workers", GC_OPT_INT, "2", 1, 64, NULL, "Threads that run background jobs."},
     {"jobs", "test_job_kinds", GC_OPT_BOOL, "false", 0, 0, NULL,
      "Registers job kinds that exist only for tests (`test.sleep`). Keep off in production."},

@@ -27,6 +27,12 @@ struct gc_config {
     int64_t max_failed_logins;
     int64_t lockout_seconds;
     int64_t password_min_length;
+    /* [compute] */
+    char *virt_type;          /* auto | kvm | qemu */
+    char *console_log_dir;
+    int64_t cpu_overcommit_percent;
+    int64_t ram_overcommit_percent;
+    int64_t stop_timeout;
     /* [jobs] */
     int64_t job_workers;
     bool test_job_kinds;      /* registers the job kinds that exist only for tests */

@@ -1,0 +1,498 @@
+/* Virtual machines: the rules (who may create and operate which VM, in which department),
+ * placement onto a host inside the creating transaction, and the jobs that carry the work
+ * out (run by sched/vmjobs.c through the compute driver). */
+#include "core/core.h"
+
+#include "core/validate.h"
+#include "util/buf.h"
+#include "util/mem.h"
+#include "util/timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VM_COLS                                                                              \
+    "v.id, v.name, v.department_id, v.host_id, v.flavor_id, v.image_id, v.state,"            \
+    " v.power_state, v.vcpus, v.memory_mib, v.disk_gib, v.domain_name, v.last_error,"        \
+    " v.created_by, v.created_at, v.updated_at, v.version, COALESCE(d.path, '')"
+#define VM_FROM " FROM vms v JOIN departments d ON d.id = v.department_id"
+
+static json_t *vm_json(struct gc_rows *r, char *path)
+{
+    json_t *o = json_object();
+    static const char *const text[] = {"id", "name", "department_id", "host_id", "flavor_id",
+                                       "image_id", "state", "power_state"};
+    for (int i = 0; i < 8; i++)
+        json_object_set_new(o, text[i], gc_rows_null(r, i) ? json_null()
+                                                           : json_string(gc_rows_text(r, i)));
+    json_object_set_new(o, "vcpus", json_integer(gc_rows_int(r, 8)));
+    json_object_set_new(o, "memory_mib", json_integer(gc_rows_int(r, 9)));
+    json_object_set_new(o, "disk_gib", json_integer(gc_rows_int(r, 10)));
+    json_object_set_new(o, "domain_name", json_string(gc_rows_text(r, 11)));
+    json_object_set_new(o, "last_error", json_string(gc_rows_text(r, 12)));
+    json_object_set_new(o, "created_by",
+                        gc_rows_null(r, 13) ? json_null() : json_string(gc_rows_text(r, 13)));
+    json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 14)));
+    json_object_set_new(o, "updated_at", gc_json_time(gc_rows_int(r, 15)));
+    json_object_set_new(o, "version", json_integer(gc_rows_int(r, 16)));
+    if (path)
+        snprintf(path, GC_DEPT_PATH_MAX, "%s", gc_rows_text(r, 17));
+    return o;
+}
+
+static int load(struct gc_tx *tx, const char *id, json_t **out, char *path, struct gc_error *err)
+{
+    if (!gc_id_valid(id))
+        return gc_error_set(err, GC_ENOTFOUND, "id", "virtual machine '%.64s' not found", id);
+    struct gc_rows *r;
+    int rc = gc_tx_query(tx, "SELECT " VM_COLS VM_FROM " WHERE v.id = ?", GC_ARGS(GC_VTXT(id)),
+                         &r, err);
+    if (rc)
+        return rc;
+    rc = gc_rows_next(r, err);
+    if (rc == 0)
+        rc = gc_error_set(err, GC_ENOTFOUND, "id", "virtual machine '%s' not found", id);
+    if (rc > 0) {
+        rc = 0;
+        *out = vm_json(r, path);
+    }
+    gc_rows_free(r);
+    return rc;
+}
+
+static const struct gc_jfield create_spec[] = {
+    {"name", GC_JT_STRING, true, false, 1, 64, GC_CS_CODE},
+    {"department_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"flavor_id", GC_JT_STRING, true, false, 1, 64, GC_CS_ANY},
+    {"image_id", GC_JT_STRING, true, false, 1, 64, GC_CS_ANY},
+    {"host_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"start", GC_JT_BOOL, false, false, 0, 0, GC_CS_ANY},
+};
+
+/* Chooses a host: filters (connected, not in maintenance, architecture, zone-free capacity
+ * with over-commit) then the spread weigher (most free memory). Runs inside the creating
+ * write transaction, so parallel creates never overfill a host. */
+static int place(struct gc_tx *tx, const struct gc_ctx *ctx, const char *arch, int64_t vcpus,
+                 int64_t mem, const char *want_host, char *host_out, struct gc_error *err)
+{
+    struct gc_rows *r = NULL;
+    int rc = gc_tx_query(
+        tx,
+        "SELECT h.id, h.cpus, h.memory_mib, h.state, h.maintenance, h.arch,"
+        " COALESCE((SELECT SUM(v.vcpus) FROM vms v WHERE v.host_id = h.id), 0),"
+        " COALESCE((SELECT SUM(v.memory_mib) FROM vms v WHERE v.host_id = h.id), 0)"
+        " FROM hosts h ORDER BY h.id",
+        GC_NOARGS, &r, err);
+    int64_t best_free = -1;
+    int considered = 0;
+    char why[160] = "no hypervisor host is registered";
+    host_out[0] = '\0';
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        const char *id = gc_rows_text(r, 0);
+        if (want_host && strcmp(id, want_host) != 0)
+            continue;
+        considered++;
+        int64_t cpu_cap = gc_rows_int(r, 1) * ctx->cfg->cpu_overcommit_percent / 100;
+        int64_t mem_cap = gc_rows_int(r, 2) * ctx->cfg->ram_overcommit_percent / 100;
+        int64_t free_cpu = cpu_cap - gc_rows_int(r, 6), free_mem = mem_cap - gc_rows_int(r, 7);
+        if (strcmp(gc_rows_text(r, 3), "connected") != 0) {
+            snprintf(why, sizeof(why), "no connected host");
+            continue;
+        }
+        if (gc_rows_int(r, 4)) {
+            snprintf(why, sizeof(why), "every suitable host is in maintenance");
+            continue;
+        }
+        if (strcmp(gc_rows_text(r, 5), arch) != 0) {
+            snprintf(why, sizeof(why), "no connected host runs architecture %s", arch);
+            continue;
+        }
+        if (free_cpu < vcpus || free_mem < mem) {
+            snprintf(why, sizeof(why),
+                     "no host has %lld free vCPUs and %lld MiB of free memory (with "
+                     "over-commit)",
+                     (long long)vcpus, (long long)mem);
+            continue;
+        }
+        if (free_mem > best_free) {
+            best_free = free_mem;
+            snprintf(host_out, GC_ID_LEN + 1, "%s", id);
+        }
+    }
+    gc_rows_free(r);
+    if (rc < 0)
+        return rc;
+    if (want_host && considered == 0)
+        return gc_error_set(err, GC_EINVAL, "host_id", "host '%.64s' not found", want_host);
+    if (!host_out[0])
+        return gc_error_set(err, GC_ECONFLICT, want_host ? "host_id" : "",
+                            "cannot place the virtual machine: %s", why);
+    (void)ctx;
+    return 0;
+}
+
+static int job_in_progress(struct gc_tx *tx, const char *vm, struct gc_error *err)
+{
+    int64_t n = 0;
+    int rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM jobs WHERE resource_type = 'vm' AND"
+                             " resource_id = ? AND state IN ('queued', 'running')",
+                             GC_ARGS(GC_VTXT(vm)), &n, err);
+    if (!rc && n > 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "virtual machine '%s' has a job in progress; wait for it to end", vm);
+    return rc;
+}
+
+/* Writes the audit event, commits, wakes the runner and returns the job. */
+static int finish_with_job(struct gc_tx *tx, const struct gc_ctx *ctx, const char *action,
+                           const char *vm, const char *dept, const char *path, const char *job,
+                           json_t *detail, int rc, json_t **out, struct gc_error *err)
+{
+    if (!rc) {
+        struct gc_audit_event ev = {.action = action,
+                                    .resource_type = "vm",
+                                    .resource_id = vm,
+                                    .department_id = dept,
+                                    .department_path = path,
+                                    .outcome = GC_OUTCOME_SUCCESS,
+                                    .detail = detail};
+        rc = gc_audit_append(tx, ctx, &ev, err);
+    }
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    rc = gc_tx_commit(tx, err);
+    if (rc)
+        return rc;
+    gc_job_notify();
+    return gc_job_get(ctx, job, out, err);
+}
+
+int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err)
+{
+    int rc = gc_require(ctx->who, GC_P_VM_WRITE, err);
+    if (!rc)
+        rc = gc_json_check(in, create_spec, sizeof(create_spec) / sizeof(create_spec[0]), err);
+    if (rc)
+        return rc;
+    const char *dept = gc_json_str(in, "department_id");
+    const char *host = gc_json_str(in, "host_id");
+    if (!dept && !ctx->who->department_id[0])
+        return gc_error_set(err, GC_EINVAL, "department_id",
+                            "give the department_id the virtual machine belongs to");
+    if (!dept)
+        dept = ctx->who->department_id;
+    if (host && !gc_role_is_platform(ctx->who->role))
+        return gc_error_set(err, GC_EPERM, "host_id",
+                            "only platform administrators and operators choose the host");
+    json_t *jstart = json_object_get(in, "start");
+    bool start = !jstart || json_is_true(jstart);
+    struct gc_tx *tx;
+    rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX];
+    rc = gc_dept_path(tx, dept, path, err);
+    if (rc == GC_ENOTFOUND || (!rc && !gc_in_scope(ctx->who, path)))
+        rc = gc_error_set(err, GC_EINVAL, "department_id", "department '%.64s' not found", dept);
+    int64_t vcpus = 0, mem = 0, disk = 0, min_mem = 0, min_disk = 0;
+    char arch[33] = "", istate[16] = "", ikind[16] = "";
+    struct gc_rows *r = NULL;
+    const char *flavor = gc_json_str(in, "flavor_id"), *image = gc_json_str(in, "image_id");
+    if (!rc && !gc_id_valid(flavor))
+        rc = gc_error_set(err, GC_EINVAL, "flavor_id", "flavor '%.64s' not found", flavor);
+    if (!rc && !gc_id_valid(image))
+        rc = gc_error_set(err, GC_EINVAL, "image_id", "image '%.64s' not found", image);
+    if (!rc)
+        rc = gc_tx_query(tx, "SELECT vcpus, memory_mib, disk_gib FROM flavors WHERE id = ?",
+                         GC_ARGS(GC_VTXT(flavor)), &r, err);
+    if (!rc) {
+        rc = gc_rows_next(r, err);
+        if (rc > 0) {
+            vcpus = gc_rows_int(r, 0);
+            mem = gc_rows_int(r, 1);
+            disk = gc_rows_int(r, 2);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = gc_error_set(err, GC_EINVAL, "flavor_id", "flavor '%s' not found", flavor);
+        }
+        gc_rows_free(r);
+        r = NULL;
+    }
+    if (!rc)
+        rc = gc_tx_query(tx,
+                         "SELECT arch, state, kind, min_memory_mib, min_disk_gib FROM images"
+                         " WHERE id = ?",
+                         GC_ARGS(GC_VTXT(image)), &r, err);
+    if (!rc) {
+        rc = gc_rows_next(r, err);
+        if (rc > 0) {
+            snprintf(arch, sizeof(arch), "%s", gc_rows_text(r, 0));
+            snprintf(istate, sizeof(istate), "%s", gc_rows_text(r, 1));
+            snprintf(ikind, sizeof(ikind), "%s", gc_rows_text(r, 2));
+            min_mem = gc_rows_int(r, 3);
+            min_disk = gc_rows_int(r, 4);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = gc_error_set(err, GC_EINVAL, "image_id", "image '%s' not found", image);
+        }
+        gc_rows_free(r);
+    }
+    if (!rc && strcmp(istate, "active") != 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "image_id",
+                          "image '%s' is %s, not active: wait for its import to finish", image,
+                          istate);
+    if (!rc && (mem < min_mem || disk < min_disk))
+        rc = gc_error_set(err, GC_EINVAL, "flavor_id",
+                          "the flavor is too small for the image (it needs %lld MiB of memory and "
+                          "%lld GiB of disk)",
+                          (long long)min_mem, (long long)min_disk);
+    if (!rc && strcmp(ikind, "disk") == 0 && disk < 1)
+        rc = gc_error_set(err, GC_EINVAL, "flavor_id",
+                          "a disk image needs a flavor with disk_gib of at least 1");
+    char host_id[GC_ID_LEN + 1];
+    if (!rc)
+        rc = place(tx, ctx, arch, vcpus, mem, host, host_id, err);
+    char id[GC_ID_LEN + 1], job[GC_ID_LEN + 1], domain[64];
+    gc_id_new(id);
+    snprintf(domain, sizeof(domain), "gc-%s", id);
+    int64_t now = gc_now_ms();
+    const char *name = gc_json_str(in, "name");
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "INSERT INTO vms (id, name, department_id, host_id, flavor_id, image_id,"
+                        " state, vcpus, memory_mib, disk_gib, domain_name, created_by,"
+                        " created_at, updated_at, version)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 'building', ?, ?, ?, ?, ?, ?, ?, 1)",
+                        GC_ARGS(GC_VTXT(id), GC_VTXT(name), GC_VTXT(dept), GC_VTXT(host_id),
+                                GC_VTXT(flavor), GC_VTXT(image), GC_VINT_(vcpus), GC_VINT_(mem),
+                                GC_VINT_(disk), GC_VTXT(domain), GC_VTXT(ctx->who->user_id),
+                                GC_VINT_(now), GC_VINT_(now)),
+                        NULL, err);
+    if (rc == GC_ECONFLICT && strstr(err->msg, "name"))
+        rc = gc_error_set(err, GC_ECONFLICT, "name",
+                          "the department already has a virtual machine named '%s'", name);
+    if (!rc) {
+        json_t *params = json_pack("{s:s,s:b}", "vm_id", id, "start", start);
+        rc = gc_job_submit(tx, ctx, "vm.create", params, dept, "vm", id, job, err);
+        json_decref(params);
+    }
+    json_t *detail = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "name", name, "host_id", host_id,
+                               "flavor_id", flavor ? flavor : "", "image_id", image ? image : "",
+                               "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem);
+    rc = finish_with_job(tx, ctx, "vm.create", id, dept, path, job, detail, rc, out, err);
+    json_decref(detail);
+    return rc;
+}
+
+int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX];
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    gc_tx_rollback(tx);
+    if (!rc)
+        rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "virtual machine", id, err);
+    if (rc) {
+        json_decref(obj);
+        return rc;
+    }
+    *out = obj;
+    return 0;
+}
+
+int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+               json_t **items, char **next_cursor, struct gc_error *err)
+{
+    int rc = gc_require(ctx->who, GC_P_VM_READ, err);
+    if (!rc)
+        rc = gc_page_limit(limit, &limit, err);
+    if (!rc)
+        rc = gc_page_cursor_id(cursor, err);
+    if (rc)
+        return rc;
+    struct gc_buf sql;
+    gc_buf_init(&sql, GC_BUF_UNLIMITED);
+    struct gc_val args[10];
+    size_t n = 0;
+    (void)gc_buf_adds(&sql, "SELECT " VM_COLS VM_FROM " WHERE v.id > ?");
+    args[n++] = GC_VTXT(cursor ? cursor : "");
+    static const char *const f[][2] = {{"department_id", "v.department_id"},
+                                       {"host_id", "v.host_id"},
+                                       {"state", "v.state"},
+                                       {"name", "v.name"}};
+    for (size_t i = 0; i < 4; i++) {
+        const char *v = gc_json_str(filters, f[i][0]);
+        if (v) {
+            (void)gc_buf_addf(&sql, " AND %s = ?", f[i][1]);
+            args[n++] = GC_VTXT(v);
+        }
+    }
+    char prefix[GC_DEPT_PATH_MAX + 2];
+    if (!gc_role_is_platform(ctx->who->role)) {
+        if (ctx->who->role == GC_ROLE_DEPARTMENT_ADMIN) {
+            snprintf(prefix, sizeof(prefix), "%s%%", ctx->who->dept_path);
+            (void)gc_buf_adds(&sql, " AND d.path LIKE ?");
+        } else {
+            snprintf(prefix, sizeof(prefix), "%s", ctx->who->dept_path);
+            (void)gc_buf_adds(&sql, " AND d.path = ?");
+        }
+        args[n++] = GC_VTXT(prefix);
+    }
+    (void)gc_buf_adds(&sql, " ORDER BY v.id LIMIT ?");
+    args[n++] = GC_VINT_(limit + 1);
+    struct gc_tx *tx = NULL;
+    struct gc_rows *r = NULL;
+    json_t *arr = json_array();
+    *next_cursor = NULL;
+    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (!rc)
+        rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
+    int count = 0;
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        if (count == limit) {
+            json_t *last = json_array_get(arr, (size_t)count - 1);
+            *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));
+            break;
+        }
+        json_array_append_new(arr, vm_json(r, NULL));
+        count++;
+    }
+    if (rc > 0)
+        rc = 0;
+    gc_rows_free(r);
+    if (tx)
+        gc_tx_rollback(tx);
+    gc_buf_release(&sql);
+    if (rc) {
+        json_decref(arr);
+        free(*next_cursor);
+        *next_cursor = NULL;
+        return rc;
+    }
+    *items = arr;
+    return 0;
+}
+
+static int queue_vm_job(const struct gc_ctx *ctx, const char *id, const char *kind,
+                        const char *action, json_t *params, json_t **out, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX], job[GC_ID_LEN + 1];
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    if (!rc)
+        rc = gc_authorize(ctx->who, GC_P_VM_WRITE, path, "virtual machine", id, err);
+    if (!rc)
+        rc = job_in_progress(tx, id, err);
+    const char *state = obj ? gc_json_str(obj, "state") : "";
+    if (!rc && strcmp(state, "building") == 0 && strcmp(kind, "vm.delete") != 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "id", "virtual machine '%s' is still being built",
+                          id);
+    char dept[GC_ID_LEN + 1] = "";
+    if (obj)
+        snprintf(dept, sizeof(dept), "%s", gc_json_str(obj, "department_id"));
+    if (!rc && params)
+        json_object_set_new(params, "vm_id", json_string(id));
+    if (!rc)
+        rc = gc_job_submit(tx, ctx, kind, params, dept, "vm", id, job, err);
+    if (!rc && strcmp(kind, "vm.delete") == 0)
+        rc = gc_tx_exec(tx,
+                        "UPDATE vms SET state = 'deleting', updated_at = ?, version = version + 1"
+                        " WHERE id = ?",
+                        GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(id)), NULL, err);
+    rc = finish_with_job(tx, ctx, action, id, dept, path, job, obj, rc, out, err);
+    json_decref(obj);
+    return rc;
+}
+
+int gc_vm_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t **out,
+                 struct gc_error *err)
+{
+    static const char *const actions[][3] = {{"start", "vm.start", "vm.start"},
+                                             {"stop", "vm.stop", "vm.stop"},
+                                             {"force_stop", "vm.stop", "vm.force_stop"},
+                                             {"reboot", "vm.reboot", "vm.reboot"}};
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(action, actions[i][0]) == 0) {
+            json_t *params = json_pack("{s:b}", "force", strcmp(action, "force_stop") == 0);
+            int rc = queue_vm_job(ctx, id, actions[i][1], actions[i][2], params, out, err);
+            json_decref(params);
+            return rc;
+        }
+    return gc_error_set(err, GC_EINVAL, "action", "unknown action '%.32s'", action);
+}
+
+int gc_vm_delete(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
+{
+    json_t *params = json_object();
+    int rc = queue_vm_job(ctx, id, "vm.delete", "vm.delete", params, out, err);
+    json_decref(params);
+    return rc;
+}
+
+int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX];
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    int64_t local = 0;
+    if (!rc)
+        rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM hosts WHERE id = ? AND (uri LIKE 'qemu:///%'"
+                             " OR uri LIKE 'test:///%')",
+                             GC_ARGS(GC_VTXT(gc_json_str(obj, "host_id"))), &local, err);
+    gc_tx_rollback(tx);
+    if (!rc)
+        rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "virtual machine", id, err);
+    if (!rc && !local)
+        rc = gc_error_set(err, GC_EUNSUPPORTED, "id",
+                          "the console log of a VM on a remote host cannot be read yet; read %s "
+                          "on the host",
+                          ctx->cfg->console_log_dir);
+    char file[1200];
+    if (!rc)
+        snprintf(file, sizeof(file), "%s/%s-console.log", ctx->cfg->console_log_dir,
+                 gc_json_str(obj, "domain_name"));
+    json_decref(obj);
+    if (rc)
+        return rc;
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        *text = gc_strdup(""); /* nothing printed yet */
+        return 0;
+    }
+    /* the last 64 KiB: a console log grows without bound */
+    long cap = 65536;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long from = size > cap ? size - cap : 0;
+    fseek(f, from, SEEK_SET);
+    char *buf = gc_malloc((size_t)(size - from) + 1);
+    size_t n = fread(buf, 1, (size_t)(size - from), f);
+    buf[n] = '\0';
+    fclose(f);
+    /* the guest writes bytes, the API answers UTF-8 text: replace what is not */
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    *text = buf;
+    return 0;
+}

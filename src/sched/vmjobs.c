@@ -1,0 +1,369 @@
+/* The jobs behind images and virtual machines: checksumming an image, and creating,
+ * starting, stopping, rebooting and deleting a VM through its host's compute driver. Each
+ * can run again after a crash: it looks at what the hypervisor has before it acts. */
+#include "core/core.h"
+#include "sched/hostmgr.h"
+#include "sched/runner.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Set once at registration, before any job runs. */
+static const struct gc_config *cfg;
+static struct gc_store *the_store;
+
+static struct gc_store *job_store(void)
+{
+    return the_store;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Runs one UPDATE in its own write transaction. */
+static int exec1(const char *sql, const struct gc_val *args, size_t n, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    rc = gc_tx_exec(tx, sql, args, n, NULL, err);
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    return gc_tx_commit(tx, err);
+}
+
+static void set_vm(const char *id, const char *state, const char *power, const char *error)
+{
+    struct gc_error err = {0};
+    if (exec1("UPDATE vms SET state = COALESCE(?, state), power_state = COALESCE(?, power_state),"
+              " last_error = COALESCE(?, last_error), updated_at = ?, version = version + 1"
+              " WHERE id = ?",
+              GC_ARGS(GC_VTXT(state), GC_VTXT(power), GC_VTXT(error), GC_VINT_(gc_now_ms()),
+                      GC_VTXT(id)),
+              &err) != 0)
+        gc_err("vms", "vm %s: cannot record state: %s", id, err.msg);
+}
+
+/* ---- image.import ---- */
+
+static int image_import(struct gc_job_run *job, const json_t *params, json_t **result,
+                        struct gc_error *err)
+{
+    const char *id = json_string_value(json_object_get(params, "image_id"));
+    if (!id)
+        return gc_error_set(err, GC_EINVAL, "image_id", "job without image_id");
+    char kind[16] = "", f1[1100] = "", f2[1100] = "";
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    rc = gc_tx_query(tx, "SELECT kind, kernel_path, initrd_path, disk_path FROM images WHERE id = ?",
+                     GC_ARGS(GC_VTXT(id)), &r, err);
+    if (!rc && gc_rows_next(r, err) > 0) {
+        snprintf(kind, sizeof(kind), "%s", gc_rows_text(r, 0));
+        bool k = strcmp(kind, "kernel") == 0;
+        snprintf(f1, sizeof(f1), "%s", gc_rows_text(r, k ? 1 : 3));
+        snprintf(f2, sizeof(f2), "%s", k ? gc_rows_text(r, 2) : "");
+    } else if (!rc) {
+        rc = gc_error_set(err, GC_ENOTFOUND, "image_id", "image %s is gone", id);
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    if (rc)
+        return rc;
+    gc_job_progress(job, 10, "computing SHA-256 and SM3 checksums");
+    char sha[65] = "", sm3[65] = "";
+    int64_t size = 0;
+    rc = gc_image_checksum(kind, f1, f2, sha, sm3, &size, err);
+    struct gc_error e2 = {0};
+    if (rc) {
+        exec1("UPDATE images SET state = 'error', last_error = ?, updated_at = ?,"
+              " version = version + 1 WHERE id = ?",
+              GC_ARGS(GC_VTXT(err->msg), GC_VINT_(gc_now_ms()), GC_VTXT(id)), &e2);
+        return rc;
+    }
+    rc = exec1("UPDATE images SET state = 'active', sha256 = ?, sm3 = ?, size_bytes = ?,"
+               " last_error = '', updated_at = ?, version = version + 1 WHERE id = ?",
+               GC_ARGS(GC_VTXT(sha), GC_VTXT(sm3), GC_VINT_(size), GC_VINT_(gc_now_ms()),
+                       GC_VTXT(id)),
+               err);
+    if (!rc)
+        *result = json_pack("{s:s,s:s,s:I}", "sha256", sha, "sm3", sm3, "size_bytes",
+                            (json_int_t)size);
+    return rc;
+}
+
+/* ---- virtual machines ---- */
+
+struct vm_info {
+    char id[GC_ID_LEN + 1];
+    char host[GC_ID_LEN + 1];
+    char domain[64];
+    int64_t vcpus, mem, disk;
+    char kind[16], format[16], arch[33];
+    char kernel[1100], initrd[1100], cmdline[1100], disk_path[1100];
+    char sha[65], sm3[65];
+};
+
+static int load_vm(const char *id, struct vm_info *v, struct gc_error *err)
+{
+    memset(v, 0, sizeof(*v));
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    rc = gc_tx_query(tx,
+                     "SELECT v.id, COALESCE(v.host_id, ''), v.domain_name, v.vcpus,"
+                     " v.memory_mib, v.disk_gib, i.kind, i.format, i.arch, i.kernel_path,"
+                     " i.initrd_path, i.cmdline, i.disk_path, i.sha256, i.sm3"
+                     " FROM vms v JOIN images i ON i.id = v.image_id WHERE v.id = ?",
+                     GC_ARGS(GC_VTXT(id)), &r, err);
+    if (!rc && gc_rows_next(r, err) > 0) {
+        snprintf(v->id, sizeof(v->id), "%s", gc_rows_text(r, 0));
+        snprintf(v->host, sizeof(v->host), "%s", gc_rows_text(r, 1));
+        snprintf(v->domain, sizeof(v->domain), "%s", gc_rows_text(r, 2));
+        v->vcpus = gc_rows_int(r, 3);
+        v->mem = gc_rows_int(r, 4);
+        v->disk = gc_rows_int(r, 5);
+        snprintf(v->kind, sizeof(v->kind), "%s", gc_rows_text(r, 6));
+        snprintf(v->format, sizeof(v->format), "%s", gc_rows_text(r, 7));
+        snprintf(v->arch, sizeof(v->arch), "%s", gc_rows_text(r, 8));
+        snprintf(v->kernel, sizeof(v->kernel), "%s", gc_rows_text(r, 9));
+        snprintf(v->initrd, sizeof(v->initrd), "%s", gc_rows_text(r, 10));
+        snprintf(v->cmdline, sizeof(v->cmdline), "%s", gc_rows_text(r, 11));
+        snprintf(v->disk_path, sizeof(v->disk_path), "%s", gc_rows_text(r, 12));
+        snprintf(v->sha, sizeof(v->sha), "%s", gc_rows_text(r, 13));
+        snprintf(v->sm3, sizeof(v->sm3), "%s", gc_rows_text(r, 14));
+    } else if (!rc) {
+        rc = gc_error_set(err, GC_ENOTFOUND, "vm_id", "virtual machine %s is gone", id);
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    return rc;
+}
+
+/* Waits until the domain reaches one of the wanted states (comma list) or the time is up. */
+static int wait_state(const struct gc_compute_driver *drv, struct gc_compute_conn *c,
+                      const char *uuid, const char *want, int timeout_ms, char *state, size_t cap,
+                      struct gc_error *err)
+{
+    int64_t deadline = gc_now_ms() + timeout_ms;
+    for (;;) {
+        int rc = drv->vm_state(c, uuid, state, cap, err);
+        if (rc)
+            return rc;
+        char w[128];
+        snprintf(w, sizeof(w), ",%s,", want);
+        char s[64];
+        snprintf(s, sizeof(s), ",%s,", state);
+        if (strstr(w, s))
+            return 0;
+        if (gc_now_ms() >= deadline)
+            return GC_EBUSY;
+        sleep_ms(200);
+    }
+}
+
+static int vm_create(struct gc_job_run *job, const json_t *params, json_t **result,
+                     struct gc_error *err)
+{
+    const char *id = json_string_value(json_object_get(params, "vm_id"));
+    bool start = !json_is_false(json_object_get(params, "start"));
+    struct vm_info v;
+    int rc = load_vm(id ? id : "", &v, err);
+    if (rc)
+        return rc;
+    const struct gc_compute_driver *drv;
+    struct gc_compute_conn *c;
+    gc_job_progress(job, 10, "verifying the image checksums");
+    char sha[65] = "", sm3[65] = "";
+    int64_t size = 0;
+    bool kernel = strcmp(v.kind, "kernel") == 0;
+    rc = gc_image_checksum(v.kind, kernel ? v.kernel : v.disk_path, kernel ? v.initrd : "", sha,
+                           sm3, &size, err);
+    if (!rc && (strcmp(sha, v.sha) != 0 || strcmp(sm3, v.sm3) != 0))
+        rc = gc_error_set(err, GC_ECONFLICT, "image_id",
+                          "the image files changed since they were imported (checksums differ); "
+                          "import the image again");
+    if (!rc)
+        rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    if (rc) {
+        set_vm(v.id, "error", NULL, err->msg);
+        return rc;
+    }
+    char state[32] = "";
+    gc_job_progress(job, 40, "defining the domain");
+    /* idempotent: after a crash the domain may already be there */
+    if (drv->vm_state(c, v.id, state, sizeof(state), err) == GC_ENOTFOUND) {
+        char log[1200];
+        snprintf(log, sizeof(log), "%s/%s-console.log", cfg->console_log_dir, v.domain);
+        const char *virt = cfg->virt_type;
+        if (strcmp(virt, "auto") == 0)
+            virt = drv->has_kvm && drv->has_kvm(c, v.arch) ? "kvm" : "qemu";
+        struct gc_vm_spec spec = {
+            .uuid = v.id,
+            .name = v.domain,
+            .vcpus = (int)v.vcpus,
+            .memory_mib = v.mem,
+            .virt_type = virt,
+            .arch = v.arch,
+            .kernel = kernel ? v.kernel : NULL,
+            .initrd = kernel ? v.initrd : NULL,
+            .cmdline = kernel ? v.cmdline : NULL,
+            .disk_image = kernel ? NULL : v.disk_path,
+            .disk_format = v.format,
+            .disk_gib = v.disk,
+            .serial_log = log,
+        };
+        rc = drv->vm_define(c, &spec, err);
+    }
+    gc_error_clear(err);
+    if (!rc && start) {
+        gc_job_progress(job, 70, "starting");
+        if (drv->vm_state(c, v.id, state, sizeof(state), err) == 0 &&
+            strcmp(state, "running") != 0)
+            rc = drv->vm_start(c, v.id, err);
+    }
+    if (!rc)
+        rc = drv->vm_state(c, v.id, state, sizeof(state), err);
+    gc_hostmgr_release(v.host);
+    if (rc) {
+        set_vm(v.id, "error", NULL, err->msg);
+        return rc;
+    }
+    bool running = strcmp(state, "running") == 0;
+    set_vm(v.id, running ? "running" : "stopped", state, "");
+    *result = json_pack("{s:s,s:s}", "vm_id", v.id, "power_state", state);
+    return 0;
+}
+
+static int vm_power(struct gc_job_run *job, const json_t *params, json_t **result,
+                    struct gc_error *err, const char *what)
+{
+    const char *id = json_string_value(json_object_get(params, "vm_id"));
+    bool force = json_is_true(json_object_get(params, "force"));
+    struct vm_info v;
+    int rc = load_vm(id ? id : "", &v, err);
+    if (rc)
+        return rc;
+    const struct gc_compute_driver *drv;
+    struct gc_compute_conn *c;
+    rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    if (rc)
+        return rc;
+    char state[32] = "";
+    rc = drv->vm_state(c, v.id, state, sizeof(state), err);
+    if (!rc && strcmp(what, "start") == 0) {
+        if (strcmp(state, "running") != 0)
+            rc = drv->vm_start(c, v.id, err);
+    } else if (!rc && strcmp(what, "reboot") == 0) {
+        rc = strcmp(state, "running") == 0 ? drv->vm_reboot(c, v.id, err)
+                                           : drv->vm_start(c, v.id, err);
+    } else if (!rc && strcmp(what, "stop") == 0 && strcmp(state, "shutoff") != 0) {
+        if (!force) {
+            gc_job_progress(job, 20, "asking the guest to power off");
+            rc = drv->vm_shutdown(c, v.id, err);
+            if (!rc)
+                rc = wait_state(drv, c, v.id, "shutoff,crashed", (int)cfg->stop_timeout * 1000,
+                                state, sizeof(state), err);
+            if (rc == GC_EBUSY) {
+                gc_job_progress(job, 80, "the guest did not power off in time: forcing it off");
+                force = true;
+                rc = 0;
+            }
+        }
+        if (!rc && force && strcmp(state, "shutoff") != 0)
+            rc = drv->vm_destroy(c, v.id, err);
+    }
+    if (!rc)
+        rc = drv->vm_state(c, v.id, state, sizeof(state), err);
+    gc_hostmgr_release(v.host);
+    if (rc)
+        return rc;
+    set_vm(v.id, strcmp(state, "running") == 0 ? "running" : "stopped", state, "");
+    *result = json_pack("{s:s}", "power_state", state);
+    return 0;
+}
+
+static int vm_start_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                        struct gc_error *err)
+{
+    return vm_power(job, params, result, err, "start");
+}
+
+static int vm_stop_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                       struct gc_error *err)
+{
+    return vm_power(job, params, result, err, "stop");
+}
+
+static int vm_reboot_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                         struct gc_error *err)
+{
+    return vm_power(job, params, result, err, "reboot");
+}
+
+static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                         struct gc_error *err)
+{
+    const char *id = json_string_value(json_object_get(params, "vm_id"));
+    struct vm_info v;
+    int rc = load_vm(id ? id : "", &v, err);
+    if (rc == GC_ENOTFOUND)
+        return 0; /* already gone (a rerun after a crash) */
+    if (rc)
+        return rc;
+    if (v.host[0]) {
+        const struct gc_compute_driver *drv;
+        struct gc_compute_conn *c;
+        rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+        if (rc)
+            return rc;
+        gc_job_progress(job, 30, "removing the domain and its volumes");
+        rc = drv->vm_undefine(c, v.id, err);
+        if (rc == GC_ENOTFOUND) {
+            rc = 0;
+            gc_error_clear(err);
+        }
+        gc_hostmgr_release(v.host);
+        if (rc) {
+            set_vm(v.id, "error", NULL, err->msg);
+            return rc;
+        }
+    }
+    rc = exec1("DELETE FROM vms WHERE id = ?", GC_ARGS(GC_VTXT(v.id)), err);
+    if (!rc)
+        *result = json_pack("{s:s}", "deleted", v.id);
+    return rc;
+}
+
+static const struct gc_job_kind kinds[] = {
+    {.name = "image.import", .run = image_import, .resumable = true},
+    {.name = "vm.create", .run = vm_create, .resumable = true},
+    {.name = "vm.start", .run = vm_start_run, .resumable = true},
+    {.name = "vm.stop", .run = vm_stop_run, .resumable = true},
+    {.name = "vm.reboot", .run = vm_reboot_run, .resumable = false},
+    {.name = "vm.delete", .run = vm_delete_run, .resumable = true},
+};
+
+void gc_register_vm_job_kinds(const struct gc_config *config, struct gc_store *st)
+{
+    cfg = config;
+    the_store = st;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        gc_job_register(&kinds[i]);
+}
+
