@@ -5,6 +5,8 @@ CHECK_BUILD ?= build-check
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN      ?= 127.0.0.1:8080
 DATA_DIR    ?= $(CURDIR)/var
+# readable by QEMU, which runs as libvirt-qemu (the data directory is private to govcloudd)
+IMAGE_DIR   ?= /var/lib/libvirt/images/govcloud
 
 .PHONY: all deps build run check unit bench clean distclean
 
@@ -21,7 +23,7 @@ build: $(BUILD)/CMakeCache.txt
 
 # Install, build, start govcloudd in the foreground on the embedded defaults.
 run: deps build
-	@scripts/run "$(BUILD)/govcloudd" "$(LISTEN)" "$(DATA_DIR)"
+	@scripts/run "$(BUILD)/govcloudd" "$(LISTEN)" "$(DATA_DIR)" "$(IMAGE_DIR)"
 
 # Install, build with AddressSanitizer + UndefinedBehaviorSanitizer, run every test.
 check: deps

@@ -270,6 +270,11 @@ int gc_vm_delete(const struct gc_ctx *ctx, const char *id, json_t **out, struct 
 /* Tail of the serial console log (malloc'd text). */
 int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct gc_error *err);
 
+/* ---- start-up registrations (bootstrap.c) ---- */
+/* Registers [bootstrap] host_uri and image_dir when they are set and not yet registered.
+ * Call once the host manager and the job runner run. Failures are logged, not fatal. */
+void gc_bootstrap_infra(struct gc_store *st, const struct gc_config *cfg);
+
 /* ---- paging helpers (paging.c) ---- */
 /* Validates limit (1–500; 0 → default 50). */
 int gc_page_limit(int limit, int *out, struct gc_error *err);

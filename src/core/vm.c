@@ -16,7 +16,7 @@
 #define VM_COLS                                                                              \
     "v.id, v.name, v.department_id, v.host_id, v.flavor_id, v.image_id, v.state,"            \
     " v.power_state, v.vcpus, v.memory_mib, v.disk_gib, v.domain_name, v.last_error,"        \
-    " v.created_by, v.created_at, v.updated_at, v.version, COALESCE(d.path, '')"
+    " v.created_by, v.created_at, v.updated_at, v.version, COALESCE(d.path, ''), v.drift"
 #define VM_FROM " FROM vms v JOIN departments d ON d.id = v.department_id"
 
 static json_t *vm_json(struct gc_rows *r, char *path)
@@ -32,6 +32,7 @@ static json_t *vm_json(struct gc_rows *r, char *path)
     json_object_set_new(o, "disk_gib", json_integer(gc_rows_int(r, 10)));
     json_object_set_new(o, "domain_name", json_string(gc_rows_text(r, 11)));
     json_object_set_new(o, "last_error", json_string(gc_rows_text(r, 12)));
+    json_object_set_new(o, "drift", json_string(gc_rows_text(r, 18)));
     json_object_set_new(o, "created_by",
                         gc_rows_null(r, 13) ? json_null() : json_string(gc_rows_text(r, 13)));
     json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 14)));

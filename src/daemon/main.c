@@ -260,6 +260,7 @@ int main(int argc, char **argv)
     }
     gc_info("daemon", "govcloudd %s listening on %s (port %d), data in %s", GC_VERSION,
             cfg.listen, gc_server_port(srv), cfg.data_dir);
+    gc_bootstrap_infra(st, &cfg);
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)

@@ -15,6 +15,7 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
 #define SEEN_EVERY_MS 15000
+#define RECONCILE_EVERY_MS 5000
 
 struct hconn {
     char id[GC_ID_LEN + 1];
@@ -27,6 +28,7 @@ struct hconn {
     int64_t next_try_ms;
     int64_t backoff_ms;
     int64_t seen_written_ms;
+    int64_t reconciled_ms;
 };
 
 static struct {
@@ -135,6 +137,120 @@ static void try_connect(struct hconn *h)
     json_decref(pools);
 }
 
+/* What the hypervisor shows against what govcloud recorded; "" when they agree. */
+static const char *drift_of(const char *state, const char *power)
+{
+    if (strcmp(state, "building") == 0 || strcmp(state, "deleting") == 0 ||
+        strcmp(state, "error") == 0)
+        return "";
+    if (strcmp(power, "missing") == 0)
+        return "the domain is missing on the host: it was removed outside govcloud";
+    bool on = strcmp(power, "running") == 0 || strcmp(power, "blocked") == 0 ||
+              strcmp(power, "paused") == 0;
+    if (strcmp(state, "running") == 0 && !on)
+        return "the domain stopped outside govcloud (or the guest powered itself off)";
+    if (strcmp(state, "stopped") == 0 && on)
+        return "the domain was started outside govcloud";
+    return "";
+}
+
+/* Compares the host's domains with the VMs recorded on it. The observed power state is
+ * recorded; a difference from the recorded state is reported as drift (and audited when it
+ * appears), never "corrected" behind the operator's back. */
+static void reconcile(struct hconn *h, json_t *domains)
+{
+    struct gc_error err = {0};
+    struct gc_tx *tx;
+    if (gc_tx_begin(M.st, GC_TX_WRITE, &tx, &err) != 0)
+        return;
+    struct gc_rows *r = NULL;
+    json_t *vms = json_array();
+    int rc = gc_tx_query(tx,
+                         "SELECT v.id, v.state, v.power_state, v.drift, v.department_id,"
+                         " COALESCE(d.path, '') FROM vms v"
+                         " LEFT JOIN departments d ON d.id = v.department_id WHERE v.host_id = ?"
+                         /* a VM with a job in progress is changing on purpose */
+                         " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.resource_type = 'vm'"
+                         " AND j.resource_id = v.id AND j.state IN ('queued', 'running'))",
+                         GC_ARGS(GC_VTXT(h->id)), &r, &err);
+    while (!rc && (rc = gc_rows_next(r, &err)) > 0) {
+        rc = 0;
+        json_array_append_new(vms, json_pack("[ssssss]", gc_rows_text(r, 0), gc_rows_text(r, 1),
+                                             gc_rows_text(r, 2), gc_rows_text(r, 3),
+                                             gc_rows_text(r, 4), gc_rows_text(r, 5)));
+    }
+    gc_rows_free(r);
+    size_t i;
+    json_t *v;
+    int64_t now = gc_now_ms();
+    json_array_foreach(vms, i, v) {
+        if (rc)
+            break;
+        const char *id = json_string_value(json_array_get(v, 0));
+        const char *state = json_string_value(json_array_get(v, 1));
+        const char *power = "missing";
+        size_t k;
+        json_t *dom;
+        json_array_foreach(domains, k, dom) {
+            if (strcmp(json_string_value(json_object_get(dom, "uuid")), id) == 0)
+                power = json_string_value(json_object_get(dom, "state"));
+        }
+        const char *drift = drift_of(state, power);
+        if (strcmp(power, json_string_value(json_array_get(v, 2))) == 0 &&
+            strcmp(drift, json_string_value(json_array_get(v, 3))) == 0)
+            continue;
+        rc = gc_tx_exec(tx,
+                        "UPDATE vms SET power_state = ?, drift = ?, updated_at = ?,"
+                        " version = version + 1 WHERE id = ?",
+                        GC_ARGS(GC_VTXT(power), GC_VTXT(drift), GC_VINT_(now), GC_VTXT(id)),
+                        NULL, &err);
+        if (!rc && drift[0] && strcmp(drift, json_string_value(json_array_get(v, 3))) != 0) {
+            struct gc_ctx ctx = {.store = M.st, .cfg = M.cfg, .request_id = "", .source_ip = ""};
+            json_t *detail = json_pack("{s:s,s:s,s:s}", "recorded_state", state,
+                                       "power_state", power, "host_id", h->id);
+            struct gc_audit_event ev = {.action = "vm.drift",
+                                        .resource_type = "vm",
+                                        .resource_id = id,
+                                        .department_id = json_string_value(json_array_get(v, 4)),
+                                        .department_path =
+                                            json_string_value(json_array_get(v, 5)),
+                                        .outcome = GC_OUTCOME_FAILURE,
+                                        .reason = drift,
+                                        .detail = detail,
+                                        .actor_name = "system"};
+            rc = gc_audit_append(tx, &ctx, &ev, &err);
+            json_decref(detail);
+            if (!rc)
+                gc_warn("vms", "vm %s on host %s: %s", id, h->id, drift);
+        }
+    }
+    json_decref(vms);
+    if (rc) {
+        gc_tx_rollback(tx);
+        gc_err("hosts", "host %s: reconciliation failed: %s", h->id, err.msg);
+        return;
+    }
+    if (gc_tx_commit(tx, &err) != 0)
+        gc_err("hosts", "host %s: reconciliation failed: %s", h->id, err.msg);
+}
+
+/* The VMs of a host that dropped: their state is unknown, never deleted. */
+static void mark_unknown(const char *host)
+{
+    struct gc_error err = {0};
+    struct gc_tx *tx;
+    if (gc_tx_begin(M.st, GC_TX_WRITE, &tx, &err) != 0)
+        return;
+    if (gc_tx_exec(tx,
+                   "UPDATE vms SET power_state = 'unknown', updated_at = ?, version = version + 1"
+                   " WHERE host_id = ? AND power_state <> 'unknown'",
+                   GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(host)), NULL, &err) != 0) {
+        gc_tx_rollback(tx);
+        return;
+    }
+    (void)gc_tx_commit(tx, &err);
+}
+
 static void *loop(void *arg)
 {
     (void)arg;
@@ -155,12 +271,26 @@ static void *loop(void *arg)
                 pthread_mutex_unlock(&M.lock);
                 h->drv->disconnect(c);
                 record(h->id, "disconnected", "connection lost", NULL, NULL, false);
+                mark_unknown(h->id);
                 pthread_mutex_lock(&M.lock);
             } else if (!h->conn && now >= h->next_try_ms) {
                 h->next_try_ms = INT64_MAX; /* in progress */
                 pthread_mutex_unlock(&M.lock);
                 try_connect(h);
                 pthread_mutex_lock(&M.lock);
+            } else if (h->conn && now - h->reconciled_ms >= RECONCILE_EVERY_MS) {
+                h->reconciled_ms = now;
+                h->users++;
+                struct gc_compute_conn *c = h->conn;
+                pthread_mutex_unlock(&M.lock);
+                json_t *domains = NULL;
+                struct gc_error err = {0};
+                if (h->drv->domains(c, &domains, &err) == 0)
+                    reconcile(h, domains);
+                json_decref(domains);
+                pthread_mutex_lock(&M.lock);
+                h->users--;
+                pthread_cond_broadcast(&M.cond);
             } else if (h->conn && now - h->seen_written_ms >= SEEN_EVERY_MS) {
                 h->seen_written_ms = now;
                 pthread_mutex_unlock(&M.lock);

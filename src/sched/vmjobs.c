@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Set once at registration, before any job runs. */
 static const struct gc_config *cfg;
@@ -47,7 +49,8 @@ static void set_vm(const char *id, const char *state, const char *power, const c
 {
     struct gc_error err = {0};
     if (exec1("UPDATE vms SET state = COALESCE(?, state), power_state = COALESCE(?, power_state),"
-              " last_error = COALESCE(?, last_error), updated_at = ?, version = version + 1"
+              " last_error = COALESCE(?, last_error), drift = '', updated_at = ?,"
+              " version = version + 1"
               " WHERE id = ?",
               GC_ARGS(GC_VTXT(state), GC_VTXT(power), GC_VTXT(error), GC_VINT_(gc_now_ms()),
                       GC_VTXT(id)),
@@ -110,6 +113,7 @@ static int image_import(struct gc_job_run *job, const json_t *params, json_t **r
 struct vm_info {
     char id[GC_ID_LEN + 1];
     char host[GC_ID_LEN + 1];
+    bool host_local; /* the hypervisor runs on this machine (its files are ours to tidy) */
     char domain[64];
     int64_t vcpus, mem, disk;
     char kind[16], format[16], arch[33];
@@ -128,8 +132,10 @@ static int load_vm(const char *id, struct vm_info *v, struct gc_error *err)
     rc = gc_tx_query(tx,
                      "SELECT v.id, COALESCE(v.host_id, ''), v.domain_name, v.vcpus,"
                      " v.memory_mib, v.disk_gib, i.kind, i.format, i.arch, i.kernel_path,"
-                     " i.initrd_path, i.cmdline, i.disk_path, i.sha256, i.sm3"
-                     " FROM vms v JOIN images i ON i.id = v.image_id WHERE v.id = ?",
+                     " i.initrd_path, i.cmdline, i.disk_path, i.sha256, i.sm3,"
+                     " COALESCE(h.uri, '')"
+                     " FROM vms v JOIN images i ON i.id = v.image_id"
+                     " LEFT JOIN hosts h ON h.id = v.host_id WHERE v.id = ?",
                      GC_ARGS(GC_VTXT(id)), &r, err);
     if (!rc && gc_rows_next(r, err) > 0) {
         snprintf(v->id, sizeof(v->id), "%s", gc_rows_text(r, 0));
@@ -147,6 +153,8 @@ static int load_vm(const char *id, struct vm_info *v, struct gc_error *err)
         snprintf(v->disk_path, sizeof(v->disk_path), "%s", gc_rows_text(r, 12));
         snprintf(v->sha, sizeof(v->sha), "%s", gc_rows_text(r, 13));
         snprintf(v->sm3, sizeof(v->sm3), "%s", gc_rows_text(r, 14));
+        const char *uri = gc_rows_text(r, 15);
+        v->host_local = strncmp(uri, "qemu:///", 8) == 0 || strncmp(uri, "test:///", 8) == 0;
     } else if (!rc) {
         rc = gc_error_set(err, GC_ENOTFOUND, "vm_id", "virtual machine %s is gone", id);
     }
@@ -342,6 +350,17 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
         if (rc) {
             set_vm(v.id, "error", NULL, err->msg);
             return rc;
+        }
+    }
+    if (v.host_local) {
+        /* the console log and libvirt's log of the domain are the VM's too: nothing of it
+         * stays behind */
+        static const char *const suffix[] = {"-console.log", ".log"};
+        for (int i = 0; i < 2; i++) {
+            char log[1200];
+            snprintf(log, sizeof(log), "%s/%s%s", cfg->console_log_dir, v.domain, suffix[i]);
+            if (unlink(log) != 0 && errno != ENOENT)
+                gc_warn("vms", "vm %s: cannot remove %s: %s", v.id, log, strerror(errno));
         }
     }
     rc = exec1("DELETE FROM vms WHERE id = ?", GC_ARGS(GC_VTXT(v.id)), err);

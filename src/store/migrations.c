@@ -165,6 +165,7 @@ static const char *const m3[] = {
     " image_id TEXT NOT NULL REFERENCES images(id),"
     " state TEXT NOT NULL,"             /* building | running | stopped | error | deleting */
     " power_state TEXT NOT NULL DEFAULT 'unknown',"  /* as libvirt last reported it */
+    " drift TEXT NOT NULL DEFAULT '',"   /* how the hypervisor differs from govcloud's record */
     " vcpus BIGINT NOT NULL,"
     " memory_mib BIGINT NOT NULL,"
     " disk_gib BIGINT NOT NULL,"

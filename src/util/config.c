@@ -19,7 +19,8 @@ static const size_t option_offsets[] = {
     OFF(connection_timeout), OFF(data_dir), OFF(store_driver), OFF(log_format), OFF(log_level),
     OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
     OFF(virt_type), OFF(console_log_dir), OFF(cpu_overcommit_percent),
-    OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(job_workers), OFF(test_job_kinds),
+    OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(bootstrap_host_uri),
+    OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -61,6 +62,12 @@ const struct gc_config_option gc_config_options[] = {
      "Memory of VMs placed on a host, in percent of its memory."},
     {"compute", "stop_timeout", GC_OPT_INT, "60", 1, 3600, NULL,
      "Seconds a graceful stop waits for the guest to power off before it is forced off."},
+    {"bootstrap", "host_uri", GC_OPT_STR, "none", 0, 0, NULL,
+     "A hypervisor host registered at start when no host has this URI (`make run` uses "
+     "`qemu:///system`); `none` registers nothing."},
+    {"bootstrap", "image_dir", GC_OPT_STR, "none", 0, 0, NULL,
+     "A directory with `vmlinuz` and `initramfs.img`, registered at start as image `tiny` "
+     "(with a flavor `tiny`: 1 vCPU, 128 MiB) when no image has that name; `none` skips it."},
     {"jobs", "workers", GC_OPT_INT, "2", 1, 64, NULL, "Threads that run background jobs."},
     {"jobs", "test_job_kinds", GC_OPT_BOOL, "false", 0, 0, NULL,
      "Registers job kinds that exist only for tests (`test.sleep`). Keep off in production."},

@@ -33,6 +33,9 @@ struct gc_config {
     int64_t cpu_overcommit_percent;
     int64_t ram_overcommit_percent;
     int64_t stop_timeout;
+    /* [bootstrap] */
+    char *bootstrap_host_uri;  /* "none" or a compute URI registered at start */
+    char *bootstrap_image_dir; /* "none" or a directory with vmlinuz + initramfs.img */
     /* [jobs] */
     int64_t job_workers;
     bool test_job_kinds;      /* registers the job kinds that exist only for tests */

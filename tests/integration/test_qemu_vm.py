@@ -1,0 +1,144 @@
+"""A real guest through govcloud: the system libvirtd with QEMU (KVM where it works, software
+emulation otherwise), the tiny image from scripts/tiny-image registered through the API, a VM
+created through the API that boots, prints on its serial console (read back through
+GET /v1/vms/{id}/console) and powers itself off, which govcloud reports as drift; then the
+VM is deleted and nothing of it is left: no domain, no console or libvirt log.
+
+Skips, saying so, only when libvirt or QEMU is not installed."""
+
+import os
+import shutil
+import subprocess
+import time
+import unittest
+import uuid
+
+import gcharness as gh
+import libvirtd as lv
+
+CONSOLE_DIR = "/var/log/libvirt/qemu"
+
+
+class QemuVmTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        missing = lv.missing_binaries()
+        if missing:
+            raise unittest.SkipTest("libvirt/QEMU not installed (missing: " + ", ".join(missing)
+                                    + ")")
+        lv.ensure_libvirtd()
+        cls.images = lv.make_workdir("govcloud-qemu-vm-")
+        lv.tiny_image(cls.images)
+        virt = "kvm" if lv.kvm_usable() else "qemu"
+        cls.d = gh.Daemon(extra=["--set", "bootstrap.host_uri=qemu:///system",
+                                 "--set", f"bootstrap.image_dir={cls.images}",
+                                 "--set", f"compute.virt_type={virt}"]).start()
+        cls.admin = cls.d.login()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        log = cls.d.read_log()
+        cls.d.cleanup()
+        shutil.rmtree(cls.images, ignore_errors=True)
+        lv.stop_libvirtd()
+        if rc != 0:
+            raise AssertionError(f"govcloudd exited with {rc}:\n{log[-4000:]}")
+        for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer"):
+            if bad in log:
+                raise AssertionError(f"sanitizer report in the daemon log:\n{log[-8000:]}")
+
+    def get(self, path):
+        r = self.d.request("GET", path, token=self.admin)
+        self.assertEqual(r.status, 200, r)
+        return r.json if r.json is not None else r.body.decode("utf-8", "replace")
+
+    def wait(self, what, fn, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = fn()
+            if v:
+                return v
+            time.sleep(0.3)
+        self.fail(f"timed out after {timeout} s waiting for {what}")
+
+    def wait_job(self, job_id, timeout=60):
+        def done():
+            j = self.get(f"/v1/jobs/{job_id}")
+            return j if j["state"] in ("succeeded", "failed", "cancelled") else None
+        j = self.wait(f"job {job_id}", done, timeout)
+        self.assertEqual(j["state"], "succeeded", j)
+        return j
+
+    def test_guest_boots_prints_powers_off_and_is_removed(self):
+        # the bootstrap registered the local host, the image and the flavor
+        host = self.wait("the local host to connect", lambda: next(
+            (h for h in self.get("/v1/hosts")["items"]
+             if h["uri"] == "qemu:///system" and h["state"] == "connected"), None), 30)
+        self.assertEqual(host["hypervisor"], "QEMU")
+        image = self.wait("the tiny image import", lambda: next(
+            (i for i in self.get("/v1/images?name=tiny")["items"] if i["state"] == "active"),
+            None), 60)
+        flavor = self.get("/v1/flavors?name=tiny")["items"][0]
+        # a kernel command line of our own, so that the console proves it is this guest
+        msg = "msg-" + uuid.uuid4().hex[:8]
+        r = self.d.request("POST", "/v1/images", {
+            "name": "tiny-" + msg, "kind": "kernel", "arch": image["arch"],
+            "kernel_path": image["kernel_path"], "initrd_path": image["initrd_path"],
+            "cmdline": f"console=ttyS0 govcloud.msg={msg}"}, token=self.admin)
+        self.assertEqual(r.status, 201, r)
+        mine = r.json
+        self.wait_job(mine["job_id"])
+        dept = self.d.request("POST", "/v1/departments", {"name": "QEMU 测试 " + msg},
+                              token=self.admin).json
+        t0 = time.monotonic()
+        r = self.d.request("POST", "/v1/vms", {"name": "tiny1", "department_id": dept["id"],
+                                               "flavor_id": flavor["id"],
+                                               "image_id": mine["id"]}, token=self.admin)
+        self.assertEqual(r.status, 202, r)
+        vm_id = r.json["resource_id"]
+        self.wait_job(r.json["id"])
+        vm = self.get(f"/v1/vms/{vm_id}")
+        self.assertEqual(vm["host_id"], host["id"])
+        domain = vm["domain_name"]
+        out = subprocess.run(["virsh", "-c", "qemu:///system", "domuuid", domain],
+                             capture_output=True, text=True)
+        self.assertEqual(out.stdout.strip(), vm_id, out.stderr)
+        # the guest prints its lines on the serial console, read back through the API
+        console = self.wait("the guest's lines on the console", lambda: (
+            lambda c: c if "GOVCLOUD-GUEST-OK" in c and f"GOVCLOUD-MSG {msg}" in c else None)(
+                self.get(f"/v1/vms/{vm_id}/console")), 90)
+        boot_s = time.monotonic() - t0
+        self.assertIn("GOVCLOUD-MSG " + msg, console)
+        # it powers itself off: govcloud records the power state and reports the drift
+        vm = self.wait("the power-off to be seen", lambda: (
+            lambda v: v if v["power_state"] == "shutoff" else None)(
+                self.get(f"/v1/vms/{vm_id}")), 60)
+        self.assertIn("outside govcloud", vm["drift"])
+        events = self.get(f"/v1/audit-events?action=vm.drift&resource_id={vm_id}")["items"]
+        self.assertEqual(len(events), 1, events)
+        # start it again through the API: it boots a second time
+        r = self.d.request("POST", f"/v1/vms/{vm_id}/start", token=self.admin)
+        self.assertEqual(r.status, 202, r)
+        self.wait_job(r.json["id"])
+        self.wait("a second boot on the console", lambda:
+                  self.get(f"/v1/vms/{vm_id}/console").count("GOVCLOUD-GUEST-OK") >= 2, 90)
+        # delete: the domain, its console log and libvirt's log of it are gone
+        self.wait("the second power-off", lambda: (
+            lambda v: v if v["power_state"] == "shutoff" else None)(
+                self.get(f"/v1/vms/{vm_id}")), 60)
+        r = self.d.request("DELETE", f"/v1/vms/{vm_id}", token=self.admin)
+        self.assertEqual(r.status, 202, r)
+        self.wait_job(r.json["id"])
+        self.assertEqual(self.d.request("GET", f"/v1/vms/{vm_id}", token=self.admin).status, 404)
+        out = subprocess.run(["virsh", "-c", "qemu:///system", "dominfo", domain],
+                             capture_output=True, text=True)
+        self.assertNotEqual(out.returncode, 0, "the domain is still defined:\n" + out.stdout)
+        for suffix in ("-console.log", ".log"):
+            self.assertFalse(os.path.exists(f"{CONSOLE_DIR}/{domain}{suffix}"), suffix)
+        print(f"\n  boot to console lines: {boot_s:.1f} s")
+
+
+if __name__ == "__main__":
+    unittest.main()
