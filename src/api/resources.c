@@ -306,3 +306,15 @@ void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp)
     resp->owned_text = text;
     resp->ctype = "text/plain; charset=utf-8";
 }
+
+/* ---- quotas ---- */
+
+void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_quota_get);
+}
+
+void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_quota_set);
+}

@@ -33,6 +33,11 @@ const struct gc_route gc_routes[] = {
     {"DELETE", "/v1/departments/{id}", gc_api_dept_delete, "departments.delete", true, false,
      NULL, "department.delete", "department"},
 
+    {"GET", "/v1/departments/{id}/quota", gc_api_quota_get, "quotas.get", true, false, NULL,
+     NULL, NULL},
+    {"PUT", "/v1/departments/{id}/quota", gc_api_quota_set, "quotas.update", true, true, NULL,
+     "quota.update", "quota"},
+
     {"GET", "/v1/users", gc_api_user_list, "users.list", true, false,
      "department_id,role,username," PAGE, NULL, NULL},
     {"POST", "/v1/users", gc_api_user_create, "users.create", true, true, NULL, "user.create",

@@ -270,6 +270,18 @@ int gc_vm_delete(const struct gc_ctx *ctx, const char *id, json_t **out, struct 
 /* Tail of the serial console log (malloc'd text). */
 int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct gc_error *err);
 
+/* ---- quotas (quota.c) ---- */
+/* {"department_id","limits":{…},"usage":{…},"effective":{…},"version"}: limits are the
+ * department's own (null = none), usage is its subtree's, effective the tightest room left
+ * under it and every ancestor. */
+int gc_quota_get(const struct gc_ctx *ctx, const char *dept, json_t **out, struct gc_error *err);
+int gc_quota_set(const struct gc_ctx *ctx, const char *dept, int64_t if_match, json_t *in,
+                 json_t **out, struct gc_error *err);
+/* Inside a write transaction: would adding these amounts to dept break a quota of it or of an
+ * ancestor? GC_ECONFLICT naming the department and the resource when it would. */
+int gc_quota_check(struct gc_tx *tx, const char *dept_path, int64_t vms, int64_t vcpus,
+                   int64_t memory_mib, int64_t disk_gib, struct gc_error *err);
+
 /* ---- start-up registrations (bootstrap.c) ---- */
 /* Registers [bootstrap] host_uri and image_dir when they are set and not yet registered.
  * Call once the host manager and the job runner run. Failures are logged, not fatal. */

@@ -256,6 +256,9 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
     if (!rc && strcmp(ikind, "disk") == 0 && disk < 1)
         rc = gc_error_set(err, GC_EINVAL, "flavor_id",
                           "a disk image needs a flavor with disk_gib of at least 1");
+    /* quota reservation and placement in the same transaction as the insert */
+    if (!rc)
+        rc = gc_quota_check(tx, path, 1, vcpus, mem, disk, err);
     char host_id[GC_ID_LEN + 1];
     if (!rc)
         rc = place(tx, ctx, arch, vcpus, mem, host, host_id, err);

@@ -178,6 +178,15 @@ static const char *const m3[] = {
     " version BIGINT NOT NULL)",
     "CREATE UNIQUE INDEX vms_department_name ON vms (department_id, name)",
     "CREATE INDEX vms_host ON vms (host_id)",
+
+    /* limits of a department; NULL = no limit of its own. A limit bounds the usage of the
+     * department's whole subtree. */
+    "CREATE TABLE quotas ("
+    " department_id TEXT PRIMARY KEY REFERENCES departments(id) ON DELETE CASCADE,"
+    " vms BIGINT, vcpus BIGINT, memory_mib BIGINT, disk_gib BIGINT, volumes BIGINT,"
+    " public_ips BIGINT,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
     NULL,
 };
 
