@@ -86,6 +86,10 @@ void gc_api_vm_stop(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_reboot(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp);
 
+void gc_api_net_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_net_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_net_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_net_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 

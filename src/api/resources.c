@@ -318,3 +318,27 @@ void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_update(req, resp, gc_quota_set);
 }
+
+/* ---- networks ---- */
+
+static const char *const net_filters[] = {"name", "mode", NULL};
+
+void gc_api_net_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_net_list, net_filters);
+}
+
+void gc_api_net_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_net_create, "/v1/networks");
+}
+
+void gc_api_net_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_net_get);
+}
+
+void gc_api_net_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_net_delete);
+}

@@ -80,6 +80,14 @@ const struct gc_route gc_routes[] = {
     {"DELETE", "/v1/images/{id}", gc_api_image_delete, "images.delete", true, false, NULL,
      "image.delete", "image"},
 
+    {"GET", "/v1/networks", gc_api_net_list, "networks.list", true, false, "name,mode," PAGE,
+     NULL, NULL},
+    {"POST", "/v1/networks", gc_api_net_create, "networks.create", true, true, NULL,
+     "network.create", "network"},
+    {"GET", "/v1/networks/{id}", gc_api_net_get, "networks.get", true, false, NULL, NULL, NULL},
+    {"DELETE", "/v1/networks/{id}", gc_api_net_delete, "networks.delete", true, false, NULL,
+     "network.delete", "network"},
+
     {"GET", "/v1/vms", gc_api_vm_list, "vms.list", true, false,
      "department_id,host_id,state,name," PAGE, NULL, NULL},
     {"POST", "/v1/vms", gc_api_vm_create, "vms.create", true, true, NULL, "vm.create", "vm"},

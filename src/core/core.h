@@ -270,6 +270,21 @@ int gc_vm_delete(const struct gc_ctx *ctx, const char *id, json_t **out, struct 
 /* Tail of the serial console log (malloc'd text). */
 int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct gc_error *err);
 
+/* ---- networks and IP address management (network.c) ---- */
+int gc_net_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_net_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_net_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                json_t **items, char **next_cursor, struct gc_error *err);
+int gc_net_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                  struct gc_error *err);
+/* Inside the VM-creating transaction: gives the VM an interface on the network with the
+ * lowest free IPv4 (and IPv6) address and a fresh MAC. The unique indexes on (network,
+ * address) make handing out one address twice impossible. */
+int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *network_id,
+                  const char *vm_id, int position, json_t **nic, struct gc_error *err);
+/* The interfaces of a VM: [{"network_id","mac","ipv4","ipv6"}]. */
+int gc_vm_nics(struct gc_tx *tx, const char *vm_id, json_t **out, struct gc_error *err);
+
 /* ---- quotas (quota.c) ---- */
 /* {"department_id","limits":{…},"usage":{…},"effective":{…},"version"}: limits are the
  * department's own (null = none), usage is its subtree's, effective the tightest room left

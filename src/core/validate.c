@@ -33,7 +33,8 @@ static const char *type_name(const json_t *v)
     return "unknown";
 }
 
-static const char *const want_names[] = {"a string", "a boolean", "an integer", "an object"};
+static const char *const want_names[] = {"a string", "a boolean", "an integer", "an object",
+                                         "an array"};
 
 static bool charset_ok(const char *s, enum gc_charset cs, char *bad)
 {
@@ -111,7 +112,8 @@ int gc_json_check(const json_t *in, const struct gc_jfield *spec, size_t n, stru
         bool type_ok = (f->type == GC_JT_STRING && json_is_string(v)) ||
                        (f->type == GC_JT_BOOL && json_is_boolean(v)) ||
                        (f->type == GC_JT_INT && json_is_integer(v)) ||
-                       (f->type == GC_JT_OBJECT && json_is_object(v));
+                       (f->type == GC_JT_OBJECT && json_is_object(v)) ||
+                       (f->type == GC_JT_ARRAY && json_is_array(v));
         if (!type_ok)
             return gc_error_set(err, GC_EINVAL, key, "field '%s': expected %s, got %s", key,
                                 want_names[f->type], type_name(v));
@@ -140,6 +142,12 @@ int gc_json_check(const json_t *in, const struct gc_jfield *spec, size_t n, stru
                                     "field '%s': character '%c' not allowed; allowed: %s", key,
                                     bad, charset_doc(f->charset));
             }
+        } else if (f->type == GC_JT_ARRAY) {
+            size_t items = json_array_size(v);
+            if (items < (size_t)f->min || items > (size_t)f->max)
+                return gc_error_set(err, GC_EINVAL, key,
+                                    "field '%s': must have from %d to %d items, got %zu", key,
+                                    f->min, f->max, items);
         } else if (f->type == GC_JT_INT) {
             json_int_t x = json_integer_value(v);
             if (x < f->min || x > f->max)

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum gc_jtype { GC_JT_STRING, GC_JT_BOOL, GC_JT_INT, GC_JT_OBJECT };
+enum gc_jtype { GC_JT_STRING, GC_JT_BOOL, GC_JT_INT, GC_JT_OBJECT, GC_JT_ARRAY };
 
 /* Character classes for strings. */
 enum gc_charset {
@@ -24,7 +24,8 @@ struct gc_jfield {
     enum gc_jtype type;
     bool required;
     bool nullable;
-    int min, max;           /* string: length in characters; int: value range */
+    int min, max;           /* string: length in characters; int: value range;
+                             * array: number of items */
     enum gc_charset charset;
 };
 

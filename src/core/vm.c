@@ -70,6 +70,7 @@ static const struct gc_jfield create_spec[] = {
     {"image_id", GC_JT_STRING, true, false, 1, 64, GC_CS_ANY},
     {"host_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
     {"start", GC_JT_BOOL, false, false, 0, 0, GC_CS_ANY},
+    {"networks", GC_JT_ARRAY, false, false, 0, 4, GC_CS_ANY},
 };
 
 /* Chooses a host: filters (connected, not in maintenance, architecture, zone-free capacity
@@ -281,14 +282,39 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
     if (rc == GC_ECONFLICT && strstr(err->msg, "name"))
         rc = gc_error_set(err, GC_ECONFLICT, "name",
                           "the department already has a virtual machine named '%s'", name);
+    /* one interface per network, addresses from IPAM in this same transaction */
+    json_t *nets = json_object_get(in, "networks");
+    json_t *nics = json_array();
+    size_t ni;
+    json_t *nv;
+    json_array_foreach(nets, ni, nv) {
+        if (rc)
+            break;
+        if (!json_is_string(nv)) {
+            rc = gc_error_set(err, GC_EINVAL, "networks", "networks[%zu]: expected a network id",
+                              ni);
+            break;
+        }
+        for (size_t k = 0; k < ni && !rc; k++)
+            if (json_equal(json_array_get(nets, k), nv))
+                rc = gc_error_set(err, GC_EINVAL, "networks",
+                                  "networks[%zu]: network '%s' is given twice", ni,
+                                  json_string_value(nv));
+        json_t *nic = NULL;
+        if (!rc)
+            rc = gc_net_attach(tx, path, json_string_value(nv), id, (int)ni, &nic, err);
+        if (!rc)
+            json_array_append_new(nics, nic);
+    }
     if (!rc) {
         json_t *params = json_pack("{s:s,s:b}", "vm_id", id, "start", start);
         rc = gc_job_submit(tx, ctx, "vm.create", params, dept, "vm", id, job, err);
         json_decref(params);
     }
-    json_t *detail = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "name", name, "host_id", host_id,
+    json_t *detail = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o}", "name", name, "host_id", host_id,
                                "flavor_id", flavor ? flavor : "", "image_id", image ? image : "",
-                               "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem);
+                               "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem, "nics",
+                               nics);
     rc = finish_with_job(tx, ctx, "vm.create", id, dept, path, job, detail, rc, out, err);
     json_decref(detail);
     return rc;
@@ -301,8 +327,12 @@ int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_
     if (rc)
         return rc;
     char path[GC_DEPT_PATH_MAX];
-    json_t *obj = NULL;
+    json_t *obj = NULL, *nics = NULL;
     rc = load(tx, id, &obj, path, err);
+    if (!rc)
+        rc = gc_vm_nics(tx, id, &nics, err);
+    if (!rc)
+        json_object_set_new(obj, "nics", nics);
     gc_tx_rollback(tx);
     if (!rc)
         rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "virtual machine", id, err);

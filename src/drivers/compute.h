@@ -25,6 +25,22 @@ struct gc_host_facts {
 
 struct gc_compute_conn; /* one live connection to one host; owned by the host manager */
 
+/* A govcloud network as a host realises it (a libvirt network named name). */
+struct gc_net_spec {
+    const char *name;
+    const char *mode;         /* nat | isolated | bridge */
+    const char *bridge;       /* bridge mode: existing host bridge */
+    const char *ipv4_gateway; /* the host's address on the network */
+    int ipv4_prefix;
+    const char *ipv6_gateway; /* or NULL */
+    int ipv6_prefix;
+};
+
+struct gc_vm_nic {
+    const char *network;      /* libvirt network name */
+    const char *mac;
+};
+
 /* A virtual machine as the hypervisor is to run it. */
 struct gc_vm_spec {
     const char *uuid;        /* govcloud's VM id, used as the domain UUID */
@@ -41,6 +57,8 @@ struct gc_vm_spec {
     int64_t disk_gib;
     const char *pool;        /* storage pool for the root volume */
     const char *serial_log;  /* file that receives the serial console, or NULL */
+    const struct gc_vm_nic *nics;
+    int nnics;
 };
 
 /* Domain states as govcloud names them. */
@@ -82,6 +100,14 @@ struct gc_compute_driver {
     /* state: one of GC_POWER_STATES; GC_ENOTFOUND when no such domain. */
     int (*vm_state)(struct gc_compute_conn *c, const char *uuid, char *state, size_t cap,
                     struct gc_error *err);
+    /* Defines and starts the network on the host unless it runs already. */
+    int (*net_ensure)(struct gc_compute_conn *c, const struct gc_net_spec *spec,
+                      struct gc_error *err);
+    /* Pins an address to a MAC in the network's DHCP (no-op for bridge networks). */
+    int (*net_dhcp_host)(struct gc_compute_conn *c, const char *network, const char *mac,
+                         const char *ipv4, bool add, struct gc_error *err);
+    /* Stops and removes the network from the host; GC_ENOTFOUND when absent. */
+    int (*net_remove)(struct gc_compute_conn *c, const char *network, struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

@@ -364,6 +364,13 @@ static int lv_vm_define(struct gc_compute_conn *c, const struct gc_vm_spec *s,
         rc |= xml_add(&x, disk);
         rc |= gc_buf_adds(&x, "'/><target dev='vda' bus='virtio'/></disk>");
     }
+    for (int i = 0; i < s->nnics; i++) {
+        rc |= gc_buf_adds(&x, "<interface type='network'><source network='");
+        rc |= xml_add(&x, s->nics[i].network);
+        rc |= gc_buf_adds(&x, "'/><mac address='");
+        rc |= xml_add(&x, s->nics[i].mac);
+        rc |= gc_buf_adds(&x, "'/><model type='virtio'/></interface>");
+    }
     /* a pty console whose output virtlogd also writes to a file on the host */
     rc |= gc_buf_adds(&x, "<serial type='pty'>");
     if (s->serial_log) {
@@ -489,6 +496,130 @@ static int lv_vm_state(struct gc_compute_conn *c, const char *uuid, char *state,
     return rc;
 }
 
+/* ---- networks ---- */
+
+static void prefix_to_mask(int prefix, char *out, size_t cap)
+{
+    uint32_t m = prefix <= 0 ? 0 : 0xffffffffu << (32 - prefix);
+    snprintf(out, cap, "%u.%u.%u.%u", m >> 24, (m >> 16) & 255, (m >> 8) & 255, m & 255);
+}
+
+static int lv_net_ensure(struct gc_compute_conn *c, const struct gc_net_spec *s,
+                         struct gc_error *err)
+{
+    virNetworkPtr n = virNetworkLookupByName(c->conn, s->name);
+    if (n) {
+        int rc = 0;
+        if (virNetworkIsActive(n) != 1 && virNetworkCreate(n) < 0)
+            rc = gc_error_set(err, GC_EBUSY, "", "cannot start network %s: %s", s->name,
+                              virGetLastErrorMessage());
+        virNetworkFree(n);
+        virResetLastError();
+        return rc;
+    }
+    virResetLastError();
+    struct gc_buf x;
+    gc_buf_init(&x, 1 << 16);
+    int rc = gc_buf_adds(&x, "<network><name>");
+    rc |= xml_add(&x, s->name);
+    rc |= gc_buf_adds(&x, "</name>");
+    if (strcmp(s->mode, "bridge") == 0) {
+        rc |= gc_buf_adds(&x, "<forward mode='bridge'/><bridge name='");
+        rc |= xml_add(&x, s->bridge);
+        rc |= gc_buf_adds(&x, "'/>");
+    } else {
+        if (strcmp(s->mode, "nat") == 0)
+            rc |= gc_buf_adds(&x, "<forward mode='nat'/>");
+        char mask[20];
+        prefix_to_mask(s->ipv4_prefix, mask, sizeof(mask));
+        rc |= gc_buf_adds(&x, "<bridge stp='on' delay='0'/><ip address='");
+        rc |= xml_add(&x, s->ipv4_gateway);
+        /* no DHCP range: dnsmasq answers only the addresses govcloud pins to each VM's MAC
+         * (libvirt adds the <dhcp> element with the first pinned host) */
+        rc |= gc_buf_addf(&x, "' netmask='%s'/>", mask);
+        if (s->ipv6_gateway && s->ipv6_gateway[0]) {
+            rc |= gc_buf_adds(&x, "<ip family='ipv6' address='");
+            rc |= xml_add(&x, s->ipv6_gateway);
+            rc |= gc_buf_addf(&x, "' prefix='%d'/>", s->ipv6_prefix);
+        }
+    }
+    rc |= gc_buf_adds(&x, "</network>");
+    if (rc) {
+        gc_buf_release(&x);
+        return gc_error_set(err, GC_EINVAL, "", "network description too large");
+    }
+    n = virNetworkDefineXML(c->conn, gc_buf_str(&x));
+    gc_buf_release(&x);
+    if (!n)
+        return gc_error_set(err, GC_EBUSY, "", "the host refused network %s: %s", s->name,
+                            virGetLastErrorMessage());
+    rc = 0;
+    if (virNetworkCreate(n) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot start network %s: %s", s->name,
+                          virGetLastErrorMessage());
+    else
+        virNetworkSetAutostart(n, 1);
+    virNetworkFree(n);
+    virResetLastError();
+    return rc;
+}
+
+static int lv_net_dhcp_host(struct gc_compute_conn *c, const char *network, const char *mac,
+                            const char *ipv4, bool add, struct gc_error *err)
+{
+    virNetworkPtr n = virNetworkLookupByName(c->conn, network);
+    if (!n) {
+        virResetLastError();
+        return add ? gc_error_set(err, GC_EBUSY, "", "network %s is not on the host", network)
+                   : 0;
+    }
+    int rc = 0;
+    char *xml = virNetworkGetXMLDesc(n, 0);
+    bool bridged = xml && strstr(xml, "<forward mode='bridge'") != NULL;
+    free(xml);
+    if (!bridged) {
+        char host[160];
+        snprintf(host, sizeof(host), "<host mac='%s' ip='%s'/>", mac, ipv4);
+        unsigned flags = VIR_NETWORK_UPDATE_AFFECT_CONFIG;
+        if (virNetworkIsActive(n) == 1)
+            flags |= VIR_NETWORK_UPDATE_AFFECT_LIVE;
+        if (virNetworkUpdate(n,
+                             add ? VIR_NETWORK_UPDATE_COMMAND_ADD_LAST
+                                 : VIR_NETWORK_UPDATE_COMMAND_DELETE,
+                             VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, host, flags) < 0) {
+            virErrorPtr e = virGetLastError();
+            /* adding what is there, or removing what is not, is done already */
+            bool done = e && (e->code == VIR_ERR_OPERATION_INVALID);
+            if (!done)
+                rc = gc_error_set(err, GC_EBUSY, "", "cannot %s DHCP host %s on %s: %s",
+                                  add ? "add" : "remove", ipv4, network,
+                                  virGetLastErrorMessage());
+        }
+    }
+    virNetworkFree(n);
+    virResetLastError();
+    return rc;
+}
+
+static int lv_net_remove(struct gc_compute_conn *c, const char *network, struct gc_error *err)
+{
+    virNetworkPtr n = virNetworkLookupByName(c->conn, network);
+    if (!n) {
+        virResetLastError();
+        return gc_error_set(err, GC_ENOTFOUND, "", "network %s is not on the host", network);
+    }
+    int rc = 0;
+    if (virNetworkIsActive(n) == 1 && virNetworkDestroy(n) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot stop network %s: %s", network,
+                          virGetLastErrorMessage());
+    if (!rc && virNetworkUndefine(n) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot remove network %s: %s", network,
+                          virGetLastErrorMessage());
+    virNetworkFree(n);
+    virResetLastError();
+    return rc;
+}
+
 const struct gc_compute_driver gc_compute_libvirt = {
     .name = "libvirt",
     .init = lv_init,
@@ -507,6 +638,9 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .vm_reboot = lv_vm_reboot,
     .vm_undefine = lv_vm_undefine,
     .vm_state = lv_vm_state,
+    .net_ensure = lv_net_ensure,
+    .net_dhcp_host = lv_net_dhcp_host,
+    .net_remove = lv_net_remove,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)

@@ -433,3 +433,14 @@ void gc_hostmgr_release(const char *id)
     pthread_cond_broadcast(&M.cond);
     pthread_mutex_unlock(&M.lock);
 }
+
+json_t *gc_hostmgr_hosts(void)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&M.lock);
+    for (size_t i = 0; i < M.n; i++)
+        if (!M.hosts[i]->removed)
+            json_array_append_new(a, json_string(M.hosts[i]->id));
+    pthread_mutex_unlock(&M.lock);
+    return a;
+}

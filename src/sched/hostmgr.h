@@ -22,5 +22,7 @@ void gc_hostmgr_remove(const char *id);
 int gc_hostmgr_acquire(const char *id, const struct gc_compute_driver **drv,
                        struct gc_compute_conn **conn, struct gc_error *err);
 void gc_hostmgr_release(const char *id);
+/* Ids of the managed hosts (a JSON array of strings, the caller's). */
+json_t *gc_hostmgr_hosts(void);
 
 #endif

@@ -185,6 +185,55 @@ static int wait_state(const struct gc_compute_driver *drv, struct gc_compute_con
     }
 }
 
+/* The VM's interfaces with what the host needs to realise their networks. */
+struct nic_info {
+    char network[64]; /* libvirt name: gc-<network id> */
+    char mode[16], bridge[16], gw4[64], gw6[64], mac[24], ipv4[64];
+    int p4, p6;
+};
+
+static int load_nics(const char *vm, struct nic_info **out, int *n, struct gc_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    rc = gc_tx_query(tx,
+                     "SELECT x.network_id, n.mode, n.bridge, n.ipv4_gateway, n.ipv4_cidr,"
+                     " n.ipv6_gateway, n.ipv6_cidr, x.mac, x.ipv4 FROM vm_nics x"
+                     " JOIN networks n ON n.id = x.network_id WHERE x.vm_id = ?"
+                     " ORDER BY x.position",
+                     GC_ARGS(GC_VTXT(vm)), &r, err);
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        *out = gc_realloc(*out, (size_t)(*n + 1) * sizeof(**out));
+        struct nic_info *x = &(*out)[(*n)++];
+        memset(x, 0, sizeof(*x));
+        snprintf(x->network, sizeof(x->network), "gc-%s", gc_rows_text(r, 0));
+        snprintf(x->mode, sizeof(x->mode), "%s", gc_rows_text(r, 1));
+        snprintf(x->bridge, sizeof(x->bridge), "%s", gc_rows_text(r, 2));
+        snprintf(x->gw4, sizeof(x->gw4), "%s", gc_rows_text(r, 3));
+        const char *slash = strchr(gc_rows_text(r, 4), '/');
+        x->p4 = slash ? atoi(slash + 1) : 24;
+        snprintf(x->gw6, sizeof(x->gw6), "%s", gc_rows_text(r, 5));
+        slash = strchr(gc_rows_text(r, 6), '/');
+        x->p6 = slash ? atoi(slash + 1) : 64;
+        snprintf(x->mac, sizeof(x->mac), "%s", gc_rows_text(r, 7));
+        snprintf(x->ipv4, sizeof(x->ipv4), "%s", gc_rows_text(r, 8));
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc < 0 ? rc : 0;
+}
+
 static int vm_create(struct gc_job_run *job, const json_t *params, json_t **result,
                      struct gc_error *err)
 {
@@ -212,6 +261,31 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
         set_vm(v.id, "error", NULL, err->msg);
         return rc;
     }
+    struct nic_info *nics = NULL;
+    int nnics = 0;
+    rc = load_nics(v.id, &nics, &nnics, err);
+    struct gc_vm_nic vnics[4];
+    gc_job_progress(job, 30, "preparing the networks on the host");
+    for (int i = 0; !rc && i < nnics && i < 4; i++) {
+        struct gc_net_spec ns = {.name = nics[i].network,
+                                 .mode = nics[i].mode,
+                                 .bridge = nics[i].bridge,
+                                 .ipv4_gateway = nics[i].gw4,
+                                 .ipv4_prefix = nics[i].p4,
+                                 .ipv6_gateway = nics[i].gw6,
+                                 .ipv6_prefix = nics[i].p6};
+        rc = drv->net_ensure(c, &ns, err);
+        if (!rc && strcmp(nics[i].mode, "bridge") != 0)
+            rc = drv->net_dhcp_host(c, nics[i].network, nics[i].mac, nics[i].ipv4, true, err);
+        vnics[i].network = nics[i].network;
+        vnics[i].mac = nics[i].mac;
+    }
+    if (rc) {
+        gc_hostmgr_release(v.host);
+        free(nics);
+        set_vm(v.id, "error", NULL, err->msg);
+        return rc;
+    }
     char state[32] = "";
     gc_job_progress(job, 40, "defining the domain");
     /* idempotent: after a crash the domain may already be there */
@@ -235,6 +309,8 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
             .disk_format = v.format,
             .disk_gib = v.disk,
             .serial_log = log,
+            .nics = vnics,
+            .nnics = nnics < 4 ? nnics : 4,
         };
         rc = drv->vm_define(c, &spec, err);
     }
@@ -248,6 +324,7 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
     if (!rc)
         rc = drv->vm_state(c, v.id, state, sizeof(state), err);
     gc_hostmgr_release(v.host);
+    free(nics);
     if (rc) {
         set_vm(v.id, "error", NULL, err->msg);
         return rc;
@@ -346,6 +423,16 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
             rc = 0;
             gc_error_clear(err);
         }
+        /* the addresses pinned for it in the networks' DHCP go too */
+        struct nic_info *nics = NULL;
+        int nnics = 0;
+        if (!rc)
+            rc = load_nics(v.id, &nics, &nnics, err);
+        for (int i = 0; !rc && i < nnics; i++)
+            if (strcmp(nics[i].mode, "bridge") != 0)
+                rc = drv->net_dhcp_host(c, nics[i].network, nics[i].mac, nics[i].ipv4, false,
+                                        err);
+        free(nics);
         gc_hostmgr_release(v.host);
         if (rc) {
             set_vm(v.id, "error", NULL, err->msg);
@@ -369,7 +456,42 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
     return rc;
 }
 
+/* Removes a deleted network from every host that has it. */
+static int network_remove(struct gc_job_run *job, const json_t *params, json_t **result,
+                          struct gc_error *err)
+{
+    const char *name = json_string_value(json_object_get(params, "network"));
+    if (!name)
+        return gc_error_set(err, GC_EINVAL, "network", "job without network");
+    json_t *hosts = gc_hostmgr_hosts();
+    json_t *removed = json_array(), *skipped = json_array();
+    size_t i;
+    json_t *h;
+    int rc = 0;
+    json_array_foreach(hosts, i, h) {
+        const char *host = json_string_value(h);
+        const struct gc_compute_driver *drv;
+        struct gc_compute_conn *c;
+        struct gc_error e = {0};
+        if (gc_hostmgr_acquire(host, &drv, &c, &e) != 0) {
+            json_array_append_new(skipped, json_string(host)); /* not connected */
+            continue;
+        }
+        int r = drv->net_remove(c, name, &e);
+        gc_hostmgr_release(host);
+        if (r == 0)
+            json_array_append_new(removed, json_string(host));
+        else if (r != GC_ENOTFOUND && !rc)
+            rc = gc_error_set(err, r, "", "host %s: %s", host, e.msg);
+        gc_job_progress(job, (int)((i + 1) * 100 / (json_array_size(hosts) + 1)), host);
+    }
+    json_decref(hosts);
+    *result = json_pack("{s:o,s:o}", "removed_from", removed, "unreachable", skipped);
+    return rc;
+}
+
 static const struct gc_job_kind kinds[] = {
+    {.name = "network.remove", .run = network_remove, .resumable = true},
     {.name = "image.import", .run = image_import, .resumable = true},
     {.name = "vm.create", .run = vm_create, .resumable = true},
     {.name = "vm.start", .run = vm_start_run, .resumable = true},

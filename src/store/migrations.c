@@ -190,9 +190,41 @@ static const char *const m3[] = {
     NULL,
 };
 
+static const char *const m4[] = {
+    "CREATE TABLE networks ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " mode TEXT NOT NULL,"                 /* nat | isolated | bridge */
+    " bridge TEXT NOT NULL DEFAULT '',"    /* bridge mode: the host bridge */
+    " ipv4_cidr TEXT NOT NULL,"
+    " ipv4_gateway TEXT NOT NULL,"
+    " ipv6_cidr TEXT NOT NULL DEFAULT '',"
+    " ipv6_gateway TEXT NOT NULL DEFAULT '',"
+    " department_id TEXT REFERENCES departments(id)," /* NULL: shared by all departments */
+    " description TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    /* addresses handed out: the unique indexes make handing one out twice impossible */
+    "CREATE TABLE vm_nics ("
+    " id TEXT PRIMARY KEY,"
+    " vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+    " network_id TEXT NOT NULL REFERENCES networks(id),"
+    " position BIGINT NOT NULL,"
+    " mac TEXT NOT NULL UNIQUE,"
+    " ipv4 TEXT NOT NULL,"
+    " ipv6 TEXT,"
+    " created_at BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX vm_nics_ipv4 ON vm_nics (network_id, ipv4)",
+    "CREATE UNIQUE INDEX vm_nics_ipv6 ON vm_nics (network_id, ipv6)",
+    "CREATE INDEX vm_nics_vm ON vm_nics (vm_id)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
     {3, "flavors, images, virtual machines", m3},
+    {4, "networks and IP address management", m4},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

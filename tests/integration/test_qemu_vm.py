@@ -139,6 +139,64 @@ class QemuVmTest(unittest.TestCase):
             self.assertFalse(os.path.exists(f"{CONSOLE_DIR}/{domain}{suffix}"), suffix)
         print(f"\n  boot to console lines: {boot_s:.1f} s")
 
+    def test_network_addresses_are_pinned_and_released(self):
+        """A NAT network realised on the host when a VM needs it: the VM's interface has the
+        MAC govcloud chose, the host's dnsmasq hands out exactly the address IPAM gave it, and
+        deleting the VM and then the network leaves nothing on the host."""
+        flavor = self.get("/v1/flavors?name=tiny")["items"][0]
+        image = self.wait("the tiny image import", lambda: next(
+            (i for i in self.get("/v1/images?name=tiny")["items"] if i["state"] == "active"),
+            None), 60)
+        dept = self.d.request("POST", "/v1/departments", {"name": "网络测试 " + uuid.uuid4().hex[:6]},
+                              token=self.admin).json
+        r = self.d.request("POST", "/v1/networks", {
+            "name": "nat-" + uuid.uuid4().hex[:6], "mode": "nat", "ipv4_cidr": "10.231.7.0/24",
+            "ipv6_cidr": "fd00:231:7::/64"}, token=self.admin)
+        self.assertEqual(r.status, 201, r)
+        net = r.json
+        lvnet = "gc-" + net["id"]
+        vms = []
+        for name in ("n1", "n2"):
+            r = self.d.request("POST", "/v1/vms", {
+                "name": name, "department_id": dept["id"], "flavor_id": flavor["id"],
+                "image_id": image["id"], "networks": [net["id"]], "start": False},
+                token=self.admin)
+            self.assertEqual(r.status, 202, r)
+            self.wait_job(r.json["id"])
+            vms.append(self.get(f"/v1/vms/{r.json['resource_id']}"))
+        addrs = [v["nics"][0]["ipv4"] for v in vms]
+        self.assertEqual(addrs, ["10.231.7.2", "10.231.7.3"])
+        self.assertEqual([v["nics"][0]["ipv6"] for v in vms], ["fd00:231:7::2", "fd00:231:7::3"])
+        hostsfile = f"/var/lib/libvirt/dnsmasq/{lvnet}.hostsfile"
+        with open(hostsfile) as f:
+            pinned = f.read()
+        for v in vms:
+            nic = v["nics"][0]
+            self.assertIn(f"{nic['mac']},{nic['ipv4']}", pinned)
+            xml = subprocess.run(["virsh", "-c", "qemu:///system", "dumpxml", v["domain_name"]],
+                                 capture_output=True, text=True).stdout
+            self.assertIn(f"<mac address='{nic['mac']}'/>", xml)
+            self.assertIn(f"<source network='{lvnet}'/>", xml)
+        # the network cannot go while it has interfaces
+        r = self.d.request("DELETE", f"/v1/networks/{net['id']}", token=self.admin)
+        self.assertEqual(r.status, 409, r)
+        for v in vms:
+            r = self.d.request("DELETE", f"/v1/vms/{v['id']}", token=self.admin)
+            self.assertEqual(r.status, 202, r)
+            self.wait_job(r.json["id"])
+        with open(hostsfile) as f:
+            self.assertNotIn("10.231.7.", f.read())
+        # a new VM gets the lowest free address again
+        self.assertEqual(self.get(f"/v1/networks/{net['id']}")["addresses_used"], 0)
+        r = self.d.request("DELETE", f"/v1/networks/{net['id']}", token=self.admin)
+        self.assertEqual(r.status, 204, r)
+        jobs = self.get("/v1/jobs?kind=network.remove")["items"]
+        job = [j for j in jobs if j["resource_id"] == net["id"]][0]
+        self.wait_job(job["id"])
+        out = subprocess.run(["virsh", "-c", "qemu:///system", "net-info", lvnet],
+                             capture_output=True, text=True)
+        self.assertNotEqual(out.returncode, 0, "the network is still on the host")
+
 
 if __name__ == "__main__":
     unittest.main()
