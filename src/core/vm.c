@@ -458,7 +458,7 @@ int gc_vm_action(const struct gc_ctx *ctx, const char *id, const char *action, j
 {
     static const char *const actions[][3] = {{"start", "vm.start", "vm.start"},
                                              {"stop", "vm.stop", "vm.stop"},
-                                             {"force_stop", "vm.stop", "vm.force_stop"},
+                                             {"force_stop", "vm.stop", "vm.stop"},
                                              {"reboot", "vm.reboot", "vm.reboot"}};
     for (size_t i = 0; i < 4; i++)
         if (strcmp(action, actions[i][0]) == 0) {
@@ -523,10 +523,23 @@ int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct 
     size_t n = fread(buf, 1, (size_t)(size - from), f);
     buf[n] = '\0';
     fclose(f);
-    /* the guest writes bytes, the API answers UTF-8 text: replace what is not */
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] == '\0')
+    /* the guest writes bytes, the API answers UTF-8 text: what is not valid UTF-8 (raw bytes,
+     * a character cut by the 64 KiB window) becomes '?', NUL a space */
+    for (size_t i = 0; i < n;) {
+        unsigned char b = (unsigned char)buf[i];
+        size_t len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3
+                   : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = ((unsigned char)buf[i + k] & 0xc0) == 0x80;
+        if (!ok) {
+            buf[i++] = '?';
+            continue;
+        }
+        if (b == 0)
             buf[i] = ' ';
+        i += len;
+    }
     *text = buf;
     return 0;
 }

@@ -39,6 +39,15 @@ struct gc_net_spec {
 struct gc_vm_nic {
     const char *network;      /* libvirt network name */
     const char *mac;
+    const char *filter;       /* nwfilter applied to the interface, or NULL */
+};
+
+/* One firewall rule of a security group. */
+struct gc_fw_rule {
+    const char *direction;    /* ingress | egress (as seen from the VM) */
+    const char *protocol;     /* tcp | udp | icmp | all */
+    int port_min, port_max;   /* tcp/udp destination ports; 0 = any */
+    const char *cidr;         /* the remote side: IPv4 or IPv6 network */
 };
 
 /* A virtual machine as the hypervisor is to run it. */
@@ -108,9 +117,23 @@ struct gc_compute_driver {
                          const char *ipv4, bool add, struct gc_error *err);
     /* Stops and removes the network from the host; GC_ENOTFOUND when absent. */
     int (*net_remove)(struct gc_compute_conn *c, const char *network, struct gc_error *err);
+    /* (Re)defines a security group's filter; interfaces using it are updated at once. */
+    int (*fw_group_define)(struct gc_compute_conn *c, const char *name,
+                           const struct gc_fw_rule *rules, int n, struct gc_error *err);
+    /* (Re)defines a VM's filter: replies to its own traffic, DHCP and IPv6 neighbour
+     * discovery pass, then the groups' rules; other ingress is dropped, and egress too when
+     * any group has egress rules. */
+    int (*fw_vm_define)(struct gc_compute_conn *c, const char *name, const char *const *groups,
+                        int ngroups, bool restrict_egress, struct gc_error *err);
+    /* GC_ENOTFOUND when absent. */
+    int (*fw_remove)(struct gc_compute_conn *c, const char *name, struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;
+
+/* 0 when govcloud accepts uri for the libvirt driver; GC_EINVAL (field "uri") otherwise:
+ * libvirt URIs can name a program to run or a file to parse, which an API caller must not. */
+int gc_compute_libvirt_uri_check(const char *uri, struct gc_error *err);
 
 /* The driver for a URI, or NULL with err filled. */
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err);

@@ -69,6 +69,82 @@ static bool lv_handles(const char *uri)
     return false;
 }
 
+static bool in_list(const char *s, size_t n, const char *const *list)
+{
+    for (; *list; list++)
+        if (strlen(*list) == n && strncmp(s, *list, n) == 0)
+            return true;
+    return false;
+}
+
+/* The URIs govcloud lets a caller register: a libvirt URI may name a program to run
+ * (?command= of the ext and ssh transports), a file to parse (test:///PATH), a socket, or
+ * switch off host key and certificate checks (?no_verify=1). Accepted:
+ *   qemu:///system
+ *   qemu[+ssh|+libssh|+libssh2|+tls|+tcp]://[USER@]HOST[:PORT]/system[?PARAMS]
+ *   test:///default[?ANY]  (libvirt's test driver, in govcloudd; it ignores the query)
+ *   test[+ssh|...]://[USER@]HOST[:PORT]/default[?PARAMS]  (the test driver of a remote daemon)
+ * PARAMS: no_tty, keyfile, known_hosts, pkipath, tls_priority. */
+int gc_compute_libvirt_uri_check(const char *uri, struct gc_error *err)
+{
+    static const char *const transports[] = {"", "+ssh", "+libssh", "+libssh2", "+tls", "+tcp",
+                                             NULL};
+    static const char *const params[] = {"no_tty", "keyfile", "known_hosts", "pkipath",
+                                         "tls_priority", NULL};
+    for (const char *p = uri; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return gc_error_set(err, GC_EINVAL, "uri",
+                                "URI must not contain spaces or control characters");
+    if (strncmp(uri, "test:///default", 15) == 0 && (uri[15] == '\0' || uri[15] == '?'))
+        return 0;
+    const char *sep = strstr(uri, "://");
+    size_t base = strncmp(uri, "qemu", 4) == 0 ? 4 : strncmp(uri, "test", 4) == 0 ? 4 : 0;
+    const char *want = uri[0] == 'q' ? "/system" : "/default";
+    if (!base || !sep || sep < uri + base ||
+        !in_list(uri + base, (size_t)(sep - uri - base), transports))
+        return gc_error_set(err, GC_EINVAL, "uri",
+                            "URI '%.128s' is not accepted; use qemu:///system, "
+                            "qemu+ssh://[USER@]HOST/system, qemu+tls://HOST/system or "
+                            "test:///default",
+                            uri);
+    const char *auth = sep + 3, *path = strchr(auth, '/');
+    if (!path)
+        return gc_error_set(err, GC_EINVAL, "uri", "URI '%.128s' has no path %s", uri, want);
+    for (const char *p = auth; p < path; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@:[]", *p))
+            return gc_error_set(err, GC_EINVAL, "uri",
+                                "URI '%.128s': the host part may hold only a user, a host name "
+                                "or address and a port",
+                                uri);
+    bool local = path == auth;
+    if (local && (uri[0] != 'q' || sep != uri + base))
+        return gc_error_set(err, GC_EINVAL, "uri",
+                            "URI '%.128s': a transport (+ssh, +tls, ...) needs a host", uri);
+    const char *query = strchr(path, '?');
+    size_t plen = query ? (size_t)(query - path) : strlen(path);
+    if (plen != strlen(want) || strncmp(path, want, plen) != 0)
+        return gc_error_set(err, GC_EINVAL, "uri", "URI '%.128s': the path must be %s", uri,
+                            want);
+    if (query && local)
+        return gc_error_set(err, GC_EINVAL, "uri",
+                            "URI '%.128s': qemu:///system takes no parameters", uri);
+    for (const char *q = query ? query + 1 : NULL; q && *q;) {
+        size_t n = strcspn(q, "&;");
+        size_t name = strcspn(q, "=&;");
+        if (name > n)
+            name = n;
+        if (!in_list(q, name, params))
+            return gc_error_set(err, GC_EINVAL, "uri",
+                                "URI parameter '%.*s' is not accepted; accepted: no_tty, keyfile, "
+                                "known_hosts, pkipath, tls_priority",
+                                (int)(name > 32 ? 32 : name), q);
+        q += n;
+        if (*q)
+            q++;
+    }
+    return 0;
+}
+
 static void on_close(virConnectPtr conn, int reason, void *opaque)
 {
     (void)conn;
@@ -369,7 +445,13 @@ static int lv_vm_define(struct gc_compute_conn *c, const struct gc_vm_spec *s,
         rc |= xml_add(&x, s->nics[i].network);
         rc |= gc_buf_adds(&x, "'/><mac address='");
         rc |= xml_add(&x, s->nics[i].mac);
-        rc |= gc_buf_adds(&x, "'/><model type='virtio'/></interface>");
+        rc |= gc_buf_adds(&x, "'/><model type='virtio'/>");
+        if (s->nics[i].filter) {
+            rc |= gc_buf_adds(&x, "<filterref filter='");
+            rc |= xml_add(&x, s->nics[i].filter);
+            rc |= gc_buf_adds(&x, "'/>");
+        }
+        rc |= gc_buf_adds(&x, "</interface>");
     }
     /* a pty console whose output virtlogd also writes to a file on the host */
     rc |= gc_buf_adds(&x, "<serial type='pty'>");
@@ -620,6 +702,119 @@ static int lv_net_remove(struct gc_compute_conn *c, const char *network, struct 
     return rc;
 }
 
+/* ---- security groups as nwfilters ---- */
+
+static int define_filter(struct gc_compute_conn *c, const char *xml, const char *name,
+                         struct gc_error *err)
+{
+    virNWFilterPtr f = virNWFilterDefineXML(c->conn, xml);
+    if (!f) {
+        int rc = gc_error_set(err, GC_EBUSY, "", "the host refused filter %s: %s", name,
+                              virGetLastErrorMessage());
+        virResetLastError();
+        return rc;
+    }
+    virNWFilterFree(f);
+    return 0;
+}
+
+static int lv_fw_group_define(struct gc_compute_conn *c, const char *name,
+                              const struct gc_fw_rule *rules, int n, struct gc_error *err)
+{
+    struct gc_buf x;
+    gc_buf_init(&x, 1 << 20);
+    int rc = gc_buf_adds(&x, "<filter name='");
+    rc |= xml_add(&x, name);
+    rc |= gc_buf_adds(&x, "' chain='root'>");
+    for (int i = 0; i < n; i++) {
+        const struct gc_fw_rule *r = &rules[i];
+        bool v6 = strchr(r->cidr, ':') != NULL;
+        bool in = strcmp(r->direction, "ingress") == 0;
+        char addr[64] = "";
+        const char *slash = strchr(r->cidr, '/');
+        snprintf(addr, sizeof(addr), "%.*s", (int)(slash ? slash - r->cidr : (long)strlen(r->cidr)),
+                 r->cidr);
+        int prefix = slash ? atoi(slash + 1) : (v6 ? 128 : 32);
+        const char *proto = r->protocol;
+        char elem[16];
+        if (strcmp(proto, "icmp") == 0)
+            snprintf(elem, sizeof(elem), "%s", v6 ? "icmpv6" : "icmp");
+        else if (strcmp(proto, "all") == 0)
+            snprintf(elem, sizeof(elem), "%s", v6 ? "all-ipv6" : "all");
+        else
+            snprintf(elem, sizeof(elem), "%s%s", proto, v6 ? "-ipv6" : "");
+        rc |= gc_buf_addf(&x, "<rule action='accept' direction='%s' priority='500'><%s %sipaddr='",
+                          in ? "in" : "out", elem, in ? "src" : "dst");
+        rc |= xml_add(&x, addr);
+        rc |= gc_buf_addf(&x, "' %sipmask='%d'", in ? "src" : "dst", prefix);
+        if (r->port_min > 0 && (!strcmp(proto, "tcp") || !strcmp(proto, "udp")))
+            rc |= gc_buf_addf(&x, " dstportstart='%d' dstportend='%d'", r->port_min,
+                              r->port_max > 0 ? r->port_max : r->port_min);
+        rc |= gc_buf_adds(&x, "/></rule>");
+    }
+    rc |= gc_buf_adds(&x, "</filter>");
+    if (!rc)
+        rc = define_filter(c, gc_buf_str(&x), name, err);
+    else
+        rc = gc_error_set(err, GC_EINVAL, "", "filter %s too large", name);
+    gc_buf_release(&x);
+    return rc;
+}
+
+static int lv_fw_vm_define(struct gc_compute_conn *c, const char *name, const char *const *groups,
+                           int ngroups, bool restrict_egress, struct gc_error *err)
+{
+    struct gc_buf x;
+    gc_buf_init(&x, 1 << 16);
+    int rc = gc_buf_adds(&x, "<filter name='");
+    rc |= xml_add(&x, name);
+    rc |= gc_buf_adds(
+        &x, "' chain='root'>"
+            /* replies to the VM's own connections */
+            "<rule action='accept' direction='inout' priority='100'>"
+            "<all state='ESTABLISHED,RELATED'/></rule>"
+            "<rule action='accept' direction='inout' priority='100'>"
+            "<all-ipv6 state='ESTABLISHED,RELATED'/></rule>"
+            /* DHCP answers and IPv6 neighbour discovery / router advertisements */
+            "<rule action='accept' direction='inout' priority='110'>"
+            "<udp srcportstart='67' srcportend='68' dstportstart='67' dstportend='68'/></rule>"
+            "<rule action='accept' direction='inout' priority='110'><icmpv6/></rule>");
+    for (int i = 0; i < ngroups; i++) {
+        rc |= gc_buf_adds(&x, "<filterref filter='");
+        rc |= xml_add(&x, groups[i]);
+        rc |= gc_buf_adds(&x, "'/>");
+    }
+    rc |= gc_buf_adds(&x, "<rule action='drop' direction='in' priority='900'><all/></rule>"
+                          "<rule action='drop' direction='in' priority='900'><all-ipv6/></rule>");
+    if (restrict_egress)
+        rc |= gc_buf_adds(&x, "<rule action='drop' direction='out' priority='900'><all/></rule>"
+                              "<rule action='drop' direction='out' priority='900'><all-ipv6/>"
+                              "</rule>");
+    rc |= gc_buf_adds(&x, "</filter>");
+    if (!rc)
+        rc = define_filter(c, gc_buf_str(&x), name, err);
+    else
+        rc = gc_error_set(err, GC_EINVAL, "", "filter %s too large", name);
+    gc_buf_release(&x);
+    return rc;
+}
+
+static int lv_fw_remove(struct gc_compute_conn *c, const char *name, struct gc_error *err)
+{
+    virNWFilterPtr f = virNWFilterLookupByName(c->conn, name);
+    if (!f) {
+        virResetLastError();
+        return gc_error_set(err, GC_ENOTFOUND, "", "filter %s is not on the host", name);
+    }
+    int rc = 0;
+    if (virNWFilterUndefine(f) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot remove filter %s: %s", name,
+                          virGetLastErrorMessage());
+    virNWFilterFree(f);
+    virResetLastError();
+    return rc;
+}
+
 const struct gc_compute_driver gc_compute_libvirt = {
     .name = "libvirt",
     .init = lv_init,
@@ -641,14 +836,20 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .net_ensure = lv_net_ensure,
     .net_dhcp_host = lv_net_dhcp_host,
     .net_remove = lv_net_remove,
+    .fw_group_define = lv_fw_group_define,
+    .fw_vm_define = lv_fw_vm_define,
+    .fw_remove = lv_fw_remove,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)
 {
     static const struct gc_compute_driver *const drivers[] = {&gc_compute_libvirt};
     for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
-        if (drivers[i]->handles(uri))
+        if (drivers[i]->handles(uri)) {
+            if (drivers[i] == &gc_compute_libvirt && gc_compute_libvirt_uri_check(uri, err))
+                return NULL;
             return drivers[i];
+        }
     gc_error_set(err, GC_EINVAL, "uri",
                  "no compute driver for URI '%.128s'; supported: qemu:///system, "
                  "qemu+ssh://HOST/system, qemu+tls://HOST/system, test:///default",

@@ -29,6 +29,7 @@ struct hconn {
     int64_t backoff_ms;
     int64_t seen_written_ms;
     int64_t reconciled_ms;
+    bool connecting;    /* an attempt runs in its own thread */
 };
 
 static struct {
@@ -40,6 +41,9 @@ static struct {
     size_t n, cap;
     pthread_t thread;
     bool running, stopping;
+    int connects;  /* attempts running */
+    int recording; /* attempts writing their outcome to the store */
+    bool released; /* the stop freed the hosts: a late attempt frees its own */
 } M = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static struct hconn *find(const char *id)
@@ -111,19 +115,32 @@ static void try_connect(struct hconn *h)
     }
     pthread_mutex_lock(&M.lock);
     int64_t now = gc_now_ms();
-    if (rc) {
+    /* deleted while this attempt ran: gc_hostmgr_remove found no connection to close */
+    bool removed = h->removed;
+    if (!removed && rc) {
         h->backoff_ms = h->backoff_ms ? h->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (h->backoff_ms > BACKOFF_MAX_MS)
             h->backoff_ms = BACKOFF_MAX_MS;
         h->next_try_ms = now + h->backoff_ms;
-    } else {
+    } else if (!removed) {
         h->conn = c;
         h->dropped = false;
         h->backoff_ms = 0;
         h->seen_written_ms = now;
     }
+    /* the daemon stops: the store may be closing, record nothing */
+    bool stopping = M.stopping;
+    if (stopping && !removed && !rc) {
+        h->conn = NULL;
+        removed = true;
+    }
+    if (!removed && !stopping)
+        M.recording++;
     pthread_mutex_unlock(&M.lock);
-    if (rc) {
+    if (removed || stopping) {
+        if (c && removed)
+            h->drv->disconnect(c);
+    } else if (rc) {
         gc_warn("hosts", "host %s (%s): %s; next try in %lld s", h->id, h->uri, err.msg,
                 (long long)(h->backoff_ms / 1000));
         record(h->id, "disconnected", err.msg, NULL, NULL, false);
@@ -135,6 +152,49 @@ static void try_connect(struct hconn *h)
         record(h->id, "connected", NULL, &f, pools, true);
     }
     json_decref(pools);
+    if (!removed && !stopping) {
+        pthread_mutex_lock(&M.lock);
+        M.recording--;
+        pthread_cond_broadcast(&M.cond);
+        pthread_mutex_unlock(&M.lock);
+    }
+}
+
+/* Connecting can block for as long as the network lets it (a host that accepts and never
+ * answers): each attempt runs in a thread of its own, so one host never delays the others,
+ * the API or the shutdown. */
+static void *connect_thread(void *arg)
+{
+    struct hconn *h = arg;
+    try_connect(h);
+    pthread_mutex_lock(&M.lock);
+    h->connecting = false;
+    M.connects--;
+    bool orphan = M.released;
+    pthread_cond_broadcast(&M.cond);
+    pthread_mutex_unlock(&M.lock);
+    if (orphan)
+        free(h); /* left behind by the stop, which freed the others */
+    return NULL;
+}
+
+/* With M.lock held. */
+static void start_connect(struct hconn *h)
+{
+    h->connecting = true;
+    h->next_try_ms = INT64_MAX;
+    M.connects++;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, connect_thread, h) != 0) {
+        h->connecting = false;
+        M.connects--;
+        h->next_try_ms = gc_now_ms() + BACKOFF_MIN_MS;
+        gc_err("hosts", "host %s: cannot start a connection thread", h->id);
+    }
+    pthread_attr_destroy(&attr);
 }
 
 /* What the hypervisor shows against what govcloud recorded; "" when they agree. */
@@ -273,11 +333,8 @@ static void *loop(void *arg)
                 record(h->id, "disconnected", "connection lost", NULL, NULL, false);
                 mark_unknown(h->id);
                 pthread_mutex_lock(&M.lock);
-            } else if (!h->conn && now >= h->next_try_ms) {
-                h->next_try_ms = INT64_MAX; /* in progress */
-                pthread_mutex_unlock(&M.lock);
-                try_connect(h);
-                pthread_mutex_lock(&M.lock);
+            } else if (!h->conn && !h->connecting && now >= h->next_try_ms) {
+                start_connect(h);
             } else if (h->conn && now - h->reconciled_ms >= RECONCILE_EVERY_MS) {
                 h->reconciled_ms = now;
                 h->users++;
@@ -328,7 +385,20 @@ int gc_hostmgr_start(struct gc_store *st, const struct gc_config *cfg, struct gc
     int rc = gc_compute_libvirt.init(err);
     if (rc)
         return rc;
+    /* what the previous run recorded is no longer known: no host is connected yet */
     struct gc_tx *tx;
+    rc = gc_tx_begin(st, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    rc = gc_tx_exec(tx, "UPDATE hosts SET state = 'connecting' WHERE state <> 'connecting'",
+                    GC_NOARGS, NULL, err);
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    rc = gc_tx_commit(tx, err);
+    if (rc)
+        return rc;
     rc = gc_tx_begin(st, GC_TX_READ, &tx, err);
     if (rc)
         return rc;
@@ -365,12 +435,27 @@ void gc_hostmgr_stop(void)
     pthread_mutex_unlock(&M.lock);
     pthread_join(M.thread, NULL);
     M.running = false;
+    /* attempts still connecting get a moment; one that hangs is left behind (it records
+     * nothing once it sees the daemon stopping), an attempt writing to the store is awaited */
+    pthread_mutex_lock(&M.lock);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2;
+    while (M.connects > 0)
+        if (pthread_cond_timedwait(&M.cond, &M.lock, &ts) != 0)
+            break;
+    while (M.recording > 0)
+        pthread_cond_wait(&M.cond, &M.lock);
     for (size_t i = 0; i < M.n; i++) {
         struct hconn *h = M.hosts[i];
+        if (h->connecting)
+            continue; /* its thread still holds it */
         if (h->conn)
             h->drv->disconnect(h->conn);
         free(h);
     }
+    M.released = true;
+    pthread_mutex_unlock(&M.lock);
     free(M.hosts);
     M.hosts = NULL;
     M.n = M.cap = 0;
@@ -380,10 +465,21 @@ void gc_hostmgr_add(const char *id, const char *uri)
 {
     pthread_mutex_lock(&M.lock);
     struct hconn *h = add_locked(id, uri);
-    h->next_try_ms = INT64_MAX; /* connected right here, not by the loop */
+    if (!h->drv) {
+        h->next_try_ms = INT64_MAX;
+        pthread_mutex_unlock(&M.lock);
+        return;
+    }
+    start_connect(h);
+    /* the caller answers with what is known after a short wait: connected, or still
+     * connecting (a slow host), or disconnected with the reason */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    while (h->connecting && !M.stopping)
+        if (pthread_cond_timedwait(&M.cond, &M.lock, &ts) != 0)
+            break;
     pthread_mutex_unlock(&M.lock);
-    if (h->drv)
-        try_connect(h);
 }
 
 void gc_hostmgr_remove(const char *id)

@@ -42,7 +42,8 @@ static void wake(void)
         return;
     pthread_mutex_lock(&r->lock);
     r->pending++;
-    pthread_cond_signal(&r->cond);
+    /* broadcast: the housekeeping thread waits on the same condition */
+    pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
 }
 

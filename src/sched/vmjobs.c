@@ -289,7 +289,9 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
     char state[32] = "";
     gc_job_progress(job, 40, "defining the domain");
     /* idempotent: after a crash the domain may already be there */
-    if (drv->vm_state(c, v.id, state, sizeof(state), err) == GC_ENOTFOUND) {
+    int found = drv->vm_state(c, v.id, state, sizeof(state), err);
+    gc_error_clear(err); /* absent is the usual answer here */
+    if (found == GC_ENOTFOUND) {
         char log[1200];
         snprintf(log, sizeof(log), "%s/%s-console.log", cfg->console_log_dir, v.domain);
         const char *virt = cfg->virt_type;
@@ -308,13 +310,13 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
             .disk_image = kernel ? NULL : v.disk_path,
             .disk_format = v.format,
             .disk_gib = v.disk,
+            .pool = cfg->storage_pool,
             .serial_log = log,
             .nics = vnics,
             .nnics = nnics < 4 ? nnics : 4,
         };
         rc = drv->vm_define(c, &spec, err);
     }
-    gc_error_clear(err);
     if (!rc && start) {
         gc_job_progress(job, 70, "starting");
         if (drv->vm_state(c, v.id, state, sizeof(state), err) == 0 &&

@@ -218,6 +218,32 @@ static const char *const m4[] = {
     "CREATE UNIQUE INDEX vm_nics_ipv4 ON vm_nics (network_id, ipv4)",
     "CREATE UNIQUE INDEX vm_nics_ipv6 ON vm_nics (network_id, ipv6)",
     "CREATE INDEX vm_nics_vm ON vm_nics (vm_id)",
+
+    /* security groups: the standard's virtual firewall, as libvirt nwfilters */
+    "CREATE TABLE security_groups ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " department_id TEXT REFERENCES departments(id),"  /* NULL: shared */
+    " description TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX security_groups_name ON security_groups"
+    " ((COALESCE(department_id, '')), name)",
+    "CREATE TABLE security_group_rules ("
+    " id TEXT PRIMARY KEY,"
+    " group_id TEXT NOT NULL REFERENCES security_groups(id) ON DELETE CASCADE,"
+    " direction TEXT NOT NULL,"   /* ingress | egress */
+    " protocol TEXT NOT NULL,"    /* tcp | udp | icmp | all */
+    " port_min BIGINT,"
+    " port_max BIGINT,"
+    " cidr TEXT NOT NULL,"        /* IPv4 or IPv6 network the rule matches */
+    " created_at BIGINT NOT NULL)",
+    "CREATE INDEX security_group_rules_group ON security_group_rules (group_id)",
+    "CREATE TABLE vm_security_groups ("
+    " vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+    " group_id TEXT NOT NULL REFERENCES security_groups(id),"
+    " PRIMARY KEY (vm_id, group_id))",
     NULL,
 };
 

@@ -18,7 +18,7 @@ static const size_t option_offsets[] = {
     OFF(listen), OFF(threads), OFF(max_body_bytes), OFF(connection_limit),
     OFF(connection_timeout), OFF(data_dir), OFF(store_driver), OFF(log_format), OFF(log_level),
     OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
-    OFF(virt_type), OFF(console_log_dir), OFF(cpu_overcommit_percent),
+    OFF(virt_type), OFF(console_log_dir), OFF(storage_pool), OFF(cpu_overcommit_percent),
     OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(bootstrap_host_uri),
     OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
 };
@@ -56,6 +56,9 @@ const struct gc_config_option gc_config_options[] = {
     {"compute", "console_log_dir", GC_OPT_STR, "/var/log/libvirt/qemu", 0, 0, NULL,
      "Directory on each hypervisor host where libvirt's virtlogd writes the serial console of "
      "each VM (`<domain>-console.log`)."},
+    {"compute", "storage_pool", GC_OPT_STR, "default", 0, 0, NULL,
+     "libvirt storage pool on each host that holds the root volumes of VMs booted from disk "
+     "images."},
     {"compute", "cpu_overcommit_percent", GC_OPT_INT, "400", 100, 10000, NULL,
      "vCPUs placed on a host, in percent of its CPUs (400 = 4 vCPUs per CPU)."},
     {"compute", "ram_overcommit_percent", GC_OPT_INT, "100", 50, 1000, NULL,

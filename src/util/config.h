@@ -30,6 +30,7 @@ struct gc_config {
     /* [compute] */
     char *virt_type;          /* auto | kvm | qemu */
     char *console_log_dir;
+    char *storage_pool;
     int64_t cpu_overcommit_percent;
     int64_t ram_overcommit_percent;
     int64_t stop_timeout;

@@ -6,6 +6,7 @@ The expected outcomes below are written out by hand from the rules (docs/api.md,
 the platform-only rules of core/*.c); they are not computed from the daemon's code."""
 
 import json
+import os
 import random
 import subprocess
 import time
@@ -30,6 +31,8 @@ PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/openapi.json",
 #   victims      v_a1 (A1), v_a1a (A1a), v_b1 (B1), v_plat (operator)
 #   jobs         finished jobs of A1, A1a, B and a platform job
 #   host         one hypervisor host (libvirt test driver)
+#   catalogue    one flavor and one (kernel) image, both used by the VMs
+#   VMs          one running VM in each of A1, A1a and B1 (made by the platform admin)
 #
 # EXPECTED[route][case] = statuses for, in this order:
 #   platform_admin, operator, auditor, supervisor, department_admin (A1), department_user (A1)
@@ -129,6 +132,81 @@ EXPECTED = {
     "PATCH /v1/hosts/{id}": {"description": (200, 200, 403, 403, 404, 404)},
     "DELETE /v1/hosts/{id}": {"fresh host": (204, 204, 403, 403, 404, 404)},
 
+    # the catalogue: every signed-in role reads it; platform admins and operators manage it
+    "GET /v1/departments/{id}/quota": {
+        "quota of A1": (200, 200, 200, 200, 200, 200),
+        "quota of B1": (200, 200, 200, 200, 404, 404),
+    },
+    "PUT /v1/departments/{id}/quota": {
+        "quota of A1": (200, 200, 403, 403, 403, 403),
+        "quota of B1": (200, 200, 403, 403, 404, 404),
+    },
+    "GET /v1/networks": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/networks": {"shared network": (201, 201, 403, 403, 403, 403)},
+    "GET /v1/networks/{id}": {
+        "shared network": (200, 200, 200, 200, 200, 200),
+        "network of B1": (200, 200, 200, 200, 404, 404),
+    },
+    "DELETE /v1/networks/{id}": {"unused network": (204, 204, 403, 403, 403, 403)},
+    "GET /v1/flavors": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/flavors": {"flavor": (201, 201, 403, 403, 403, 403)},
+    "GET /v1/flavors/{id}": {"flavor": (200, 200, 200, 200, 200, 200)},
+    "DELETE /v1/flavors/{id}": {
+        "unused flavor": (204, 204, 403, 403, 403, 403),
+        "flavor in use": (409, 409, 403, 403, 403, 403),
+    },
+    "GET /v1/images": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/images": {"kernel image": (201, 201, 403, 403, 403, 403)},
+    "GET /v1/images/{id}": {"image": (200, 200, 200, 200, 200, 200)},
+    "DELETE /v1/images/{id}": {
+        "unused image": (204, 204, 403, 403, 403, 403),
+        "image in use": (409, 409, 403, 403, 403, 403),
+    },
+
+    # VMs: every role reads, department roles only in their scope (the admin: its subtree,
+    # the user: its department); auditor and supervisor never change them; only platform
+    # roles choose the host. A department outside the caller's scope in the body looks
+    # missing (400), a VM outside it is 404.
+    "GET /v1/vms": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/vms": {
+        "in A1": (202, 202, 403, 403, 202, 202),
+        "in B1": (202, 202, 403, 403, 400, 400),
+        # without department_id: the caller's own; platform users have none
+        "own department": (400, 400, 403, 403, 202, 202),
+        "in A1 on a chosen host": (202, 202, 403, 403, 403, 403),
+    },
+    "GET /v1/vms/{id}": {
+        "VM of A1": (200, 200, 200, 200, 200, 200),
+        "VM of A1a": (200, 200, 200, 200, 200, 404),
+        "VM of B1": (200, 200, 200, 200, 404, 404),
+    },
+    "DELETE /v1/vms/{id}": {
+        "fresh VM of A1": (202, 202, 403, 403, 202, 202),
+        "fresh VM of A1a": (202, 202, 403, 403, 202, 404),
+        "fresh VM of B1": (202, 202, 403, 403, 404, 404),
+    },
+    "POST /v1/vms/{id}/start": {
+        "VM of A1": (202, 202, 403, 403, 202, 202),
+        "VM of A1a": (202, 202, 403, 403, 202, 404),
+        "VM of B1": (202, 202, 403, 403, 404, 404),
+    },
+    "POST /v1/vms/{id}/stop": {
+        "VM of A1": (202, 202, 403, 403, 202, 202),
+        "VM of A1 forced": (202, 202, 403, 403, 202, 202),
+        "VM of A1a": (202, 202, 403, 403, 202, 404),
+        "VM of B1": (202, 202, 403, 403, 404, 404),
+    },
+    "POST /v1/vms/{id}/reboot": {
+        "VM of A1": (202, 202, 403, 403, 202, 202),
+        "VM of A1a": (202, 202, 403, 403, 202, 404),
+        "VM of B1": (202, 202, 403, 403, 404, 404),
+    },
+    "GET /v1/vms/{id}/console": {
+        "VM of A1": (200, 200, 200, 200, 200, 200),
+        "VM of A1a": (200, 200, 200, 200, 200, 404),
+        "VM of B1": (200, 200, 200, 200, 404, 404),
+    },
+
     "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
     "POST /v1/jobs": {"test.sleep": (202, 202, 403, 403, 202, 403)},
     "GET /v1/jobs/{id}": {
@@ -217,6 +295,26 @@ def build_world(c):
     c.host = post("/v1/hosts", {"name": "rbac-host", "uri": "test:///default?rbac=0"},
                   adm)["id"]
 
+    # the catalogue, and one running VM in each of A1, A1a and B1
+    c.kernel = os.path.join(d.data_dir, "rbac-vmlinuz")
+    with open(c.kernel, "wb") as f:
+        f.write(b"not really a kernel: the test driver does not boot it")
+    c.flavor = post("/v1/flavors", {"name": "rbac-flavor", "vcpus": 1, "memory_mib": 64},
+                    adm)["id"]
+    img = post("/v1/images", {"name": "rbac-image", "kind": "kernel", "arch": "i686",
+                              "kernel_path": c.kernel}, adm)
+    c.image = img["id"]
+    if _wait_job(d, adm, img["job_id"])["state"] != "succeeded":
+        raise AssertionError("setup: the image import failed")
+    c.vm, c.vmjob = {}, {}
+    for key in ("A1", "A1a", "B1"):
+        job = post("/v1/vms", {"name": f"rbac-vm-{key}", "department_id": c.dept[key],
+                               "flavor_id": c.flavor, "image_id": c.image}, adm, want=202)
+        c.vm[key], c.vmjob[key] = job["resource_id"], job["id"]
+    for key, jid in c.vmjob.items():
+        if _wait_job(d, adm, jid)["state"] != "succeeded":
+            raise AssertionError(f"setup: the VM of {key} was not created")
+
     # finished jobs, one per department and one of the platform
     c.job = {}
     for key, who in (("A1", "department_admin"), ("A1a", "a1a_admin"), ("B", "dab"),
@@ -236,6 +334,20 @@ def build_world(c):
             if time.time() > deadline:
                 raise AssertionError(f"setup: job {key} did not finish: {r}")
             time.sleep(0.02)
+
+
+def _wait_job(d, token, jid, timeout=30):
+    """Polls a job until it ends; returns it."""
+    deadline = time.time() + timeout
+    while True:
+        r = d.request("GET", f"/v1/jobs/{jid}", token=token)
+        if r.status != 200:
+            raise AssertionError(f"GET job {jid}: {r}")
+        if r.json["state"] in ("succeeded", "failed", "cancelled"):
+            return r.json
+        if time.time() > deadline:
+            raise AssertionError(f"job {jid} did not end in {timeout}s: {r.json}")
+        time.sleep(0.01)
 
 
 # ---- the cases: one function per (route, case), called as fn(test, role) -> Response ----
@@ -724,6 +836,337 @@ case("POST /v1/jobs/{id}/cancel", "finished job of A1")(_job_cancel("A1", True))
 case("POST /v1/jobs/{id}/cancel", "finished job of B")(_job_cancel("B", True))
 
 
+# -- quotas --
+
+def _quota_get(key):
+    def run(t, role):
+        r = t.as_(role, "GET", f"/v1/departments/{t.dept[key]}/quota")
+        if r.status == 200:
+            t.assertEqual(r.json["department_id"], t.dept[key])
+            # the subtree's VMs: A1's and A1a's for A1, B1's for B1 (other cases may add some)
+            t.assertGreaterEqual(r.json["usage"]["vms"], 2 if key == "A1" else 1)
+        return r
+    return run
+
+
+def _quota_put(key):
+    def run(t, role):
+        path = f"/v1/departments/{t.dept[key]}/quota"
+        r = t.as_(role, "PUT", path, {"vms": 1000})
+        now = t.d.request("GET", path, token=t.admin).json["limits"]["vms"]
+        if r.status == 200:
+            t.assertEqual(now, 1000)
+        else:
+            t.assertIsNone(now, "a refused PUT changed the quota")
+        # leave no limit behind for the other cases
+        t.d.request("PUT", path, {"vms": None}, token=t.admin)
+        return r
+    return run
+
+
+case("GET /v1/departments/{id}/quota", "quota of A1")(_quota_get("A1"))
+case("GET /v1/departments/{id}/quota", "quota of B1")(_quota_get("B1"))
+case("PUT /v1/departments/{id}/quota", "quota of A1")(_quota_put("A1"))
+case("PUT /v1/departments/{id}/quota", "quota of B1")(_quota_put("B1"))
+
+
+# -- networks --
+
+def _mknet(t, dept=None):
+    body = {"name": uniq("net-"), "mode": "isolated", "ipv4_cidr": "10.99.0.0/24"}
+    if dept:
+        body["department_id"] = t.dept[dept]
+    r = t.d.request("POST", "/v1/networks", body, token=t.admin)
+    t.assertEqual(r.status, 201, r)
+    return r.json["id"]
+
+
+@case("GET /v1/networks", "list")
+def _(t, role):
+    shared, foreign = _mknet(t), _mknet(t, "B1")
+    r = t.as_(role, "GET", "/v1/networks?limit=500")
+    if r.status == 200:
+        ids = [n["id"] for n in r.json["items"]]
+        t.assertIn(shared, ids)
+        if role.startswith("department_"):
+            t.assertNotIn(foreign, ids, "a department sees another department's network")
+        else:
+            t.assertIn(foreign, ids)
+    for n in (shared, foreign):
+        t.d.request("DELETE", f"/v1/networks/{n}", token=t.admin)
+    return r
+
+
+@case("POST /v1/networks", "shared network")
+def _(t, role):
+    name = uniq("net-")
+    r = t.as_(role, "POST", "/v1/networks",
+              {"name": name, "mode": "nat", "ipv4_cidr": "10.98.0.0/24"})
+    found = t.d.request("GET", "/v1/networks?" + _q(name=name), token=t.admin).json["items"]
+    t.assertEqual(len(found), 1 if r.status == 201 else 0)
+    for n in found:
+        t.d.request("DELETE", f"/v1/networks/{n['id']}", token=t.admin)
+    return r
+
+
+def _net_get(dept):
+    def run(t, role):
+        n = _mknet(t, dept)
+        r = t.as_(role, "GET", f"/v1/networks/{n}")
+        if r.status == 200:
+            t.assertEqual(r.json["id"], n)
+        t.d.request("DELETE", f"/v1/networks/{n}", token=t.admin)
+        return r
+    return run
+
+
+case("GET /v1/networks/{id}", "shared network")(_net_get(None))
+case("GET /v1/networks/{id}", "network of B1")(_net_get("B1"))
+
+
+@case("DELETE /v1/networks/{id}", "unused network")
+def _(t, role):
+    n = _mknet(t)
+    r = t.as_(role, "DELETE", f"/v1/networks/{n}")
+    still = t.d.request("GET", f"/v1/networks/{n}", token=t.admin).status
+    t.assertEqual(still, 404 if r.status == 204 else 200)
+    t.d.request("DELETE", f"/v1/networks/{n}", token=t.admin)
+    return r
+
+
+# -- the catalogue --
+
+@case("GET /v1/flavors", "list")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/flavors?limit=500")
+    if r.status == 200:
+        t.assertIn(t.flavor, [f["id"] for f in r.json["items"]])
+    return r
+
+
+@case("POST /v1/flavors", "flavor")
+def _(t, role):
+    name = uniq("fl-")
+    r = t.as_(role, "POST", "/v1/flavors", {"name": name, "vcpus": 2, "memory_mib": 256})
+    found = t.d.request("GET", "/v1/flavors?" + _q(name=name), token=t.admin).json["items"]
+    if r.status == 201:
+        t.assertEqual(r.headers.get("Location"), f"/v1/flavors/{r.json['id']}")
+        t.assertEqual([(f["id"], f["vcpus"], f["memory_mib"]) for f in found],
+                      [(r.json["id"], 2, 256)])
+    else:
+        t.assertEqual(found, [], "a refused POST /v1/flavors created a flavor")
+    for f in found:
+        t.assertEqual(t.d.request("DELETE", f"/v1/flavors/{f['id']}", token=t.admin).status,
+                      204)
+    return r
+
+
+@case("GET /v1/flavors/{id}", "flavor")
+def _(t, role):
+    r = t.as_(role, "GET", f"/v1/flavors/{t.flavor}")
+    if r.status == 200:
+        t.assertEqual(r.json["id"], t.flavor)
+    return r
+
+
+def _catalog_delete(kind, in_use):
+    def run(t, role):
+        if in_use:
+            oid = t.flavor if kind == "flavors" else t.image
+        elif kind == "flavors":
+            oid = t.admin_post("/v1/flavors", {"name": uniq("fd-"), "vcpus": 1,
+                                               "memory_mib": 64})["id"]
+        else:
+            img = t.admin_post("/v1/images", {"name": uniq("id-"), "kind": "kernel",
+                                              "arch": "i686", "kernel_path": t.kernel})
+            oid = img["id"]
+            t.assertEqual(_wait_job(t.d, t.admin, img["job_id"])["state"], "succeeded")
+        before = t.d.request("GET", f"/v1/{kind}/{oid}", token=t.admin).json
+        r = t.as_(role, "DELETE", f"/v1/{kind}/{oid}")
+        after = t.d.request("GET", f"/v1/{kind}/{oid}", token=t.admin)
+        if r.status == 204:
+            t.assertEqual(after.status, 404, f"a deleted {kind[:-1]} is still there")
+        else:
+            t.assertEqual(after.json, before, f"a refused DELETE changed the {kind[:-1]}")
+            if not in_use:
+                t.assertEqual(t.d.request("DELETE", f"/v1/{kind}/{oid}",
+                                          token=t.admin).status, 204)
+        if in_use and r.status == 409:
+            t.assertIn("virtual machine", r.json["detail"])
+        return r
+    return run
+
+
+case("DELETE /v1/flavors/{id}", "unused flavor")(_catalog_delete("flavors", False))
+case("DELETE /v1/flavors/{id}", "flavor in use")(_catalog_delete("flavors", True))
+case("DELETE /v1/images/{id}", "unused image")(_catalog_delete("images", False))
+case("DELETE /v1/images/{id}", "image in use")(_catalog_delete("images", True))
+
+
+@case("GET /v1/images", "list")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/images?limit=500")
+    if r.status == 200:
+        t.assertIn(t.image, [i["id"] for i in r.json["items"]])
+    return r
+
+
+@case("POST /v1/images", "kernel image")
+def _(t, role):
+    name = uniq("im-")
+    r = t.as_(role, "POST", "/v1/images", {"name": name, "kind": "kernel", "arch": "i686",
+                                           "kernel_path": t.kernel})
+    found = t.d.request("GET", "/v1/images?" + _q(name=name), token=t.admin).json["items"]
+    if r.status == 201:
+        t.assertEqual(r.headers.get("Location"), f"/v1/images/{r.json['id']}")
+        t.assertEqual([i["id"] for i in found], [r.json["id"]])
+        t.assertEqual(_wait_job(t.d, t.admin, r.json["job_id"])["state"], "succeeded")
+    else:
+        t.assertEqual(found, [], "a refused POST /v1/images created an image")
+    for i in found:
+        t.assertEqual(t.d.request("DELETE", f"/v1/images/{i['id']}", token=t.admin).status,
+                      204)
+    return r
+
+
+@case("GET /v1/images/{id}", "image")
+def _(t, role):
+    r = t.as_(role, "GET", f"/v1/images/{t.image}")
+    if r.status == 200:
+        t.assertEqual((r.json["id"], r.json["state"]), (t.image, "active"))
+    return r
+
+
+# -- virtual machines --
+
+# the world's VMs each role sees
+VM_SCOPE = {"platform_admin": ("A1", "A1a", "B1"), "operator": ("A1", "A1a", "B1"),
+            "auditor": ("A1", "A1a", "B1"), "supervisor": ("A1", "A1a", "B1"),
+            "department_admin": ("A1", "A1a"), "department_user": ("A1",)}
+
+
+@case("GET /v1/vms", "list")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/vms?limit=500")
+    if r.status == 200:
+        listed = {v["id"] for v in r.json["items"]}
+        t.assertEqual(listed & set(t.vm.values()), {t.vm[k] for k in VM_SCOPE[role]},
+                      f"{role} sees other VMs of the world than its scope")
+    return r
+
+
+def _vm_create(dept, host):
+    def run(t, role):
+        name = uniq("vm-")
+        body = {"name": name, "flavor_id": t.flavor, "image_id": t.image}
+        if dept:
+            body["department_id"] = t.dept[dept]
+        if host:
+            body["host_id"] = t.host
+        r = t.as_(role, "POST", "/v1/vms", body)
+        found = t.d.request("GET", "/v1/vms?" + _q(name=name), token=t.admin).json["items"]
+        if r.status == 202:
+            t.assertEqual((r.json["kind"], r.json["resource_type"]), ("vm.create", "vm"))
+            t.assertEqual(r.headers.get("Location"), f"/v1/jobs/{r.json['id']}")
+            t.assertEqual([v["id"] for v in found], [r.json["resource_id"]])
+            want = t.dept[dept] if dept else t.user[role]["department_id"]
+            t.assertEqual(found[0]["department_id"], want)
+            t.assertEqual(found[0]["created_by"], t.user[role]["id"])
+            t.assertEqual(_wait_job(t.d, t.admin, r.json["id"])["state"], "succeeded")
+        else:
+            t.assertEqual(found, [], "a refused POST /v1/vms created a VM")
+        for v in found:     # removed in the background
+            c = t.d.request("DELETE", f"/v1/vms/{v['id']}", token=t.admin)
+            t.assertEqual(c.status, 202, c)
+        return r
+    return run
+
+
+case("POST /v1/vms", "in A1")(_vm_create("A1", False))
+case("POST /v1/vms", "in B1")(_vm_create("B1", False))
+case("POST /v1/vms", "own department")(_vm_create(None, False))
+case("POST /v1/vms", "in A1 on a chosen host")(_vm_create("A1", True))
+
+
+def _vm_get(key, suffix=""):
+    def run(t, role):
+        r = t.as_(role, "GET", f"/v1/vms/{t.vm[key]}{suffix}")
+        if r.status == 200 and not suffix:
+            t.assertEqual(r.json["id"], t.vm[key])
+        if r.status == 200 and suffix:
+            t.assertTrue(r.headers.get("Content-Type", "").startswith("text/plain"), r.headers)
+        return r
+    return run
+
+
+for _k in ("A1", "A1a", "B1"):
+    case("GET /v1/vms/{id}", f"VM of {_k}")(_vm_get(_k))
+    case("GET /v1/vms/{id}/console", f"VM of {_k}")(_vm_get(_k, "/console"))
+
+
+def _vm_action(key, action, power, query=""):
+    def run(t, role):
+        vid = t.vm[key]
+        before = t.d.request("GET", f"/v1/vms/{vid}", token=t.admin).json
+        r = t.as_(role, "POST", f"/v1/vms/{vid}/{action}{query}")
+        if r.status == 202:
+            t.assertEqual((r.json["kind"], r.json["resource_id"]), (f"vm.{action}", vid))
+            t.assertEqual(r.json["department_id"], t.dept[key])
+            t.assertEqual(_wait_job(t.d, t.admin, r.json["id"])["state"], "succeeded")
+            after = t.d.request("GET", f"/v1/vms/{vid}", token=t.admin).json
+            t.assertEqual(after["power_state"], power, after)
+        else:
+            after = t.d.request("GET", f"/v1/vms/{vid}", token=t.admin).json
+            t.assertEqual(after, before, f"a refused {action} changed the VM")
+        return r
+    return run
+
+
+for _k in ("A1", "A1a", "B1"):
+    case("POST /v1/vms/{id}/start", f"VM of {_k}")(_vm_action(_k, "start", "running"))
+    case("POST /v1/vms/{id}/stop", f"VM of {_k}")(_vm_action(_k, "stop", "shutoff"))
+    case("POST /v1/vms/{id}/reboot", f"VM of {_k}")(_vm_action(_k, "reboot", "running"))
+case("POST /v1/vms/{id}/stop", "VM of A1 forced")(
+    _vm_action("A1", "stop", "shutoff", "?force=true"))
+
+
+def _fresh_vm(t, key):
+    """A stopped VM of department key, made by the platform admin for one DELETE. They are
+    made six at a time (one per role), so that their jobs run together."""
+    pool = t.__dict__.setdefault("fresh_vms", {}).setdefault(key, [])
+    if not pool:
+        jobs = [t.admin_post("/v1/vms", {"name": uniq("del-"), "department_id": t.dept[key],
+                                         "flavor_id": t.flavor, "image_id": t.image,
+                                         "start": False}) for _ in ROLES]
+        for job in jobs:
+            t.assertEqual(_wait_job(t.d, t.admin, job["id"])["state"], "succeeded")
+            pool.append(job["resource_id"])
+    return pool.pop()
+
+
+def _vm_delete(key):
+    def run(t, role):
+        vid = _fresh_vm(t, key)
+        before = t.d.request("GET", f"/v1/vms/{vid}", token=t.admin).json
+        r = t.as_(role, "DELETE", f"/v1/vms/{vid}")
+        if r.status == 202:
+            t.assertEqual((r.json["kind"], r.json["resource_id"]), ("vm.delete", vid))
+            t.assertEqual(_wait_job(t.d, t.admin, r.json["id"])["state"], "succeeded")
+            t.assertEqual(t.d.request("GET", f"/v1/vms/{vid}", token=t.admin).status, 404,
+                          "a deleted VM is still there")
+        else:
+            after = t.d.request("GET", f"/v1/vms/{vid}", token=t.admin).json
+            t.assertEqual(after, before, "a refused DELETE changed the VM")
+            c = t.d.request("DELETE", f"/v1/vms/{vid}", token=t.admin)   # in the background
+            t.assertEqual(c.status, 202, c)
+        return r
+    return run
+
+
+for _k in ("A1", "A1a", "B1"):
+    case("DELETE /v1/vms/{id}", f"fresh VM of {_k}")(_vm_delete(_k))
+
+
 def _q(**kw):
     return urllib.parse.urlencode(kw)
 
@@ -845,23 +1288,25 @@ class TestDepartmentScope(RbacBase):
     # -- who may see what --
     def foreign(self, who):
         """Objects outside who's scope: (kind, id)."""
-        d, u, j = self.dept, self.victim, self.job
+        d, u, j, vm, vj = self.dept, self.victim, self.job, self.vm, self.vmjob
         if who == "department_admin":
             return [("departments", d["A"]), ("departments", d["B"]), ("departments", d["B1"]),
                     ("users", u["B1"]), ("users", self.user["dab"]["id"]),
                     ("users", u["plat"]), ("users", self.user["platform_admin"]["id"]),
                     ("jobs", j["B"]), ("jobs", j["plat"]), ("jobs", j["B-running"]),
-                    ("hosts", self.host)]
+                    ("jobs", vj["B1"]), ("hosts", self.host), ("vms", vm["B1"])]
         if who == "department_user":
             return self.foreign("department_admin") + [
                 ("departments", d["A1a"]), ("users", u["A1a"]),
-                ("users", self.user["a1a_admin"]["id"]), ("jobs", j["A1a"])]
+                ("users", self.user["a1a_admin"]["id"]), ("jobs", j["A1a"]),
+                ("jobs", vj["A1a"]), ("vms", vm["A1a"])]
         if who == "dab":
             return [("departments", d["A"]), ("departments", d["A1"]),
                     ("departments", d["A1a"]), ("users", u["A1"]), ("users", u["A1a"]),
                     ("users", self.user["department_admin"]["id"]), ("users", u["plat"]),
                     ("jobs", j["A1"]), ("jobs", j["A1a"]), ("jobs", j["plat"]),
-                    ("hosts", self.host)]
+                    ("jobs", vj["A1"]), ("jobs", vj["A1a"]),
+                    ("hosts", self.host), ("vms", vm["A1"]), ("vms", vm["A1a"])]
         raise KeyError(who)
 
     def requests_on(self, kind, oid):
@@ -876,6 +1321,11 @@ class TestDepartmentScope(RbacBase):
         if kind == "hosts":
             return [("GET", base, None), ("PATCH", base, {"maintenance": True}),
                     ("DELETE", base, None)]
+        if kind == "vms":
+            return [("GET", base, None), ("GET", base + "/console", None),
+                    ("POST", base + "/start", None), ("POST", base + "/stop", None),
+                    ("POST", base + "/stop?force=true", None),
+                    ("POST", base + "/reboot", None), ("DELETE", base, None)]
         return [("GET", base, None), ("POST", base + "/cancel", None)]
 
     def normalized(self, r, oid):
@@ -1041,17 +1491,45 @@ class TestDepartmentScope(RbacBase):
         self.assertStatus(self.as_("supervisor", "GET", "/v1/users"), 403)
 
     def test_job_lists_are_scoped(self):
-        j = self.job
-        self.assertCountEqual(self.list_ids("department_admin", "/v1/jobs"), [j["A1"], j["A1a"]])
-        self.assertCountEqual(self.list_ids("department_user", "/v1/jobs"), [j["A1"]])
-        self.assertCountEqual(self.list_ids("dab", "/v1/jobs"), [j["B"], j["B-running"]])
-        for q in ({"kind": "test.sleep"}, {"state": "succeeded"}, {"state": "running"},
-                  {"state": "queued"}):
+        j, vj = self.job, self.vmjob
+        a_side = [j["A1"], j["A1a"], vj["A1"], vj["A1a"]]
+        self.assertCountEqual(self.list_ids("department_admin", "/v1/jobs"), a_side)
+        self.assertCountEqual(self.list_ids("department_user", "/v1/jobs"), [j["A1"], vj["A1"]])
+        self.assertCountEqual(self.list_ids("dab", "/v1/jobs"),
+                              [j["B"], j["B-running"], vj["B1"]])
+        for q in ({"kind": "test.sleep"}, {"kind": "vm.create"}, {"state": "succeeded"},
+                  {"state": "running"}, {"state": "queued"}):
             with self.subTest(query=q):
                 ids = set(self.list_ids("department_admin", "/v1/jobs", **q))
-                self.assertLessEqual(ids, {j["A1"], j["A1a"]})
+                self.assertLessEqual(ids, set(a_side))
+        self.assertCountEqual(self.list_ids("department_admin", "/v1/jobs", kind="vm.create"),
+                              [vj["A1"], vj["A1a"]])
+        # the image import is a platform job
+        self.assertEqual(self.list_ids("department_admin", "/v1/jobs", kind="image.import"), [])
         all_ids = set(self.list_ids("operator", "/v1/jobs"))
-        self.assertLessEqual(set(j.values()), all_ids)
+        self.assertLessEqual(set(j.values()) | set(vj.values()), all_ids)
+
+    def test_vm_lists_are_scoped(self):
+        vm, d = self.vm, self.dept
+        self.assertCountEqual(self.list_ids("department_admin", "/v1/vms"), [vm["A1"], vm["A1a"]])
+        self.assertCountEqual(self.list_ids("department_user", "/v1/vms"), [vm["A1"]])
+        self.assertCountEqual(self.list_ids("a1a_admin", "/v1/vms"), [vm["A1a"]])
+        self.assertCountEqual(self.list_ids("dab", "/v1/vms"), [vm["B1"]])
+        for role in ("platform_admin", "operator", "auditor", "supervisor"):
+            self.assertCountEqual(self.list_ids(role, "/v1/vms"), vm.values(), role)
+        # filters cannot reach outside the scope
+        for who in ("department_admin", "department_user"):
+            for q in ({"department_id": d["B1"]}, {"department_id": d["B"]},
+                      {"department_id": d["A"]}, {"name": "rbac-vm-B1"}):
+                with self.subTest(who=who, query=q):
+                    self.assertEqual(self.list_ids(who, "/v1/vms", **q), [])
+        self.assertEqual(self.list_ids("department_user", "/v1/vms", department_id=d["A1a"]),
+                         [])
+        self.assertEqual(self.list_ids("department_user", "/v1/vms", host_id=self.host),
+                         [vm["A1"]])
+        self.assertCountEqual(self.list_ids("department_admin", "/v1/vms", host_id=self.host),
+                              [vm["A1"], vm["A1a"]])
+        self.assertEqual(self.list_ids("dab", "/v1/vms", state="running"), [vm["B1"]])
 
     def all_events(self, who, **query):
         events, cursor = [], None
