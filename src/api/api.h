@@ -90,6 +90,12 @@ void gc_api_net_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_net_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_net_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_net_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sg_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sg_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sg_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sg_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sg_rule_add(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sg_rule_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 

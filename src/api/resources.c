@@ -342,3 +342,50 @@ void gc_api_net_delete(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_delete(req, resp, gc_net_delete);
 }
+
+/* ---- security groups ---- */
+
+static const char *const sg_filters[] = {"name", NULL};
+
+void gc_api_sg_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_sg_list, sg_filters);
+}
+
+void gc_api_sg_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_sg_create, "/v1/security-groups");
+}
+
+void gc_api_sg_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_sg_get);
+}
+
+void gc_api_sg_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_sg_delete);
+}
+
+void gc_api_sg_rule_add(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *rule = NULL;
+    if (gc_sg_rule_add(&req->ctx, req->params[0], req->body, &rule, &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    snprintf(resp->location, sizeof(resp->location), "/v1/security-groups/%s/rules/%s",
+             req->params[0], json_string_value(json_object_get(rule, "id")));
+    gc_resp_json(resp, 201, rule);
+}
+
+void gc_api_sg_rule_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    if (gc_sg_rule_delete(&req->ctx, req->params[0], req->params[1], &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_resp_no_content(resp);
+}

@@ -285,6 +285,24 @@ int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *networ
 /* The interfaces of a VM: [{"network_id","mac","ipv4","ipv6"}]. */
 int gc_vm_nics(struct gc_tx *tx, const char *vm_id, json_t **out, struct gc_error *err);
 
+/* ---- security groups: the virtual firewall (secgroup.c) ---- */
+int gc_sg_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_sg_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_sg_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+               json_t **items, char **next_cursor, struct gc_error *err);
+int gc_sg_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                 struct gc_error *err);
+/* Adds a rule; queues the job that updates every host (and so every interface using it). */
+int gc_sg_rule_add(const struct gc_ctx *ctx, const char *group, json_t *in, json_t **out,
+                   struct gc_error *err);
+int gc_sg_rule_delete(const struct gc_ctx *ctx, const char *group, const char *rule,
+                      struct gc_error *err);
+/* Inside the VM-creating transaction: attaches a group the VM's department may use. */
+int gc_sg_attach(struct gc_tx *tx, const char *vm_dept_path, const char *group,
+                 const char *vm_id, struct gc_error *err);
+/* The rules of a group: [{"id","direction","protocol","port_min","port_max","cidr"}]. */
+int gc_sg_rules(struct gc_tx *tx, const char *group, json_t **out, struct gc_error *err);
+
 /* ---- quotas (quota.c) ---- */
 /* {"department_id","limits":{…},"usage":{…},"effective":{…},"version"}: limits are the
  * department's own (null = none), usage is its subtree's, effective the tightest room left

@@ -71,6 +71,7 @@ static const struct gc_jfield create_spec[] = {
     {"host_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
     {"start", GC_JT_BOOL, false, false, 0, 0, GC_CS_ANY},
     {"networks", GC_JT_ARRAY, false, false, 0, 4, GC_CS_ANY},
+    {"security_groups", GC_JT_ARRAY, false, false, 0, 8, GC_CS_ANY},
 };
 
 /* Chooses a host: filters (connected, not in maintenance, architecture, zone-free capacity
@@ -306,6 +307,20 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
         if (!rc)
             json_array_append_new(nics, nic);
     }
+    json_t *groups = json_object_get(in, "security_groups");
+    json_array_foreach(groups, ni, nv) {
+        if (rc)
+            break;
+        if (!json_is_string(nv))
+            rc = gc_error_set(err, GC_EINVAL, "security_groups",
+                              "security_groups[%zu]: expected a security group id", ni);
+        else
+            rc = gc_sg_attach(tx, path, json_string_value(nv), id, err);
+        if (rc == GC_ECONFLICT)
+            rc = gc_error_set(err, GC_EINVAL, "security_groups",
+                              "security_groups[%zu]: group '%s' is given twice", ni,
+                              json_string_value(nv));
+    }
     if (!rc) {
         json_t *params = json_pack("{s:s,s:b}", "vm_id", id, "start", start);
         rc = gc_job_submit(tx, ctx, "vm.create", params, dept, "vm", id, job, err);
@@ -333,6 +348,23 @@ int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_
         rc = gc_vm_nics(tx, id, &nics, err);
     if (!rc)
         json_object_set_new(obj, "nics", nics);
+    struct gc_rows *r = NULL;
+    json_t *groups = json_array();
+    if (!rc)
+        rc = gc_tx_query(tx, "SELECT group_id FROM vm_security_groups WHERE vm_id = ?"
+                             " ORDER BY group_id",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        json_array_append_new(groups, json_string(gc_rows_text(r, 0)));
+    }
+    if (rc > 0)
+        rc = 0;
+    gc_rows_free(r);
+    if (!rc && obj)
+        json_object_set_new(obj, "security_groups", groups);
+    else
+        json_decref(groups);
     gc_tx_rollback(tx);
     if (!rc)
         rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "virtual machine", id, err);

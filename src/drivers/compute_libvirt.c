@@ -704,6 +704,22 @@ static int lv_net_remove(struct gc_compute_conn *c, const char *network, struct 
 
 /* ---- security groups as nwfilters ---- */
 
+/* Redefining a filter must keep its UUID (libvirt refuses a second filter of that name). */
+static int filter_uuid(struct gc_compute_conn *c, const char *name, struct gc_buf *x)
+{
+    virNWFilterPtr f = virNWFilterLookupByName(c->conn, name);
+    if (!f) {
+        virResetLastError();
+        return 0;
+    }
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    int rc = 0;
+    if (virNWFilterGetUUIDString(f, uuid) == 0)
+        rc = gc_buf_addf(x, "<uuid>%s</uuid>", uuid);
+    virNWFilterFree(f);
+    return rc;
+}
+
 static int define_filter(struct gc_compute_conn *c, const char *xml, const char *name,
                          struct gc_error *err)
 {
@@ -726,6 +742,7 @@ static int lv_fw_group_define(struct gc_compute_conn *c, const char *name,
     int rc = gc_buf_adds(&x, "<filter name='");
     rc |= xml_add(&x, name);
     rc |= gc_buf_adds(&x, "' chain='root'>");
+    rc |= filter_uuid(c, name, &x);
     for (int i = 0; i < n; i++) {
         const struct gc_fw_rule *r = &rules[i];
         bool v6 = strchr(r->cidr, ':') != NULL;
@@ -768,9 +785,10 @@ static int lv_fw_vm_define(struct gc_compute_conn *c, const char *name, const ch
     gc_buf_init(&x, 1 << 16);
     int rc = gc_buf_adds(&x, "<filter name='");
     rc |= xml_add(&x, name);
+    rc |= gc_buf_adds(&x, "' chain='root'>");
+    rc |= filter_uuid(c, name, &x);
     rc |= gc_buf_adds(
-        &x, "' chain='root'>"
-            /* replies to the VM's own connections */
+        &x, /* replies to the VM's own connections */
             "<rule action='accept' direction='inout' priority='100'>"
             "<all state='ESTABLISHED,RELATED'/></rule>"
             "<rule action='accept' direction='inout' priority='100'>"

@@ -234,6 +234,77 @@ static int load_nics(const char *vm, struct nic_info **out, int *n, struct gc_er
     return rc < 0 ? rc : 0;
 }
 
+/* The security groups of a VM with their rules: [{"id", "rules": [...]}]. */
+static int load_groups(const char *vm, json_t **out, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    json_t *arr = json_array();
+    rc = gc_tx_query(tx, "SELECT group_id FROM vm_security_groups WHERE vm_id = ? ORDER BY group_id",
+                     GC_ARGS(GC_VTXT(vm)), &r, err);
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        json_array_append_new(arr, json_pack("{s:s}", "id", gc_rows_text(r, 0)));
+    }
+    if (rc > 0)
+        rc = 0;
+    gc_rows_free(r);
+    size_t i;
+    json_t *g;
+    json_array_foreach(arr, i, g) {
+        json_t *rules = NULL;
+        if (!rc && !(rc = gc_sg_rules(tx, json_string_value(json_object_get(g, "id")), &rules,
+                                      err)))
+            json_object_set_new(g, "rules", rules);
+    }
+    gc_tx_rollback(tx);
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
+}
+
+/* Defines the groups' filters and the VM's filter on the host. */
+static int apply_vm_filter(const struct gc_compute_driver *drv, struct gc_compute_conn *c,
+                           const char *vm, json_t *groups, struct gc_error *err)
+{
+    size_t ng = json_array_size(groups);
+    char names[8][64];
+    const char *refs[8];
+    bool egress = false;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < ng && i < 8; i++) {
+        json_t *g = json_array_get(groups, i);
+        json_t *rules = json_object_get(g, "rules");
+        size_t nr = json_array_size(rules);
+        struct gc_fw_rule *fr = gc_calloc(nr ? nr : 1, sizeof(*fr));
+        for (size_t k = 0; k < nr; k++) {
+            json_t *r = json_array_get(rules, k);
+            fr[k].direction = json_string_value(json_object_get(r, "direction"));
+            fr[k].protocol = json_string_value(json_object_get(r, "protocol"));
+            fr[k].port_min = (int)json_integer_value(json_object_get(r, "port_min"));
+            fr[k].port_max = (int)json_integer_value(json_object_get(r, "port_max"));
+            fr[k].cidr = json_string_value(json_object_get(r, "cidr"));
+            egress |= strcmp(fr[k].direction, "egress") == 0;
+        }
+        snprintf(names[i], sizeof(names[i]), "gc-sg-%s",
+                 json_string_value(json_object_get(g, "id")));
+        refs[i] = names[i];
+        rc = drv->fw_group_define(c, names[i], fr, (int)nr, err);
+        free(fr);
+    }
+    char vmfilter[64];
+    snprintf(vmfilter, sizeof(vmfilter), "gc-vm-%s", vm);
+    if (!rc)
+        rc = drv->fw_vm_define(c, vmfilter, refs, (int)(ng < 8 ? ng : 8), egress, err);
+    return rc;
+}
+
 static int vm_create(struct gc_job_run *job, const json_t *params, json_t **result,
                      struct gc_error *err)
 {
@@ -264,7 +335,7 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
     struct nic_info *nics = NULL;
     int nnics = 0;
     rc = load_nics(v.id, &nics, &nnics, err);
-    struct gc_vm_nic vnics[4];
+    struct gc_vm_nic vnics[4] = {{0}};
     gc_job_progress(job, 30, "preparing the networks on the host");
     for (int i = 0; !rc && i < nnics && i < 4; i++) {
         struct gc_net_spec ns = {.name = nics[i].network,
@@ -280,6 +351,19 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
         vnics[i].network = nics[i].network;
         vnics[i].mac = nics[i].mac;
     }
+    /* security groups: the groups' filters and the VM's own, referenced by each interface */
+    char vmfilter[64];
+    snprintf(vmfilter, sizeof(vmfilter), "gc-vm-%s", v.id);
+    json_t *groups = NULL;
+    if (!rc && nnics > 0)
+        rc = load_groups(v.id, &groups, err);
+    if (!rc && json_array_size(groups) > 0) {
+        gc_job_progress(job, 35, "applying the security groups");
+        rc = apply_vm_filter(drv, c, v.id, groups, err);
+        for (int i = 0; !rc && i < nnics && i < 4; i++)
+            vnics[i].filter = vmfilter;
+    }
+    json_decref(groups);
     if (rc) {
         gc_hostmgr_release(v.host);
         free(nics);
@@ -435,6 +519,20 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
                 rc = drv->net_dhcp_host(c, nics[i].network, nics[i].mac, nics[i].ipv4, false,
                                         err);
         free(nics);
+        /* and the VM's own firewall filter, if it had security groups (and so a filter) */
+        json_t *groups = NULL;
+        if (!rc && nnics > 0)
+            rc = load_groups(v.id, &groups, err);
+        if (!rc && json_array_size(groups) > 0) {
+            char vmfilter[64];
+            snprintf(vmfilter, sizeof(vmfilter), "gc-vm-%s", v.id);
+            rc = drv->fw_remove(c, vmfilter, err);
+            if (rc == GC_ENOTFOUND) {
+                rc = 0;
+                gc_error_clear(err);
+            }
+        }
+        json_decref(groups);
         gc_hostmgr_release(v.host);
         if (rc) {
             set_vm(v.id, "error", NULL, err->msg);
@@ -492,7 +590,97 @@ static int network_remove(struct gc_job_run *job, const json_t *params, json_t *
     return rc;
 }
 
+/* A group's rules changed: redefine its filter, and the filters of the VMs using it (whether
+ * egress is restricted depends on the rules), on every connected host that runs them. */
+static int sg_apply(struct gc_job_run *job, const json_t *params, json_t **result,
+                    struct gc_error *err)
+{
+    const char *group = json_string_value(json_object_get(params, "group_id"));
+    if (!group)
+        return gc_error_set(err, GC_EINVAL, "group_id", "job without group_id");
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    json_t *vms = json_array();
+    rc = gc_tx_query(tx,
+                     "SELECT v.id, COALESCE(v.host_id, '') FROM vm_security_groups x"
+                     " JOIN vms v ON v.id = x.vm_id WHERE x.group_id = ?"
+                     " AND EXISTS (SELECT 1 FROM vm_nics n WHERE n.vm_id = v.id)",
+                     GC_ARGS(GC_VTXT(group)), &r, err);
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        json_array_append_new(vms, json_pack("[ss]", gc_rows_text(r, 0), gc_rows_text(r, 1)));
+    }
+    if (rc > 0)
+        rc = 0;
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    size_t i;
+    json_t *v;
+    int updated = 0, skipped = 0;
+    json_array_foreach(vms, i, v) {
+        if (rc)
+            break;
+        const char *vm = json_string_value(json_array_get(v, 0));
+        const char *host = json_string_value(json_array_get(v, 1));
+        const struct gc_compute_driver *drv;
+        struct gc_compute_conn *c;
+        struct gc_error e = {0};
+        json_t *groups = NULL;
+        if (!host[0] || gc_hostmgr_acquire(host, &drv, &c, &e) != 0) {
+            skipped++; /* applied when the VM is next created or the group changes again */
+            continue;
+        }
+        rc = load_groups(vm, &groups, err);
+        if (!rc)
+            rc = apply_vm_filter(drv, c, vm, groups, err);
+        json_decref(groups);
+        gc_hostmgr_release(host);
+        updated++;
+        gc_job_progress(job, (int)((i + 1) * 100 / (json_array_size(vms) + 1)), vm);
+    }
+    json_decref(vms);
+    if (!rc)
+        *result = json_pack("{s:i,s:i}", "vms_updated", updated, "vms_unreachable", skipped);
+    return rc;
+}
+
+/* Removes a deleted group's filter from every host that has it. */
+static int nwfilter_remove(struct gc_job_run *job, const json_t *params, json_t **result,
+                           struct gc_error *err)
+{
+    (void)job;
+    const char *name = json_string_value(json_object_get(params, "filter"));
+    if (!name)
+        return gc_error_set(err, GC_EINVAL, "filter", "job without filter");
+    json_t *hosts = gc_hostmgr_hosts();
+    size_t i;
+    json_t *h;
+    int removed = 0, rc = 0;
+    json_array_foreach(hosts, i, h) {
+        const struct gc_compute_driver *drv;
+        struct gc_compute_conn *c;
+        struct gc_error e = {0};
+        if (gc_hostmgr_acquire(json_string_value(h), &drv, &c, &e) != 0)
+            continue;
+        int r = drv->fw_remove(c, name, &e);
+        gc_hostmgr_release(json_string_value(h));
+        if (r == 0)
+            removed++;
+        else if (r != GC_ENOTFOUND && r != GC_EBUSY && !rc)
+            rc = gc_error_set(err, r, "", "%s", e.msg);
+    }
+    json_decref(hosts);
+    if (!rc)
+        *result = json_pack("{s:i}", "hosts", removed);
+    return rc;
+}
+
 static const struct gc_job_kind kinds[] = {
+    {.name = "security_group.apply", .run = sg_apply, .resumable = true},
+    {.name = "nwfilter.remove", .run = nwfilter_remove, .resumable = true},
     {.name = "network.remove", .run = network_remove, .resumable = true},
     {.name = "image.import", .run = image_import, .resumable = true},
     {.name = "vm.create", .run = vm_create, .resumable = true},

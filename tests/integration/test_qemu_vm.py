@@ -197,6 +197,75 @@ class QemuVmTest(unittest.TestCase):
                              capture_output=True, text=True)
         self.assertNotEqual(out.returncode, 0, "the network is still on the host")
 
+    def virsh(self, *args):
+        return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True,
+                              text=True)
+
+    def test_security_groups_become_nwfilters(self):
+        """A security group is an nwfilter on the host; the VM's interface references the VM's
+        own filter, which references the group's; changing the group updates the filter in
+        place; deleting the VM and the group leaves no filter behind."""
+        flavor = self.get("/v1/flavors?name=tiny")["items"][0]
+        image = self.wait("the tiny image import", lambda: next(
+            (i for i in self.get("/v1/images?name=tiny")["items"] if i["state"] == "active"),
+            None), 60)
+        tag = uuid.uuid4().hex[:6]
+        dept = self.d.request("POST", "/v1/departments", {"name": "安全组测试 " + tag},
+                              token=self.admin).json
+        net = self.d.request("POST", "/v1/networks", {
+            "name": "iso-" + tag, "mode": "isolated", "ipv4_cidr": "10.232.9.0/24"},
+            token=self.admin).json
+        r = self.d.request("POST", "/v1/security-groups", {
+            "name": "web-" + tag, "department_id": dept["id"], "rules": [
+                {"direction": "ingress", "protocol": "tcp", "port_min": 22, "cidr": "10.0.0.0/8"},
+                {"direction": "ingress", "protocol": "icmp", "cidr": "::/0"}]},
+            token=self.admin)
+        self.assertEqual(r.status, 201, r)
+        group = r.json
+        r = self.d.request("POST", "/v1/vms", {
+            "name": "fw1", "department_id": dept["id"], "flavor_id": flavor["id"],
+            "image_id": image["id"], "networks": [net["id"]], "security_groups": [group["id"]],
+            "start": False}, token=self.admin)
+        self.assertEqual(r.status, 202, r)
+        self.wait_job(r.json["id"])
+        vm = self.get(f"/v1/vms/{r.json['resource_id']}")
+        self.assertEqual(vm["security_groups"], [group["id"]])
+        gfilter, vfilter = "gc-sg-" + group["id"], "gc-vm-" + vm["id"]
+        self.assertIn(f"<filterref filter='{vfilter}'/>",
+                      self.virsh("dumpxml", vm["domain_name"]).stdout)
+        vxml = self.virsh("nwfilter-dumpxml", vfilter).stdout
+        self.assertIn(f"<filterref filter='{gfilter}'/>", vxml)
+        self.assertNotIn("direction='out' priority='900'", vxml)  # egress open: no egress rules
+        gxml = self.virsh("nwfilter-dumpxml", gfilter).stdout
+        self.assertIn("dstportstart='22'", gxml)
+        self.assertIn("srcipaddr='10.0.0.0'", gxml)
+        self.assertIn("<icmpv6", gxml)
+        # an egress rule: the group's filter gains it, the VM's filter closes other egress
+        r = self.d.request("POST", f"/v1/security-groups/{group['id']}/rules", {
+            "direction": "egress", "protocol": "udp", "port_min": 53, "cidr": "0.0.0.0/0"},
+            token=self.admin)
+        self.assertEqual(r.status, 201, r)
+        job = [j for j in self.get("/v1/jobs?kind=security_group.apply")["items"]
+               if j["resource_id"] == group["id"]][-1]
+        self.wait_job(job["id"])
+        self.assertIn("dstportstart='53'", self.virsh("nwfilter-dumpxml", gfilter).stdout)
+        self.assertIn("direction='out' priority='900'",
+                      self.virsh("nwfilter-dumpxml", vfilter).stdout)
+        # in use: the group stays
+        self.assertEqual(self.d.request("DELETE", f"/v1/security-groups/{group['id']}",
+                                        token=self.admin).status, 409)
+        r = self.d.request("DELETE", f"/v1/vms/{vm['id']}", token=self.admin)
+        self.wait_job(r.json["id"])
+        self.assertNotEqual(self.virsh("nwfilter-dumpxml", vfilter).returncode, 0)
+        self.assertEqual(self.d.request("DELETE", f"/v1/security-groups/{group['id']}",
+                                        token=self.admin).status, 204)
+        job = [j for j in self.get("/v1/jobs?kind=nwfilter.remove")["items"]
+               if j["resource_id"] == group["id"]][-1]
+        self.wait_job(job["id"])
+        self.assertNotEqual(self.virsh("nwfilter-dumpxml", gfilter).returncode, 0)
+        self.assertEqual(self.d.request("DELETE", f"/v1/networks/{net['id']}",
+                                        token=self.admin).status, 204)
+
 
 if __name__ == "__main__":
     unittest.main()

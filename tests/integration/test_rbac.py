@@ -148,6 +148,27 @@ EXPECTED = {
         "network of B1": (200, 200, 200, 200, 404, 404),
     },
     "DELETE /v1/networks/{id}": {"unused network": (204, 204, 403, 403, 403, 403)},
+    "GET /v1/security-groups": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/security-groups": {
+        "group of A1": (201, 201, 403, 403, 201, 201),
+        "group of B1": (201, 201, 403, 403, 400, 400),
+    },
+    "GET /v1/security-groups/{id}": {
+        "group of A1": (200, 200, 200, 200, 200, 200),
+        "group of B1": (200, 200, 200, 200, 404, 404),
+    },
+    "DELETE /v1/security-groups/{id}": {
+        "unused group of A1": (204, 204, 403, 403, 204, 204),
+        "unused group of B1": (204, 204, 403, 403, 404, 404),
+    },
+    "POST /v1/security-groups/{id}/rules": {
+        "group of A1": (201, 201, 403, 403, 201, 201),
+        "group of B1": (201, 201, 403, 403, 404, 404),
+    },
+    "DELETE /v1/security-groups/{id}/rules/{rule_id}": {
+        "rule of a group of A1": (204, 204, 403, 403, 204, 204),
+        "rule of a group of B1": (204, 204, 403, 403, 404, 404),
+    },
     "GET /v1/flavors": {"list": (200, 200, 200, 200, 200, 200)},
     "POST /v1/flavors": {"flavor": (201, 201, 403, 403, 403, 403)},
     "GET /v1/flavors/{id}": {"flavor": (200, 200, 200, 200, 200, 200)},
@@ -932,6 +953,108 @@ def _(t, role):
     t.assertEqual(still, 404 if r.status == 204 else 200)
     t.d.request("DELETE", f"/v1/networks/{n}", token=t.admin)
     return r
+
+
+# -- security groups --
+
+RULE = {"direction": "ingress", "protocol": "tcp", "port_min": 22, "cidr": "10.0.0.0/8"}
+
+
+def _mksg(t, dept):
+    r = t.d.request("POST", "/v1/security-groups",
+                    {"name": uniq("sg-"), "department_id": t.dept[dept], "rules": [RULE]},
+                    token=t.admin)
+    t.assertEqual(r.status, 201, r)
+    return r.json
+
+
+def _cleanup_sg(t, gid):
+    t.d.request("DELETE", f"/v1/security-groups/{gid}", token=t.admin)
+
+
+@case("GET /v1/security-groups", "list")
+def _(t, role):
+    mine, foreign = _mksg(t, "A1")["id"], _mksg(t, "B1")["id"]
+    r = t.as_(role, "GET", "/v1/security-groups?limit=500")
+    if r.status == 200:
+        ids = [g["id"] for g in r.json["items"]]
+        t.assertIn(mine, ids)
+        (t.assertNotIn if role.startswith("department_") else t.assertIn)(foreign, ids)
+    for g in (mine, foreign):
+        _cleanup_sg(t, g)
+    return r
+
+
+def _sg_create(dept):
+    def run(t, role):
+        name = uniq("sg-")
+        r = t.as_(role, "POST", "/v1/security-groups",
+                  {"name": name, "department_id": t.dept[dept], "rules": [RULE]})
+        found = [g for g in t.d.request("GET", "/v1/security-groups?" + _q(name=name),
+                                        token=t.admin).json["items"]]
+        t.assertEqual(len(found), 1 if r.status == 201 else 0)
+        if r.status == 201:
+            t.assertEqual(found[0]["rules"][0]["port_min"], 22)
+        for g in found:
+            _cleanup_sg(t, g["id"])
+        return r
+    return run
+
+
+def _sg_get(dept):
+    def run(t, role):
+        g = _mksg(t, dept)["id"]
+        r = t.as_(role, "GET", f"/v1/security-groups/{g}")
+        if r.status == 200:
+            t.assertEqual(len(r.json["rules"]), 1)
+        _cleanup_sg(t, g)
+        return r
+    return run
+
+
+def _sg_delete(dept):
+    def run(t, role):
+        g = _mksg(t, dept)["id"]
+        r = t.as_(role, "DELETE", f"/v1/security-groups/{g}")
+        still = t.d.request("GET", f"/v1/security-groups/{g}", token=t.admin).status
+        t.assertEqual(still, 404 if r.status == 204 else 200)
+        _cleanup_sg(t, g)
+        return r
+    return run
+
+
+def _sg_rule_add(dept):
+    def run(t, role):
+        g = _mksg(t, dept)["id"]
+        r = t.as_(role, "POST", f"/v1/security-groups/{g}/rules",
+                  {"direction": "egress", "protocol": "udp", "port_min": 53,
+                   "cidr": "0.0.0.0/0"})
+        rules = t.d.request("GET", f"/v1/security-groups/{g}", token=t.admin).json["rules"]
+        t.assertEqual(len(rules), 2 if r.status == 201 else 1)
+        _cleanup_sg(t, g)
+        return r
+    return run
+
+
+def _sg_rule_delete(dept):
+    def run(t, role):
+        g = _mksg(t, dept)
+        rid = g["rules"][0]["id"]
+        r = t.as_(role, "DELETE", f"/v1/security-groups/{g['id']}/rules/{rid}")
+        rules = t.d.request("GET", f"/v1/security-groups/{g['id']}", token=t.admin).json["rules"]
+        t.assertEqual(len(rules), 0 if r.status == 204 else 1)
+        _cleanup_sg(t, g["id"])
+        return r
+    return run
+
+
+for _d in ("A1", "B1"):
+    case("POST /v1/security-groups", f"group of {_d}")(_sg_create(_d))
+    case("GET /v1/security-groups/{id}", f"group of {_d}")(_sg_get(_d))
+    case("DELETE /v1/security-groups/{id}", f"unused group of {_d}")(_sg_delete(_d))
+    case("POST /v1/security-groups/{id}/rules", f"group of {_d}")(_sg_rule_add(_d))
+    case("DELETE /v1/security-groups/{id}/rules/{rule_id}",
+         f"rule of a group of {_d}")(_sg_rule_delete(_d))
 
 
 # -- the catalogue --
