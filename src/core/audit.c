@@ -196,6 +196,12 @@ static json_t *event_json(struct gc_rows *r)
     return o;
 }
 
+static json_t *event_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    (void)who;
+    return event_json(r);
+}
+
 int gc_audit_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                   json_t **items, char **next_cursor, struct gc_error *err)
 {
@@ -248,40 +254,10 @@ int gc_audit_list(const struct gc_ctx *ctx, json_t *filters, int limit, const ch
     (void)gc_buf_adds(&sql, " ORDER BY seq LIMIT ?");
     args[n++] = GC_VINT_(limit + 1);
 
-    struct gc_tx *tx = NULL;
-    struct gc_rows *r = NULL;
-    json_t *arr = json_array();
-    int64_t last = 0;
-    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (!rc)
-        rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
-    int count = 0;
-    *next_cursor = NULL;
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0; /* a row */
-        if (count == limit) {
-            char c[32];
-            snprintf(c, sizeof(c), "%lld", (long long)last);
-            *next_cursor = gc_strdup(c);
-            break;
-        }
-        last = gc_rows_int(r, 0);
-        json_array_append_new(arr, event_json(r));
-        count++;
-    }
-    if (rc > 0)
-        rc = 0;
-    gc_rows_free(r);
-    gc_tx_rollback(tx);
+    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "seq", event_row, items,
+                     next_cursor, err);
     gc_buf_release(&sql);
-    if (rc) {
-        json_decref(arr);
-        free(*next_cursor);
-        *next_cursor = NULL;
-        return rc;
-    }
-    *items = arr;
-    return 0;
+    return rc;
 }
 
 int gc_audit_verify(struct gc_store *st, json_t **report, struct gc_error *err)

@@ -476,6 +476,13 @@ int gc_apikey_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct 
     return 0;
 }
 
+static json_t *apikey_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    (void)who;
+    return apikey_json(gc_rows_text(r, 0), gc_rows_text(r, 1), gc_rows_int(r, 2),
+                       gc_rows_int(r, 3));
+}
+
 int gc_apikey_list(const struct gc_ctx *ctx, int limit, const char *cursor, json_t **items,
                    char **next_cursor, struct gc_error *err)
 {
@@ -484,43 +491,12 @@ int gc_apikey_list(const struct gc_ctx *ctx, int limit, const char *cursor, json
         rc = gc_page_cursor_id(cursor, err);
     if (rc)
         return rc;
-    struct gc_tx *tx;
-    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (rc)
-        return rc;
-    struct gc_rows *r = NULL;
-    json_t *arr = json_array();
-    *next_cursor = NULL;
-    rc = gc_tx_query(tx,
-                     "SELECT id, name, created_at, COALESCE(expires_at, 0) FROM tokens"
-                     " WHERE user_id = ? AND kind = 'api_key' AND id > ? ORDER BY id LIMIT ?",
-                     GC_ARGS(GC_VTXT(ctx->who->user_id), GC_VTXT(cursor ? cursor : ""),
-                             GC_VINT_(limit + 1)),
-                     &r, err);
-    int count = 0;
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0; /* a row */
-        if (count == limit) {
-            json_t *last = json_array_get(arr, (size_t)count - 1);
-            *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));
-            break;
-        }
-        json_array_append_new(arr, apikey_json(gc_rows_text(r, 0), gc_rows_text(r, 1),
-                                               gc_rows_int(r, 2), gc_rows_int(r, 3)));
-        count++;
-    }
-    if (rc > 0)
-        rc = 0;
-    gc_rows_free(r);
-    gc_tx_rollback(tx);
-    if (rc) {
-        json_decref(arr);
-        free(*next_cursor);
-        *next_cursor = NULL;
-        return rc;
-    }
-    *items = arr;
-    return 0;
+    return gc_page_run(ctx,
+                       "SELECT id, name, created_at, COALESCE(expires_at, 0) FROM tokens"
+                       " WHERE user_id = ? AND kind = 'api_key' AND id > ? ORDER BY id LIMIT ?",
+                       GC_ARGS(GC_VTXT(ctx->who->user_id), GC_VTXT(cursor ? cursor : ""),
+                               GC_VINT_(limit + 1)),
+                       limit, "id", apikey_row, items, next_cursor, err);
 }
 
 int gc_apikey_delete(const struct gc_ctx *ctx, const char *id, struct gc_error *err)

@@ -17,6 +17,7 @@
 /* ---- shared ---- */
 
 typedef json_t *(*row_fn)(struct gc_rows *r);
+typedef gc_page_row_fn list_fn;
 
 static int load_one(struct gc_tx *tx, const char *sql, const char *what, const char *id,
                     row_fn fn, json_t **out, struct gc_error *err)
@@ -39,7 +40,7 @@ static int load_one(struct gc_tx *tx, const char *sql, const char *what, const c
 }
 
 static int list_rows(const struct gc_ctx *ctx, const char *base_sql, const char *const *filters,
-                     json_t *fvals, int limit, const char *cursor, row_fn fn, json_t **items,
+                     json_t *fvals, int limit, const char *cursor, list_fn fn, json_t **items,
                      char **next_cursor, struct gc_error *err)
 {
     int rc = gc_require(ctx->who, GC_P_CATALOG_READ, err);
@@ -64,38 +65,9 @@ static int list_rows(const struct gc_ctx *ctx, const char *base_sql, const char 
     }
     (void)gc_buf_adds(&sql, " ORDER BY id LIMIT ?");
     args[n++] = GC_VINT_(limit + 1);
-    struct gc_tx *tx = NULL;
-    struct gc_rows *r = NULL;
-    json_t *arr = json_array();
-    *next_cursor = NULL;
-    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (!rc)
-        rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
-    int count = 0;
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0;
-        if (count == limit) {
-            json_t *last = json_array_get(arr, (size_t)count - 1);
-            *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));
-            break;
-        }
-        json_array_append_new(arr, fn(r));
-        count++;
-    }
-    if (rc > 0)
-        rc = 0;
-    gc_rows_free(r);
-    if (tx)
-        gc_tx_rollback(tx);
+    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "id", fn, items, next_cursor, err);
     gc_buf_release(&sql);
-    if (rc) {
-        json_decref(arr);
-        free(*next_cursor);
-        *next_cursor = NULL;
-        return rc;
-    }
-    *items = arr;
-    return 0;
+    return rc;
 }
 
 static int audit_commit(struct gc_tx *tx, const struct gc_ctx *ctx, const char *action,
@@ -205,11 +177,17 @@ int gc_flavor_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct
     return rc;
 }
 
+static json_t *flavor_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    (void)who;
+    return flavor_json(r);
+}
+
 int gc_flavor_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                    json_t **items, char **next_cursor, struct gc_error *err)
 {
     static const char *const f[] = {"name", NULL};
-    return list_rows(ctx, FLAVOR_SELECT, f, filters, limit, cursor, flavor_json, items,
+    return list_rows(ctx, FLAVOR_SELECT, f, filters, limit, cursor, flavor_row, items,
                      next_cursor, err);
 }
 
@@ -431,11 +409,17 @@ int gc_image_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct 
     return rc;
 }
 
+static json_t *image_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    (void)who;
+    return image_json(r);
+}
+
 int gc_image_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                   json_t **items, char **next_cursor, struct gc_error *err)
 {
     static const char *const f[] = {"name", "kind", "state", "arch", NULL};
-    return list_rows(ctx, IMAGE_SELECT, f, filters, limit, cursor, image_json, items,
+    return list_rows(ctx, IMAGE_SELECT, f, filters, limit, cursor, image_row, items,
                      next_cursor, err);
 }
 

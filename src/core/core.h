@@ -326,6 +326,18 @@ int gc_page_limit(int limit, int *out, struct gc_error *err);
 /* Validates an id cursor. */
 int gc_page_cursor_id(const char *cursor, struct gc_error *err);
 
+/* Makes one list item from the current row, or NULL to leave the row out (rows the caller
+ * may not see). */
+typedef json_t *(*gc_page_row_fn)(struct gc_rows *r, const struct gc_principal *who);
+
+/* The keyset-paginated list every collection answers: runs sql (already ordered by the
+ * cursor column, limited to at least limit + 1 rows when no rows are left out) in a read
+ * transaction, keeps up to limit items, and sets *next_cursor to the cursor_key member of
+ * the last item when more follow (NULL otherwise). */
+int gc_page_run(const struct gc_ctx *ctx, const char *sql, const struct gc_val *args,
+                size_t nargs, int limit, const char *cursor_key, gc_page_row_fn row,
+                json_t **items, char **next_cursor, struct gc_error *err);
+
 /* ---- time in JSON ---- */
 json_t *gc_json_time(int64_t ms); /* RFC 3339 string, or null for ms <= 0 */
 

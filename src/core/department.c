@@ -255,6 +255,12 @@ int gc_dept_get_body(const struct gc_ctx *ctx, const char *id, char **body, int6
     return 0;
 }
 
+static json_t *dept_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    (void)who;
+    return dept_json(r);
+}
+
 int gc_dept_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                  json_t **items, char **next_cursor, struct gc_error *err)
 {
@@ -302,37 +308,10 @@ int gc_dept_list(const struct gc_ctx *ctx, json_t *filters, int limit, const cha
     (void)gc_buf_adds(&sql, " ORDER BY id LIMIT ?");
     args[n++] = GC_VINT_(limit + 1);
 
-    struct gc_tx *tx = NULL;
-    struct gc_rows *r = NULL;
-    json_t *arr = json_array();
-    *next_cursor = NULL;
-    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (!rc)
-        rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
-    int count = 0;
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0; /* a row */
-        if (count == limit) {
-            json_t *lastobj = json_array_get(arr, (size_t)count - 1);
-            *next_cursor = gc_strdup(json_string_value(json_object_get(lastobj, "id")));
-            break;
-        }
-        json_array_append_new(arr, dept_json(r));
-        count++;
-    }
-    if (rc > 0)
-        rc = 0;
-    gc_rows_free(r);
-    gc_tx_rollback(tx);
+    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "id", dept_row, items,
+                     next_cursor, err);
     gc_buf_release(&sql);
-    if (rc) {
-        json_decref(arr);
-        free(*next_cursor);
-        *next_cursor = NULL;
-        return rc;
-    }
-    *items = arr;
-    return 0;
+    return rc;
 }
 
 static int check_version(int64_t if_match, int64_t have, const char *id, struct gc_error *err)

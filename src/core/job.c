@@ -235,6 +235,12 @@ int gc_job_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc
     return 0;
 }
 
+static json_t *job_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    (void)who;
+    return job_json(r, NULL);
+}
+
 int gc_job_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                 json_t **items, char **next_cursor, struct gc_error *err)
 {
@@ -279,37 +285,10 @@ int gc_job_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char
     }
     (void)gc_buf_adds(&sql, " ORDER BY j.id LIMIT ?");
     args[n++] = GC_VINT_(limit + 1);
-    struct gc_tx *tx = NULL;
-    struct gc_rows *r = NULL;
-    json_t *arr = json_array();
-    *next_cursor = NULL;
-    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (!rc)
-        rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
-    int count = 0;
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0; /* a row */
-        if (count == limit) {
-            json_t *last = json_array_get(arr, (size_t)count - 1);
-            *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));
-            break;
-        }
-        json_array_append_new(arr, job_json(r, NULL));
-        count++;
-    }
-    if (rc > 0)
-        rc = 0;
-    gc_rows_free(r);
-    gc_tx_rollback(tx);
+    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "id", job_row, items,
+                     next_cursor, err);
     gc_buf_release(&sql);
-    if (rc) {
-        json_decref(arr);
-        free(*next_cursor);
-        *next_cursor = NULL;
-        return rc;
-    }
-    *items = arr;
-    return 0;
+    return rc;
 }
 
 int gc_job_cancel(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)

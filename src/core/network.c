@@ -229,6 +229,19 @@ int gc_net_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc
     return 0;
 }
 
+/* Visibility depends on the tree: rows the caller may not see are left out here (networks
+ * are few). */
+static json_t *net_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    char path[GC_DEPT_PATH_MAX];
+    json_t *o = net_json(r, path);
+    if (!visible(who, path)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 int gc_net_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                 json_t **items, char **next_cursor, struct gc_error *err)
 {
@@ -254,46 +267,10 @@ int gc_net_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char
         }
     }
     (void)gc_buf_adds(&sql, " ORDER BY n.id");
-    struct gc_tx *tx = NULL;
-    struct gc_rows *r = NULL;
-    json_t *arr = json_array();
-    *next_cursor = NULL;
-    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (!rc)
-        rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
-    int count = 0;
-    /* visibility depends on the tree: filtered here (networks are few) */
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0;
-        char path[GC_DEPT_PATH_MAX];
-        json_t *o = net_json(r, path);
-        if (!visible(ctx->who, path)) {
-            json_decref(o);
-            continue;
-        }
-        if (count == limit) {
-            json_decref(o);
-            json_t *last = json_array_get(arr, (size_t)count - 1);
-            *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));
-            break;
-        }
-        json_array_append_new(arr, o);
-        count++;
-    }
-    if (rc > 0)
-        rc = 0;
-    gc_rows_free(r);
-    if (tx)
-        gc_tx_rollback(tx);
+    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "id", net_row, items,
+                     next_cursor, err);
     gc_buf_release(&sql);
-    if (rc) {
-        json_decref(arr);
-        free(*next_cursor);
-        *next_cursor = NULL;
-        return rc;
-    }
-    *items = arr;
-    return 0;
+    return rc;
 }
 
 int gc_net_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,

@@ -1,7 +1,11 @@
 /* Pagination and JSON helpers shared by the resources. */
 #include "core/core.h"
 
+#include "util/mem.h"
 #include "util/timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 
 json_t *gc_json_time(int64_t ms)
 {
@@ -28,5 +32,50 @@ int gc_page_cursor_id(const char *cursor, struct gc_error *err)
     if (cursor && !gc_id_valid(cursor))
         return gc_error_set(err, GC_EINVAL, "cursor",
                             "cursor is not one returned by this API (use next_cursor as given)");
+    return 0;
+}
+
+int gc_page_run(const struct gc_ctx *ctx, const char *sql, const struct gc_val *args,
+                size_t nargs, int limit, const char *cursor_key, gc_page_row_fn row,
+                json_t **items, char **next_cursor, struct gc_error *err)
+{
+    struct gc_tx *tx = NULL;
+    struct gc_rows *r = NULL;
+    json_t *arr = json_array();
+    *next_cursor = NULL;
+    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (!rc)
+        rc = gc_tx_query(tx, sql, args, nargs, &r, err);
+    size_t count = 0;
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        json_t *o = row(r, ctx->who);
+        if (!o)
+            continue;
+        if (count == (size_t)limit) {
+            /* a row past the page: the page's last item is where the next one starts */
+            json_decref(o);
+            json_t *c = json_object_get(json_array_get(arr, count - 1), cursor_key);
+            char buf[32];
+            if (json_is_integer(c))
+                snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(c));
+            *next_cursor = gc_strdup(json_is_string(c) ? json_string_value(c) : buf);
+            break;
+        }
+        json_array_append_new(arr, o);
+        count++;
+    }
+    if (rc > 0)
+        rc = 0;
+    gc_rows_free(r);
+    if (tx)
+        gc_tx_rollback(tx);
+    if (rc) {
+        json_decref(arr);
+        free(*next_cursor);
+        *next_cursor = NULL;
+        return rc;
+    }
+    *items = arr;
     return 0;
 }

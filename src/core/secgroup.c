@@ -304,6 +304,17 @@ int gc_sg_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_
     return 0;
 }
 
+static json_t *sg_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    char path[GC_DEPT_PATH_MAX];
+    json_t *o = sg_json(r, path);
+    if (!visible(who, path)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 int gc_sg_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                json_t **items, char **next_cursor, struct gc_error *err)
 {
@@ -315,40 +326,17 @@ int gc_sg_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char 
     if (rc)
         return rc;
     const char *name = gc_json_str(filters, "name");
+    json_t *arr = NULL;
+    rc = gc_page_run(ctx,
+                     name ? "SELECT " SG_COLS SG_FROM " WHERE g.id > ? AND g.name = ? ORDER BY g.id"
+                          : "SELECT " SG_COLS SG_FROM " WHERE g.id > ? ORDER BY g.id",
+                     (const struct gc_val[]){GC_VTXT(cursor ? cursor : ""), GC_VTXT(name)},
+                     name ? 2 : 1, limit, "id", sg_row, &arr, next_cursor, err);
+    if (rc)
+        return rc;
+    /* the rules of the groups on the page */
     struct gc_tx *tx = NULL;
-    struct gc_rows *r = NULL;
-    json_t *arr = json_array();
-    *next_cursor = NULL;
     rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (!rc)
-        rc = gc_tx_query(tx,
-                         name ? "SELECT " SG_COLS SG_FROM " WHERE g.id > ? AND g.name = ?"
-                                " ORDER BY g.id"
-                              : "SELECT " SG_COLS SG_FROM " WHERE g.id > ? ORDER BY g.id",
-                         (const struct gc_val[]){GC_VTXT(cursor ? cursor : ""), GC_VTXT(name)},
-                         name ? 2 : 1, &r, err);
-    int count = 0;
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0;
-        char path[GC_DEPT_PATH_MAX];
-        json_t *o = sg_json(r, path);
-        if (!visible(ctx->who, path)) {
-            json_decref(o);
-            continue;
-        }
-        if (count == limit) {
-            json_decref(o);
-            json_t *last = json_array_get(arr, (size_t)count - 1);
-            *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));
-            break;
-        }
-        json_array_append_new(arr, o);
-        count++;
-    }
-    if (rc > 0)
-        rc = 0;
-    gc_rows_free(r);
-    /* the rules, in a second pass: one cursor at a time per transaction */
     size_t i;
     json_t *o;
     json_array_foreach(arr, i, o) {
@@ -357,8 +345,7 @@ int gc_sg_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char 
                                       err)))
             json_object_set_new(o, "rules", rules);
     }
-    if (tx)
-        gc_tx_rollback(tx);
+    gc_tx_rollback(tx); /* NULL when it did not begin */
     if (rc) {
         json_decref(arr);
         free(*next_cursor);

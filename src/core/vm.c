@@ -376,6 +376,12 @@ int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_
     return 0;
 }
 
+static json_t *vm_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    (void)who;
+    return vm_json(r, NULL);
+}
+
 int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                json_t **items, char **next_cursor, struct gc_error *err)
 {
@@ -416,38 +422,10 @@ int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char 
     }
     (void)gc_buf_adds(&sql, " ORDER BY v.id LIMIT ?");
     args[n++] = GC_VINT_(limit + 1);
-    struct gc_tx *tx = NULL;
-    struct gc_rows *r = NULL;
-    json_t *arr = json_array();
-    *next_cursor = NULL;
-    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (!rc)
-        rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
-    int count = 0;
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0;
-        if (count == limit) {
-            json_t *last = json_array_get(arr, (size_t)count - 1);
-            *next_cursor = gc_strdup(json_string_value(json_object_get(last, "id")));
-            break;
-        }
-        json_array_append_new(arr, vm_json(r, NULL));
-        count++;
-    }
-    if (rc > 0)
-        rc = 0;
-    gc_rows_free(r);
-    if (tx)
-        gc_tx_rollback(tx);
+    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "id", vm_row, items,
+                     next_cursor, err);
     gc_buf_release(&sql);
-    if (rc) {
-        json_decref(arr);
-        free(*next_cursor);
-        *next_cursor = NULL;
-        return rc;
-    }
-    *items = arr;
-    return 0;
+    return rc;
 }
 
 static int queue_vm_job(const struct gc_ctx *ctx, const char *id, const char *kind,

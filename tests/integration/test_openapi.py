@@ -198,7 +198,10 @@ class OpenApiTest(DaemonTestCase):
             seen.setdefault((method, tmpl), set()).add(str(status))
 
         patch_body = {"/v1/departments/{id}": {"name": "x"}, "/v1/users/{id}":
-                      {"display_name": "x"}}
+                      {"display_name": "x"}, "/v1/departments/{id}/quota": {"vms": 1},
+                      "/v1/security-groups/{id}/rules": {"direction": "ingress",
+                                                         "protocol": "all",
+                                                         "cidr": "0.0.0.0/0"}}
         for line in self.routes:
             method, tmpl = line.split(" ", 1)
             doc_op = self.doc["paths"].get(tmpl, {}).get(method.lower())
@@ -217,7 +220,9 @@ class OpenApiTest(DaemonTestCase):
                 self.assertEqual(st, 413, f"{method} {tmpl} with a body over 1 MiB")
                 seen.setdefault((method, tmpl), set()).add("413")
             if "{id}" in tmpl:
-                body = patch_body.get(tmpl, {"description": "x"}) if method == "PATCH" else None
+                takes_body = method in ("PATCH", "PUT") or (method == "POST" and
+                                                             "requestBody" in doc_op)
+                body = patch_body.get(tmpl, {"description": "x"}) if takes_body else None
                 saw(method, tmpl, self.req(method, path, body, token=self.admin), 404)
 
         # a disabled user's login is 403
