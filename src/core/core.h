@@ -260,6 +260,11 @@ int gc_image_checksum(const char *kind, const char *f1, const char *f2, char *sh
 
 /* ---- virtual machines (vm.c) ---- */
 int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+/* Placement inside a write transaction: host_out (GC_ID_LEN + 1) gets the chosen host, or
+ * GC_ECONFLICT says which filter left none. want_host: a host the caller chose, or NULL. */
+int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
+                int64_t vcpus, int64_t mem, const char *want_host, char *host_out,
+                struct gc_error *err);
 int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
 int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                json_t **items, char **next_cursor, struct gc_error *err);

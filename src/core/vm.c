@@ -74,67 +74,77 @@ static const struct gc_jfield create_spec[] = {
     {"security_groups", GC_JT_ARRAY, false, false, 0, 8, GC_CS_ANY},
 };
 
-/* Chooses a host: filters (connected, not in maintenance, architecture, zone-free capacity
- * with over-commit) then the spread weigher (most free memory). Runs inside the creating
- * write transaction, so parallel creates never overfill a host. */
-static int place(struct gc_tx *tx, const struct gc_ctx *ctx, const char *arch, int64_t vcpus,
-                 int64_t mem, const char *want_host, char *host_out, struct gc_error *err)
+/* Chooses a host: filters (connected, not in maintenance, architecture, free capacity with
+ * over-commit) then the spread weigher (most free memory), in one indexed query over the
+ * hosts' usage counters. Runs inside the creating write transaction, so parallel creates
+ * never overfill a host; the caller then adds the VM to the chosen host's counters. */
+int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
+                int64_t vcpus, int64_t mem, const char *want_host, char *host_out,
+                struct gc_error *err)
 {
+    struct gc_val args[10];
+    size_t n = 0;
+    const int64_t cpu_pct = cfg->cpu_overcommit_percent, ram_pct = cfg->ram_overcommit_percent;
+    args[n++] = GC_VTXT(arch);
+    args[n++] = GC_VINT_(cpu_pct);
+    args[n++] = GC_VINT_(vcpus);
+    args[n++] = GC_VINT_(ram_pct);
+    args[n++] = GC_VINT_(mem);
+    if (want_host)
+        args[n++] = GC_VTXT(want_host);
+    args[n++] = GC_VINT_(ram_pct);
     struct gc_rows *r = NULL;
     int rc = gc_tx_query(
         tx,
-        "SELECT h.id, h.cpus, h.memory_mib, h.state, h.maintenance, h.arch,"
-        " COALESCE((SELECT SUM(v.vcpus) FROM vms v WHERE v.host_id = h.id), 0),"
-        " COALESCE((SELECT SUM(v.memory_mib) FROM vms v WHERE v.host_id = h.id), 0)"
-        " FROM hosts h ORDER BY h.id",
-        GC_NOARGS, &r, err);
-    int64_t best_free = -1;
+        want_host ? "SELECT id FROM hosts WHERE state = 'connected' AND maintenance = 0"
+                    " AND arch = ? AND cpus * ? / 100 - vcpus_used >= ?"
+                    " AND memory_mib * ? / 100 - memory_used_mib >= ? AND id = ?"
+                    " ORDER BY memory_mib * ? / 100 - memory_used_mib DESC, id LIMIT 1"
+                  : "SELECT id FROM hosts WHERE state = 'connected' AND maintenance = 0"
+                    " AND arch = ? AND cpus * ? / 100 - vcpus_used >= ?"
+                    " AND memory_mib * ? / 100 - memory_used_mib >= ?"
+                    " ORDER BY memory_mib * ? / 100 - memory_used_mib DESC, id LIMIT 1",
+        args, n, &r, err);
+    host_out[0] = '\0';
+    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        snprintf(host_out, GC_ID_LEN + 1, "%s", gc_rows_text(r, 0));
+        rc = 0;
+    }
+    gc_rows_free(r);
+    if (rc < 0 || host_out[0])
+        return rc < 0 ? rc : 0;
+    /* no host: say why, from the filter that failed */
+    r = NULL;
+    rc = gc_tx_query(tx,
+                     "SELECT id, state, maintenance, arch, cpus * ? / 100 - vcpus_used,"
+                     " memory_mib * ? / 100 - memory_used_mib FROM hosts ORDER BY id",
+                     GC_ARGS(GC_VINT_(cpu_pct), GC_VINT_(ram_pct)), &r, err);
     int considered = 0;
     char why[160] = "no hypervisor host is registered";
-    host_out[0] = '\0';
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
         rc = 0;
-        const char *id = gc_rows_text(r, 0);
-        if (want_host && strcmp(id, want_host) != 0)
+        if (want_host && strcmp(gc_rows_text(r, 0), want_host) != 0)
             continue;
         considered++;
-        int64_t cpu_cap = gc_rows_int(r, 1) * ctx->cfg->cpu_overcommit_percent / 100;
-        int64_t mem_cap = gc_rows_int(r, 2) * ctx->cfg->ram_overcommit_percent / 100;
-        int64_t free_cpu = cpu_cap - gc_rows_int(r, 6), free_mem = mem_cap - gc_rows_int(r, 7);
-        if (strcmp(gc_rows_text(r, 3), "connected") != 0) {
+        if (strcmp(gc_rows_text(r, 1), "connected") != 0)
             snprintf(why, sizeof(why), "no connected host");
-            continue;
-        }
-        if (gc_rows_int(r, 4)) {
+        else if (gc_rows_int(r, 2))
             snprintf(why, sizeof(why), "every suitable host is in maintenance");
-            continue;
-        }
-        if (strcmp(gc_rows_text(r, 5), arch) != 0) {
+        else if (strcmp(gc_rows_text(r, 3), arch) != 0)
             snprintf(why, sizeof(why), "no connected host runs architecture %s", arch);
-            continue;
-        }
-        if (free_cpu < vcpus || free_mem < mem) {
+        else
             snprintf(why, sizeof(why),
                      "no host has %lld free vCPUs and %lld MiB of free memory (with "
                      "over-commit)",
                      (long long)vcpus, (long long)mem);
-            continue;
-        }
-        if (free_mem > best_free) {
-            best_free = free_mem;
-            snprintf(host_out, GC_ID_LEN + 1, "%s", id);
-        }
     }
     gc_rows_free(r);
     if (rc < 0)
         return rc;
     if (want_host && considered == 0)
         return gc_error_set(err, GC_EINVAL, "host_id", "host '%.64s' not found", want_host);
-    if (!host_out[0])
-        return gc_error_set(err, GC_ECONFLICT, want_host ? "host_id" : "",
-                            "cannot place the virtual machine: %s", why);
-    (void)ctx;
-    return 0;
+    return gc_error_set(err, GC_ECONFLICT, want_host ? "host_id" : "",
+                        "cannot place the virtual machine: %s", why);
 }
 
 static int job_in_progress(struct gc_tx *tx, const char *vm, struct gc_error *err)
@@ -263,7 +273,12 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
         rc = gc_quota_check(tx, path, 1, vcpus, mem, disk, err);
     char host_id[GC_ID_LEN + 1];
     if (!rc)
-        rc = place(tx, ctx, arch, vcpus, mem, host, host_id, err);
+        rc = gc_vm_place(tx, ctx->cfg, arch, vcpus, mem, host, host_id, err);
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "UPDATE hosts SET vcpus_used = vcpus_used + ?,"
+                        " memory_used_mib = memory_used_mib + ? WHERE id = ?",
+                        GC_ARGS(GC_VINT_(vcpus), GC_VINT_(mem), GC_VTXT(host_id)), NULL, err);
     char id[GC_ID_LEN + 1], job[GC_ID_LEN + 1], domain[64];
     gc_id_new(id);
     snprintf(domain, sizeof(domain), "gc-%s", id);
