@@ -34,6 +34,8 @@ check: deps
 
 bench: deps build
 	bench/api/run "$(BUILD)"
+	cmake --build $(BUILD) --target bench_scale
+	$(BUILD)/bench_scale
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD)

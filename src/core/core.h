@@ -265,6 +265,13 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
 int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
                 int64_t vcpus, int64_t mem, const char *want_host, char *host_out,
                 struct gc_error *err);
+/* Adds (negative: releases) a VM's vCPUs and memory to a host's usage and free room. */
+int gc_host_reserve(struct gc_tx *tx, const char *host, int64_t vcpus, int64_t mem,
+                    struct gc_error *err);
+/* Recomputes the free room of one host (or of all, host NULL) from its size, its usage and
+ * the over-commit in force. */
+int gc_host_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *host,
+                             struct gc_error *err);
 int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
 int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                json_t **items, char **next_cursor, struct gc_error *err);

@@ -82,29 +82,21 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
                 int64_t vcpus, int64_t mem, const char *want_host, char *host_out,
                 struct gc_error *err)
 {
-    struct gc_val args[10];
-    size_t n = 0;
     const int64_t cpu_pct = cfg->cpu_overcommit_percent, ram_pct = cfg->ram_overcommit_percent;
-    args[n++] = GC_VTXT(arch);
-    args[n++] = GC_VINT_(cpu_pct);
-    args[n++] = GC_VINT_(vcpus);
-    args[n++] = GC_VINT_(ram_pct);
-    args[n++] = GC_VINT_(mem);
-    if (want_host)
-        args[n++] = GC_VTXT(want_host);
-    args[n++] = GC_VINT_(ram_pct);
     struct gc_rows *r = NULL;
-    int rc = gc_tx_query(
-        tx,
-        want_host ? "SELECT id FROM hosts WHERE state = 'connected' AND maintenance = 0"
-                    " AND arch = ? AND cpus * ? / 100 - vcpus_used >= ?"
-                    " AND memory_mib * ? / 100 - memory_used_mib >= ? AND id = ?"
-                    " ORDER BY memory_mib * ? / 100 - memory_used_mib DESC, id LIMIT 1"
-                  : "SELECT id FROM hosts WHERE state = 'connected' AND maintenance = 0"
-                    " AND arch = ? AND cpus * ? / 100 - vcpus_used >= ?"
-                    " AND memory_mib * ? / 100 - memory_used_mib >= ?"
-                    " ORDER BY memory_mib * ? / 100 - memory_used_mib DESC, id LIMIT 1",
-        args, n, &r, err);
+    int rc = want_host
+                 ? gc_tx_query(tx,
+                               "SELECT id FROM hosts WHERE arch = ? AND state = 'connected'"
+                               " AND maintenance = 0 AND memory_free_mib >= ? AND vcpus_free >= ?"
+                               " AND id = ?",
+                               GC_ARGS(GC_VTXT(arch), GC_VINT_(mem), GC_VINT_(vcpus),
+                                       GC_VTXT(want_host)),
+                               &r, err)
+                 : gc_tx_query(tx,
+                               "SELECT id FROM hosts WHERE arch = ? AND state = 'connected'"
+                               " AND maintenance = 0 AND memory_free_mib >= ? AND vcpus_free >= ?"
+                               " ORDER BY memory_free_mib DESC LIMIT 1",
+                               GC_ARGS(GC_VTXT(arch), GC_VINT_(mem), GC_VINT_(vcpus)), &r, err);
     host_out[0] = '\0';
     if (!rc && (rc = gc_rows_next(r, err)) > 0) {
         snprintf(host_out, GC_ID_LEN + 1, "%s", gc_rows_text(r, 0));
@@ -145,6 +137,30 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
         return gc_error_set(err, GC_EINVAL, "host_id", "host '%.64s' not found", want_host);
     return gc_error_set(err, GC_ECONFLICT, want_host ? "host_id" : "",
                         "cannot place the virtual machine: %s", why);
+}
+
+int gc_host_reserve(struct gc_tx *tx, const char *host, int64_t vcpus, int64_t mem,
+                    struct gc_error *err)
+{
+    return gc_tx_exec(tx,
+                      "UPDATE hosts SET vcpus_used = vcpus_used + ?, vcpus_free = vcpus_free - ?,"
+                      " memory_used_mib = memory_used_mib + ?,"
+                      " memory_free_mib = memory_free_mib - ? WHERE id = ?",
+                      GC_ARGS(GC_VINT_(vcpus), GC_VINT_(vcpus), GC_VINT_(mem), GC_VINT_(mem),
+                              GC_VTXT(host)),
+                      NULL, err);
+}
+
+int gc_host_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *host,
+                             struct gc_error *err)
+{
+    const char *sql_all = "UPDATE hosts SET vcpus_free = cpus * ? / 100 - vcpus_used,"
+                          " memory_free_mib = memory_mib * ? / 100 - memory_used_mib";
+    const char *sql_one = "UPDATE hosts SET vcpus_free = cpus * ? / 100 - vcpus_used,"
+                          " memory_free_mib = memory_mib * ? / 100 - memory_used_mib WHERE id = ?";
+    struct gc_val a[3] = {GC_VINT_(cfg->cpu_overcommit_percent),
+                          GC_VINT_(cfg->ram_overcommit_percent), GC_VTXT(host)};
+    return gc_tx_exec(tx, host ? sql_one : sql_all, a, host ? 3 : 2, NULL, err);
 }
 
 static int job_in_progress(struct gc_tx *tx, const char *vm, struct gc_error *err)
@@ -275,10 +291,7 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
     if (!rc)
         rc = gc_vm_place(tx, ctx->cfg, arch, vcpus, mem, host, host_id, err);
     if (!rc)
-        rc = gc_tx_exec(tx,
-                        "UPDATE hosts SET vcpus_used = vcpus_used + ?,"
-                        " memory_used_mib = memory_used_mib + ? WHERE id = ?",
-                        GC_ARGS(GC_VINT_(vcpus), GC_VINT_(mem), GC_VTXT(host_id)), NULL, err);
+        rc = gc_host_reserve(tx, host_id, vcpus, mem, err);
     char id[GC_ID_LEN + 1], job[GC_ID_LEN + 1], domain[64];
     gc_id_new(id);
     snprintf(domain, sizeof(domain), "gc-%s", id);

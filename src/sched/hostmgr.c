@@ -92,6 +92,8 @@ static void record(const char *id, const char *state, const char *error,
                 GC_VTXT(p), GC_VINT_(now), GC_VTXT(id)),
         NULL, &err);
     free(p);
+    if (!rc && f)
+        rc = gc_host_capacity_refresh(tx, M.cfg, id, &err);
     if (rc || gc_tx_commit(tx, &err) != 0) {
         if (rc)
             gc_tx_rollback(tx);
@@ -392,6 +394,9 @@ int gc_hostmgr_start(struct gc_store *st, const struct gc_config *cfg, struct gc
         return rc;
     rc = gc_tx_exec(tx, "UPDATE hosts SET state = 'connecting' WHERE state <> 'connecting'",
                     GC_NOARGS, NULL, err);
+    /* the over-commit ratios may have changed since the last run */
+    if (!rc)
+        rc = gc_host_capacity_refresh(tx, cfg, NULL, err);
     if (rc) {
         gc_tx_rollback(tx);
         return rc;

@@ -553,11 +553,8 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
     /* the record and the host's reservation go in one transaction */
     struct gc_tx *tx = NULL;
     rc = gc_tx_begin(job_store(), GC_TX_WRITE, &tx, err);
-    if (!rc)
-        rc = gc_tx_exec(tx,
-                        "UPDATE hosts SET vcpus_used = vcpus_used - ?,"
-                        " memory_used_mib = memory_used_mib - ? WHERE id = ?",
-                        GC_ARGS(GC_VINT_(v.vcpus), GC_VINT_(v.mem), GC_VTXT(v.host)), NULL, err);
+    if (!rc && v.host[0])
+        rc = gc_host_reserve(tx, v.host, -v.vcpus, -v.mem, err);
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM vms WHERE id = ?", GC_ARGS(GC_VTXT(v.id)), NULL, err);
     if (rc)

@@ -252,11 +252,16 @@ static const char *const m4[] = {
 static const char *const m5[] = {
     "ALTER TABLE hosts ADD COLUMN vcpus_used BIGINT NOT NULL DEFAULT 0",
     "ALTER TABLE hosts ADD COLUMN memory_used_mib BIGINT NOT NULL DEFAULT 0",
+    /* room left with the over-commit in force; recomputed at every start (the ratios are
+     * configuration) and kept with every reservation */
+    "ALTER TABLE hosts ADD COLUMN vcpus_free BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE hosts ADD COLUMN memory_free_mib BIGINT NOT NULL DEFAULT 0",
     "UPDATE hosts SET"
     " vcpus_used = (SELECT COALESCE(SUM(v.vcpus), 0) FROM vms v WHERE v.host_id = hosts.id),"
     " memory_used_mib = (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
     " WHERE v.host_id = hosts.id)",
-    "CREATE INDEX hosts_placement ON hosts (state, maintenance, arch)",
+    /* placement walks this index from the most free memory down */
+    "CREATE INDEX hosts_placement ON hosts (arch, state, maintenance, memory_free_mib)",
     NULL,
 };
 
