@@ -103,7 +103,8 @@ int main(int argc, char **argv)
         die("begin", &err);
     int64_t t0 = gc_mono_ns();
     for (long i = 0; i < nplace; i++) {
-        if (gc_vm_place(tx, &cfg, "x86_64", 2, 4096, NULL, host, &err) ||
+        struct gc_place_req q = {.arch = "x86_64", .vcpus = 2, .memory_mib = 4096};
+        if (gc_vm_place(tx, &cfg, &q, host, &err) ||
             gc_host_reserve(tx, host, 2, 4096, &err))
             die("placement", &err);
     }

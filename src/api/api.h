@@ -96,6 +96,10 @@ void gc_api_sg_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sg_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sg_rule_add(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sg_rule_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sgroup_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sgroup_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sgroup_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sgroup_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 

@@ -389,3 +389,27 @@ void gc_api_sg_rule_delete(struct gc_req *req, struct gc_resp *resp)
     }
     gc_resp_no_content(resp);
 }
+
+/* ---- server groups ---- */
+
+static const char *const sgroup_filters[] = {"department_id", NULL};
+
+void gc_api_sgroup_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_sgroup_list, sgroup_filters);
+}
+
+void gc_api_sgroup_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_sgroup_create, "/v1/server-groups");
+}
+
+void gc_api_sgroup_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_sgroup_get);
+}
+
+void gc_api_sgroup_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_sgroup_delete);
+}

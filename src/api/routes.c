@@ -102,6 +102,15 @@ const struct gc_route gc_routes[] = {
      "security_groups.rule_delete", true, false, NULL, "security_group.rule_delete",
      "security_group"},
 
+    {"GET", "/v1/server-groups", gc_api_sgroup_list, "server_groups.list", true, false,
+     "department_id," PAGE, NULL, NULL},
+    {"POST", "/v1/server-groups", gc_api_sgroup_create, "server_groups.create", true, true, NULL,
+     "server_group.create", "server_group"},
+    {"GET", "/v1/server-groups/{id}", gc_api_sgroup_get, "server_groups.get", true, false, NULL,
+     NULL, NULL},
+    {"DELETE", "/v1/server-groups/{id}", gc_api_sgroup_delete, "server_groups.delete", true,
+     false, NULL, "server_group.delete", "server_group"},
+
     {"GET", "/v1/vms", gc_api_vm_list, "vms.list", true, false,
      "department_id,host_id,state,name," PAGE, NULL, NULL},
     {"POST", "/v1/vms", gc_api_vm_create, "vms.create", true, true, NULL, "vm.create", "vm"},

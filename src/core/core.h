@@ -260,11 +260,19 @@ int gc_image_checksum(const char *kind, const char *f1, const char *f2, char *sh
 
 /* ---- virtual machines (vm.c) ---- */
 int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+/* What a VM asks of placement. */
+struct gc_place_req {
+    const char *arch;
+    int64_t vcpus, memory_mib;
+    const char *host;     /* a host the caller chose, or NULL */
+    const char *zone;     /* only hosts of this zone, or NULL */
+    const char *group;    /* server group id, or NULL */
+    const char *policy;   /* its policy: affinity | anti-affinity */
+};
 /* Placement inside a write transaction: host_out (GC_ID_LEN + 1) gets the chosen host, or
- * GC_ECONFLICT says which filter left none. want_host: a host the caller chose, or NULL. */
-int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
-                int64_t vcpus, int64_t mem, const char *want_host, char *host_out,
-                struct gc_error *err);
+ * GC_ECONFLICT says which filter left none. */
+int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_place_req *req,
+                char *host_out, struct gc_error *err);
 /* Adds (negative: releases) a VM's vCPUs and memory to a host's usage and free room. */
 int gc_host_reserve(struct gc_tx *tx, const char *host, int64_t vcpus, int64_t mem,
                     struct gc_error *err);
@@ -296,6 +304,17 @@ int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *networ
                   const char *vm_id, int position, json_t **nic, struct gc_error *err);
 /* The interfaces of a VM: [{"network_id","mac","ipv4","ipv6"}]. */
 int gc_vm_nics(struct gc_tx *tx, const char *vm_id, json_t **out, struct gc_error *err);
+
+/* ---- server groups: affinity and anti-affinity (servergroup.c) ---- */
+int gc_sgroup_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_sgroup_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_sgroup_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                   json_t **items, char **next_cursor, struct gc_error *err);
+int gc_sgroup_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                     struct gc_error *err);
+/* Inside a transaction: the policy of a group the VM's department may use (policy needs 16). */
+int gc_sgroup_policy(struct gc_tx *tx, const char *vm_dept_path, const char *id, char *policy,
+                     struct gc_error *err);
 
 /* ---- security groups: the virtual firewall (secgroup.c) ---- */
 int gc_sg_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);

@@ -26,6 +26,9 @@ static const struct {
     {"SELECT COUNT(*) FROM jobs WHERE department_id = ? AND state IN ('queued', 'running')",
      "unfinished jobs"},
     {"SELECT COUNT(*) FROM vms WHERE department_id = ?", "virtual machines"},
+    {"SELECT COUNT(*) FROM networks WHERE department_id = ?", "networks"},
+    {"SELECT COUNT(*) FROM security_groups WHERE department_id = ?", "security groups"},
+    {"SELECT COUNT(*) FROM server_groups WHERE department_id = ?", "server groups"},
 };
 
 static json_t *dept_json(struct gc_rows *r)

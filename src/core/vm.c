@@ -16,7 +16,8 @@
 #define VM_COLS                                                                              \
     "v.id, v.name, v.department_id, v.host_id, v.flavor_id, v.image_id, v.state,"            \
     " v.power_state, v.vcpus, v.memory_mib, v.disk_gib, v.domain_name, v.last_error,"        \
-    " v.created_by, v.created_at, v.updated_at, v.version, COALESCE(d.path, ''), v.drift"
+    " v.created_by, v.created_at, v.updated_at, v.version, COALESCE(d.path, ''), v.drift,"     \
+    " v.server_group_id"
 #define VM_FROM " FROM vms v JOIN departments d ON d.id = v.department_id"
 
 static json_t *vm_json(struct gc_rows *r, char *path)
@@ -33,6 +34,8 @@ static json_t *vm_json(struct gc_rows *r, char *path)
     json_object_set_new(o, "domain_name", json_string(gc_rows_text(r, 11)));
     json_object_set_new(o, "last_error", json_string(gc_rows_text(r, 12)));
     json_object_set_new(o, "drift", json_string(gc_rows_text(r, 18)));
+    json_object_set_new(o, "server_group_id",
+                        gc_rows_null(r, 19) ? json_null() : json_string(gc_rows_text(r, 19)));
     json_object_set_new(o, "created_by",
                         gc_rows_null(r, 13) ? json_null() : json_string(gc_rows_text(r, 13)));
     json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 14)));
@@ -72,31 +75,52 @@ static const struct gc_jfield create_spec[] = {
     {"start", GC_JT_BOOL, false, false, 0, 0, GC_CS_ANY},
     {"networks", GC_JT_ARRAY, false, false, 0, 4, GC_CS_ANY},
     {"security_groups", GC_JT_ARRAY, false, false, 0, 8, GC_CS_ANY},
+    {"zone", GC_JT_STRING, false, false, 1, 64, GC_CS_CODE},
+    {"server_group_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
 };
 
 /* Chooses a host: filters (connected, not in maintenance, architecture, free capacity with
  * over-commit) then the spread weigher (most free memory), in one indexed query over the
  * hosts' usage counters. Runs inside the creating write transaction, so parallel creates
  * never overfill a host; the caller then adds the VM to the chosen host's counters. */
-int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
-                int64_t vcpus, int64_t mem, const char *want_host, char *host_out,
-                struct gc_error *err)
+int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_place_req *q,
+                char *host_out, struct gc_error *err)
 {
     const int64_t cpu_pct = cfg->cpu_overcommit_percent, ram_pct = cfg->ram_overcommit_percent;
+    struct gc_buf sql;
+    gc_buf_init(&sql, GC_BUF_UNLIMITED);
+    struct gc_val args[10];
+    size_t n = 0;
+    (void)gc_buf_adds(&sql, "SELECT id FROM hosts WHERE ");
+    if (q->zone) {
+        (void)gc_buf_adds(&sql, "zone = ? AND ");
+        args[n++] = GC_VTXT(q->zone);
+    }
+    (void)gc_buf_adds(&sql, "arch = ? AND state = 'connected' AND maintenance = 0"
+                            " AND memory_free_mib >= ? AND vcpus_free >= ?");
+    args[n++] = GC_VTXT(q->arch);
+    args[n++] = GC_VINT_(q->memory_mib);
+    args[n++] = GC_VINT_(q->vcpus);
+    if (q->host) {
+        (void)gc_buf_adds(&sql, " AND id = ?");
+        args[n++] = GC_VTXT(q->host);
+    }
+    if (q->group && strcmp(q->policy, "anti-affinity") == 0) {
+        (void)gc_buf_adds(&sql, " AND id NOT IN (SELECT host_id FROM vms WHERE"
+                                " server_group_id = ? AND host_id IS NOT NULL)");
+        args[n++] = GC_VTXT(q->group);
+    } else if (q->group) {
+        (void)gc_buf_adds(&sql, " AND (NOT EXISTS (SELECT 1 FROM vms WHERE server_group_id = ?)"
+                                " OR id IN (SELECT host_id FROM vms WHERE server_group_id = ?))");
+        args[n++] = GC_VTXT(q->group);
+        args[n++] = GC_VTXT(q->group);
+    }
+    (void)gc_buf_adds(&sql, " ORDER BY memory_free_mib DESC LIMIT 1");
     struct gc_rows *r = NULL;
-    int rc = want_host
-                 ? gc_tx_query(tx,
-                               "SELECT id FROM hosts WHERE arch = ? AND state = 'connected'"
-                               " AND maintenance = 0 AND memory_free_mib >= ? AND vcpus_free >= ?"
-                               " AND id = ?",
-                               GC_ARGS(GC_VTXT(arch), GC_VINT_(mem), GC_VINT_(vcpus),
-                                       GC_VTXT(want_host)),
-                               &r, err)
-                 : gc_tx_query(tx,
-                               "SELECT id FROM hosts WHERE arch = ? AND state = 'connected'"
-                               " AND maintenance = 0 AND memory_free_mib >= ? AND vcpus_free >= ?"
-                               " ORDER BY memory_free_mib DESC LIMIT 1",
-                               GC_ARGS(GC_VTXT(arch), GC_VINT_(mem), GC_VINT_(vcpus)), &r, err);
+    int rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
+    gc_buf_release(&sql);
+    const char *arch = q->arch, *want_host = q->host;
+    const int64_t vcpus = q->vcpus, mem = q->memory_mib;
     host_out[0] = '\0';
     if (!rc && (rc = gc_rows_next(r, err)) > 0) {
         snprintf(host_out, GC_ID_LEN + 1, "%s", gc_rows_text(r, 0));
@@ -109,10 +133,15 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
     r = NULL;
     rc = gc_tx_query(tx,
                      "SELECT id, state, maintenance, arch, cpus * ? / 100 - vcpus_used,"
-                     " memory_mib * ? / 100 - memory_used_mib FROM hosts ORDER BY id",
-                     GC_ARGS(GC_VINT_(cpu_pct), GC_VINT_(ram_pct)), &r, err);
+                     " memory_mib * ? / 100 - memory_used_mib FROM hosts"
+                     " WHERE zone = COALESCE(?, zone) ORDER BY id",
+                     GC_ARGS(GC_VINT_(cpu_pct), GC_VINT_(ram_pct), GC_VTXT(q->zone)), &r, err);
     int considered = 0;
-    char why[160] = "no hypervisor host is registered";
+    char why[200];
+    if (q->zone)
+        snprintf(why, sizeof(why), "no hypervisor host is in zone '%s'", q->zone);
+    else
+        snprintf(why, sizeof(why), "no hypervisor host is registered");
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
         rc = 0;
         if (want_host && strcmp(gc_rows_text(r, 0), want_host) != 0)
@@ -124,6 +153,11 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const char *arch,
             snprintf(why, sizeof(why), "every suitable host is in maintenance");
         else if (strcmp(gc_rows_text(r, 3), arch) != 0)
             snprintf(why, sizeof(why), "no connected host runs architecture %s", arch);
+        else if (q->group)
+            snprintf(why, sizeof(why),
+                     "no host with room for %lld vCPUs and %lld MiB satisfies the %s of the "
+                     "server group",
+                     (long long)vcpus, (long long)mem, q->policy);
         else
             snprintf(why, sizeof(why),
                      "no host has %lld free vCPUs and %lld MiB of free memory (with "
@@ -287,9 +321,20 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
     /* quota reservation and placement in the same transaction as the insert */
     if (!rc)
         rc = gc_quota_check(tx, path, 1, vcpus, mem, disk, err);
+    const char *group = gc_json_str(in, "server_group_id");
+    char policy[16] = "";
+    if (!rc && group)
+        rc = gc_sgroup_policy(tx, path, group, policy, err);
     char host_id[GC_ID_LEN + 1];
+    struct gc_place_req preq = {.arch = arch,
+                                .vcpus = vcpus,
+                                .memory_mib = mem,
+                                .host = host,
+                                .zone = gc_json_str(in, "zone"),
+                                .group = group,
+                                .policy = policy};
     if (!rc)
-        rc = gc_vm_place(tx, ctx->cfg, arch, vcpus, mem, host, host_id, err);
+        rc = gc_vm_place(tx, ctx->cfg, &preq, host_id, err);
     if (!rc)
         rc = gc_host_reserve(tx, host_id, vcpus, mem, err);
     char id[GC_ID_LEN + 1], job[GC_ID_LEN + 1], domain[64];
@@ -301,12 +346,12 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
         rc = gc_tx_exec(tx,
                         "INSERT INTO vms (id, name, department_id, host_id, flavor_id, image_id,"
                         " state, vcpus, memory_mib, disk_gib, domain_name, created_by,"
-                        " created_at, updated_at, version)"
-                        " VALUES (?, ?, ?, ?, ?, ?, 'building', ?, ?, ?, ?, ?, ?, ?, 1)",
+                        " created_at, updated_at, version, server_group_id)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 'building', ?, ?, ?, ?, ?, ?, ?, 1, ?)",
                         GC_ARGS(GC_VTXT(id), GC_VTXT(name), GC_VTXT(dept), GC_VTXT(host_id),
                                 GC_VTXT(flavor), GC_VTXT(image), GC_VINT_(vcpus), GC_VINT_(mem),
                                 GC_VINT_(disk), GC_VTXT(domain), GC_VTXT(ctx->who->user_id),
-                                GC_VINT_(now), GC_VINT_(now)),
+                                GC_VINT_(now), GC_VINT_(now), GC_VTXT(group)),
                         NULL, err);
     if (rc == GC_ECONFLICT && strstr(err->msg, "name"))
         rc = gc_error_set(err, GC_ECONFLICT, "name",

@@ -265,11 +265,29 @@ static const char *const m5[] = {
     NULL,
 };
 
+/* server groups: affinity (members on one host) and anti-affinity (each on its own) */
+static const char *const m6[] = {
+    "CREATE TABLE server_groups ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " department_id TEXT NOT NULL REFERENCES departments(id),"
+    " policy TEXT NOT NULL,"  /* affinity | anti-affinity */
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX server_groups_name ON server_groups (department_id, name)",
+    "ALTER TABLE vms ADD COLUMN server_group_id TEXT REFERENCES server_groups(id)",
+    "CREATE INDEX vms_server_group ON vms (server_group_id)",
+    "CREATE INDEX hosts_zone_placement ON hosts (zone, arch, state, maintenance, memory_free_mib)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
     {3, "flavors, images, virtual machines", m3},
     {4, "networks and IP address management", m4},
     {5, "placement counters on hosts", m5},
+    {6, "server groups and zones in placement", m6},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

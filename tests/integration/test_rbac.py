@@ -148,6 +148,19 @@ EXPECTED = {
         "network of B1": (200, 200, 200, 200, 404, 404),
     },
     "DELETE /v1/networks/{id}": {"unused network": (204, 204, 403, 403, 403, 403)},
+    "GET /v1/server-groups": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/server-groups": {
+        "group of A1": (201, 201, 403, 403, 201, 201),
+        "group of B1": (201, 201, 403, 403, 400, 400),
+    },
+    "GET /v1/server-groups/{id}": {
+        "group of A1": (200, 200, 200, 200, 200, 200),
+        "group of B1": (200, 200, 200, 200, 404, 404),
+    },
+    "DELETE /v1/server-groups/{id}": {
+        "group of A1": (204, 204, 403, 403, 204, 204),
+        "group of B1": (204, 204, 403, 403, 404, 404),
+    },
     "GET /v1/security-groups": {"list": (200, 200, 200, 200, 200, 200)},
     "POST /v1/security-groups": {
         "group of A1": (201, 201, 403, 403, 201, 201),
@@ -953,6 +966,70 @@ def _(t, role):
     t.assertEqual(still, 404 if r.status == 204 else 200)
     t.d.request("DELETE", f"/v1/networks/{n}", token=t.admin)
     return r
+
+
+# -- server groups --
+
+def _mksgr(t, dept):
+    r = t.d.request("POST", "/v1/server-groups", {"name": uniq("sgr-"), "policy": "anti-affinity",
+                                                  "department_id": t.dept[dept]}, token=t.admin)
+    t.assertEqual(r.status, 201, r)
+    return r.json["id"]
+
+
+@case("GET /v1/server-groups", "list")
+def _(t, role):
+    mine, foreign = _mksgr(t, "A1"), _mksgr(t, "B1")
+    r = t.as_(role, "GET", "/v1/server-groups?limit=500")
+    if r.status == 200:
+        ids = [g["id"] for g in r.json["items"]]
+        t.assertIn(mine, ids)
+        (t.assertNotIn if role.startswith("department_") else t.assertIn)(foreign, ids)
+    for g in (mine, foreign):
+        t.d.request("DELETE", f"/v1/server-groups/{g}", token=t.admin)
+    return r
+
+
+def _sgr_create(dept):
+    def run(t, role):
+        name = uniq("sgr-")
+        r = t.as_(role, "POST", "/v1/server-groups",
+                  {"name": name, "policy": "affinity", "department_id": t.dept[dept]})
+        found = [g for g in t.d.request("GET", "/v1/server-groups?limit=500",
+                                        token=t.admin).json["items"] if g["name"] == name]
+        t.assertEqual(len(found), 1 if r.status == 201 else 0)
+        for g in found:
+            t.d.request("DELETE", f"/v1/server-groups/{g['id']}", token=t.admin)
+        return r
+    return run
+
+
+def _sgr_get(dept):
+    def run(t, role):
+        g = _mksgr(t, dept)
+        r = t.as_(role, "GET", f"/v1/server-groups/{g}")
+        if r.status == 200:
+            t.assertEqual(r.json["policy"], "anti-affinity")
+        t.d.request("DELETE", f"/v1/server-groups/{g}", token=t.admin)
+        return r
+    return run
+
+
+def _sgr_delete(dept):
+    def run(t, role):
+        g = _mksgr(t, dept)
+        r = t.as_(role, "DELETE", f"/v1/server-groups/{g}")
+        still = t.d.request("GET", f"/v1/server-groups/{g}", token=t.admin).status
+        t.assertEqual(still, 404 if r.status == 204 else 200)
+        t.d.request("DELETE", f"/v1/server-groups/{g}", token=t.admin)
+        return r
+    return run
+
+
+for _d in ("A1", "B1"):
+    case("POST /v1/server-groups", f"group of {_d}")(_sgr_create(_d))
+    case("GET /v1/server-groups/{id}", f"group of {_d}")(_sgr_get(_d))
+    case("DELETE /v1/server-groups/{id}", f"group of {_d}")(_sgr_delete(_d))
 
 
 # -- security groups --
