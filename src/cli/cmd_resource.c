@@ -130,6 +130,21 @@ static int add_password(const struct gc_cli *cli, const struct gc_cli_cmd *cmd,
 
     if (flag && from_stdin)
         return gc_cli_usage_error(cli, "give --password or --password-stdin, not both");
+    /* your own password changes only with the current one: it comes first on stdin */
+    if (!required && gc_cli_arg(cmd, args, "current-password-stdin")) {
+        if (gc_cli_arg(cmd, args, "current-password"))
+            return gc_cli_usage_error(cli, "give --current-password or "
+                                           "--current-password-stdin, not both");
+        char *cur = NULL;
+        rc = gc_cli_read_stdin_secret("current password", &cur);
+        if (rc != GC_CLI_OK)
+            return rc;
+        json_t *j = json_string(cur);
+        gc_cli_secret_free(cur);
+        if (!j)
+            return gc_cli_usage_error(cli, "the current password is not valid UTF-8");
+        json_object_set_new(body, "current_password", j);
+    }
     if (flag)
         return GC_CLI_OK; /* build_body already set it */
     if (from_stdin) {
@@ -462,6 +477,13 @@ static const struct gc_cli_opt user_update_opts[] = {
     {.name = "display-name", .type = GC_OPT_STRING, .metavar = "NAME", .key = "display_name",
      .help = "full name, at most 128 characters"},
     USER_PASSWORD_OPTS,
+    {.name = "current-password", .type = GC_OPT_STRING, .metavar = "PASSWORD",
+     .key = "current_password",
+     .help = "your current password, needed to change your own; prefer "
+             "--current-password-stdin"},
+    {.name = "current-password-stdin", .type = GC_OPT_FLAG,
+     .help = "read your current password from the first line of standard input (then the new "
+             "one from the second, with --password-stdin)"},
     {.name = "role", .type = GC_OPT_CHOICE, .metavar = "ROLE", .key = "role",
      .choices = role_choices, .help = "new role"},
     {.name = "department-id", .type = GC_OPT_STRING, .metavar = "ID", .key = "department_id",

@@ -122,6 +122,7 @@ static const struct gc_jfield update_spec[] = {
     {"department_id", GC_JT_STRING, false, true, 1, 64, GC_CS_ANY},
     {"disabled", GC_JT_BOOL, false, false, 0, 0, GC_CS_ANY},
     {"locked", GC_JT_BOOL, false, false, 0, 0, GC_CS_ANY},
+    {"current_password", GC_JT_STRING, false, false, 1, 1024, GC_CS_ANY},
 };
 
 static int parse_role(const char *s, int *role, struct gc_error *err)
@@ -394,6 +395,36 @@ int gc_user_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, j
     if (jlocked && json_is_true(jlocked))
         return gc_error_set(err, GC_EINVAL, "locked",
                             "field 'locked' only accepts false (to lift a lock)");
+    /* changing your own password needs the current one: a stolen session must not be able
+     * to take the account over for good */
+    const char *current = gc_json_str(in, "current_password");
+    if (current && !(self && pw))
+        return gc_error_set(err, GC_EINVAL, "current_password",
+                            "current_password goes only with a change of your own password");
+    if (self && pw && !current)
+        return gc_error_set(err, GC_EINVAL, "current_password",
+                            "give current_password to change your own password");
+    if (self && pw) {
+        char stored[256] = "";
+        struct gc_tx *rtx;
+        rc = gc_tx_begin(ctx->store, GC_TX_READ, &rtx, err);
+        if (rc)
+            return rc;
+        struct gc_rows *r = NULL;
+        rc = gc_tx_query(rtx, "SELECT password_hash FROM users WHERE id = ?",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
+        if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+            snprintf(stored, sizeof(stored), "%s", gc_rows_text(r, 0));
+            rc = 0;
+        }
+        gc_rows_free(r);
+        gc_tx_rollback(rtx);
+        if (rc)
+            return rc;
+        if (!gc_password_verify(current, stored))
+            return gc_error_set(err, GC_EPERM, "current_password",
+                                "current_password is wrong; the password was not changed");
+    }
     int role = -1;
     if (role_s && (rc = parse_role(role_s, &role, err)))
         return rc;

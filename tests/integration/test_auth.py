@@ -591,7 +591,10 @@ class PasswordTest(AuthTestCase):
                                  ("admin", self.admin, f"/v1/users/{u['id']}")):
             for pw, why in self.BAD:
                 with self.subTest(who=who, pw=pw[:20]):
-                    r = self.req("PATCH", path, {"password": pw}, token=token)
+                    body = {"password": pw}
+                    if who == "self":
+                        body["current_password"] = PW
+                    r = self.req("PATCH", path, body, token=token)
                     self.assertProblemType(r, 400, "invalid-request", "password")
                     self.assertEqual(r.json.get("field"), "password")
         after = self.user_row(u["id"])
@@ -608,7 +611,15 @@ class PasswordTest(AuthTestCase):
         t3 = self.d.login("pw-bystander", PW)
         time.sleep(0.01)
         new = "N3w-Secret-Pass"
+        # the current password is needed, and must be right; nothing changes otherwise
         r = self.req("PATCH", "/v1/users/me", {"password": new}, token=t1)
+        self.assertProblemType(r, 400, "invalid-request", "current_password")
+        r = self.req("PATCH", "/v1/users/me", {"password": new,
+                                               "current_password": "Wrong-Passw0rd"}, token=t1)
+        self.assertEqual(r.status, 403, r)
+        self.assertEqual(self.me(t2).status, 200)
+        r = self.req("PATCH", "/v1/users/me", {"password": new, "current_password": PW},
+                     token=t1)
         self.assertEqual(r.status, 200, r)
         self.assertNotIn(new.encode(), r.body)
         self.assertGreater(parse_time(r.json["password_changed_at"]),

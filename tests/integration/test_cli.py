@@ -214,8 +214,9 @@ LEAVES = {
     "user get": [],
     "user create": ["--username", "--role", "--department-id", "--display-name",
                     "--password-stdin", "--password"],
-    "user update": ["--display-name", "--password-stdin", "--password", "--role",
-                    "--department-id", "--disabled", "--unlock", "--if-match"],
+    "user update": ["--display-name", "--password-stdin", "--password", "--current-password",
+                    "--current-password-stdin", "--role", "--department-id", "--disabled",
+                    "--unlock", "--if-match"],
     "user delete": ["--if-match"],
     "api-key list": ["--limit", "--cursor", "--all"],
     "api-key create": ["--name", "--expires-at"],
@@ -1020,6 +1021,10 @@ class CliTest(CliMixin, DaemonTestCase):
         utok = self.d.login(name, "Li-Si-Passw0rd!")
         p = self.cli("user", "update", "me", "--password-stdin", url=self.d.url, token=utok,
                      input="Wang-Wu-Passw0rd!\n")
+        self.assertExit(p, 8)                    # the current password is needed
+        self.assertIn("current_password", p.stderr)
+        p = self.cli("user", "update", "me", "--current-password-stdin", "--password-stdin",
+                     url=self.d.url, token=utok, input="Li-Si-Passw0rd!\nWang-Wu-Passw0rd!\n")
         self.assertExit(p, 0)
         self.d.login(name, "Wang-Wu-Passw0rd!")
 

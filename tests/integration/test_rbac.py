@@ -649,7 +649,8 @@ for _k, _c in (("self", "self display_name"), ("me", "me display_name"),
 @case("PATCH /v1/users/{id}", "self password")
 def _(t, role):
     new = "Changed-" + uniq("Pw0rd!")
-    r = t.as_(role, "PATCH", f"/v1/users/{t.user[role]['id']}", {"password": new})
+    r = t.as_(role, "PATCH", f"/v1/users/{t.user[role]['id']}",
+              {"password": new, "current_password": t.pw[role]})
     if r.status == 200:
         old = t.pw[role]
         t.pw[role] = new
