@@ -100,6 +100,13 @@ void gc_api_sgroup_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sgroup_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sgroup_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sgroup_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_attach(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_detach(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_resize(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 

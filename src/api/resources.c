@@ -413,3 +413,53 @@ void gc_api_sgroup_delete(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_delete(req, resp, gc_sgroup_delete);
 }
+
+/* ---- volumes ---- */
+
+static const char *const volume_filters[] = {"department_id", "vm_id", "state", NULL};
+
+void gc_api_volume_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_volume_list, volume_filters);
+}
+
+void gc_api_volume_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_volume_get);
+}
+
+void gc_api_volume_create(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_volume_create(&req->ctx, req->body, &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
+static void volume_action(struct gc_req *req, struct gc_resp *resp, const char *action)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_volume_action(&req->ctx, req->params[0], action, req->body, &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
+void gc_api_volume_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    volume_action(req, resp, "delete");
+}
+
+void gc_api_volume_attach(struct gc_req *req, struct gc_resp *resp)
+{
+    volume_action(req, resp, "attach");
+}
+
+void gc_api_volume_detach(struct gc_req *req, struct gc_resp *resp)
+{
+    volume_action(req, resp, "detach");
+}
+
+void gc_api_volume_resize(struct gc_req *req, struct gc_resp *resp)
+{
+    volume_action(req, resp, "resize");
+}

@@ -305,6 +305,16 @@ int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *networ
 /* The interfaces of a VM: [{"network_id","mac","ipv4","ipv6"}]. */
 int gc_vm_nics(struct gc_tx *tx, const char *vm_id, json_t **out, struct gc_error *err);
 
+/* ---- volumes (volume.c) ---- */
+/* Creates a volume (202 job); with vm_id it is made on that VM's host and attached. */
+int gc_volume_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_volume_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_volume_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                   json_t **items, char **next_cursor, struct gc_error *err);
+/* action: attach (in: vm_id) | detach | resize (in: size_gib) | delete; queues a job. */
+int gc_volume_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t *in,
+                     json_t **out, struct gc_error *err);
+
 /* ---- server groups: affinity and anti-affinity (servergroup.c) ---- */
 int gc_sgroup_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
 int gc_sgroup_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
@@ -345,6 +355,11 @@ int gc_quota_set(const struct gc_ctx *ctx, const char *dept, int64_t if_match, j
  * ancestor? GC_ECONFLICT naming the department and the resource when it would. */
 int gc_quota_check(struct gc_tx *tx, const char *dept_path, int64_t vms, int64_t vcpus,
                    int64_t memory_mib, int64_t disk_gib, struct gc_error *err);
+/* The same for one more volume of size_gib, and for growing one by more_gib. */
+int gc_quota_check_volume(struct gc_tx *tx, const char *dept_path, int64_t size_gib,
+                          struct gc_error *err);
+int gc_quota_check_volume_grow(struct gc_tx *tx, const char *dept_path, int64_t more_gib,
+                               struct gc_error *err);
 
 /* ---- start-up registrations (bootstrap.c) ---- */
 /* Registers [bootstrap] host_uri and image_dir when they are set and not yet registered.

@@ -29,6 +29,7 @@ static const struct {
     {"SELECT COUNT(*) FROM networks WHERE department_id = ?", "networks"},
     {"SELECT COUNT(*) FROM security_groups WHERE department_id = ?", "security groups"},
     {"SELECT COUNT(*) FROM server_groups WHERE department_id = ?", "server groups"},
+    {"SELECT COUNT(*) FROM volumes WHERE department_id = ?", "volumes"},
 };
 
 static json_t *dept_json(struct gc_rows *r)

@@ -289,6 +289,13 @@ int gc_host_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
                           "host '%s' still runs %lld virtual machines; move or delete them first",
                           id, (long long)nvms);
     if (!rc)
+        rc = gc_tx_query_int(tx, "SELECT COUNT(*) FROM volumes WHERE host_id = ?",
+                             GC_ARGS(GC_VTXT(id)), &nvms, err);
+    if (!rc && nvms > 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "host '%s' still holds %lld volumes; delete them first", id,
+                          (long long)nvms);
+    if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM hosts WHERE id = ?", GC_ARGS(GC_VTXT(id)), NULL, err);
     rc = audit_commit(tx, ctx, "host.delete", id, before, rc, err);
     json_decref(before);

@@ -14,7 +14,8 @@
 static const char *const res_names[NRES] = {"vms", "vcpus", "memory_mib", "disk_gib",
                                             "volumes", "public_ips"};
 
-/* Usage of the subtree at path; volumes and public IPs come with later work. */
+/* Usage of the subtree at path: VMs, and volumes (their sizes count as disk); public IPs
+ * come with later work. */
 static int usage_of(struct gc_tx *tx, const char *path, int64_t u[NRES], struct gc_error *err)
 {
     char like[GC_DEPT_PATH_MAX + 2];
@@ -30,6 +31,18 @@ static int usage_of(struct gc_tx *tx, const char *path, int64_t u[NRES], struct 
     if (!rc && (rc = gc_rows_next(r, err)) > 0) {
         for (int i = 0; i < 4; i++)
             u[i] = gc_rows_int(r, i);
+        rc = 0;
+    }
+    gc_rows_free(r);
+    r = NULL;
+    if (!rc)
+        rc = gc_tx_query(tx,
+                         "SELECT COUNT(*), COALESCE(SUM(x.size_gib), 0) FROM volumes x"
+                         " JOIN departments d ON d.id = x.department_id WHERE d.path LIKE ?",
+                         GC_ARGS(GC_VTXT(like)), &r, err);
+    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        u[4] = gc_rows_int(r, 0);
+        u[3] += gc_rows_int(r, 1);
         rc = 0;
     }
     gc_rows_free(r);
@@ -79,12 +92,11 @@ static int path_ids(const char *path, char ids[][GC_ID_LEN + 1], int max)
     return n;
 }
 
-int gc_quota_check(struct gc_tx *tx, const char *dept_path, int64_t vms, int64_t vcpus,
-                   int64_t memory_mib, int64_t disk_gib, struct gc_error *err)
+static int check_want(struct gc_tx *tx, const char *dept_path, const int64_t want[NRES],
+                      struct gc_error *err)
 {
     char ids[GC_DEPT_MAX_DEPTH + 1][GC_ID_LEN + 1];
     int n = path_ids(dept_path, ids, GC_DEPT_MAX_DEPTH + 1);
-    const int64_t want[NRES] = {vms, vcpus, memory_mib, disk_gib, 0, 0};
     for (int k = 0; k < n; k++) {
         int64_t lim[NRES], ver;
         int rc = limits_of(tx, ids[k], lim, &ver, err);
@@ -109,6 +121,27 @@ int gc_quota_check(struct gc_tx *tx, const char *dept_path, int64_t vms, int64_t
                                     (long long)want[i]);
     }
     return 0;
+}
+
+int gc_quota_check(struct gc_tx *tx, const char *dept_path, int64_t vms, int64_t vcpus,
+                   int64_t memory_mib, int64_t disk_gib, struct gc_error *err)
+{
+    const int64_t want[NRES] = {vms, vcpus, memory_mib, disk_gib, 0, 0};
+    return check_want(tx, dept_path, want, err);
+}
+
+int gc_quota_check_volume(struct gc_tx *tx, const char *dept_path, int64_t size_gib,
+                          struct gc_error *err)
+{
+    const int64_t want[NRES] = {0, 0, 0, size_gib, 1, 0};
+    return check_want(tx, dept_path, want, err);
+}
+
+int gc_quota_check_volume_grow(struct gc_tx *tx, const char *dept_path, int64_t more_gib,
+                               struct gc_error *err)
+{
+    const int64_t want[NRES] = {0, 0, 0, more_gib, 0, 0};
+    return check_want(tx, dept_path, want, err);
 }
 
 static json_t *numbers(const int64_t v[NRES], bool null_negative)

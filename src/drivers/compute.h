@@ -127,6 +127,19 @@ struct gc_compute_driver {
                         int ngroups, bool restrict_egress, struct gc_error *err);
     /* GC_ENOTFOUND when absent. */
     int (*fw_remove)(struct gc_compute_conn *c, const char *name, struct gc_error *err);
+    /* A qcow2 volume in pool; *path (malloc'd) gets where it is. Idempotent. */
+    int (*vol_create)(struct gc_compute_conn *c, const char *pool, const char *name,
+                      int64_t size_gib, char **path, struct gc_error *err);
+    /* GC_ENOTFOUND when absent. */
+    int (*vol_delete)(struct gc_compute_conn *c, const char *pool, const char *name,
+                      struct gc_error *err);
+    /* Grows a volume that no running VM uses. */
+    int (*vol_resize)(struct gc_compute_conn *c, const char *pool, const char *name,
+                      int64_t size_gib, struct gc_error *err);
+    /* Attaches (attach) or detaches a qcow2 file as device target (vdb…) of a domain, in
+     * its definition and, when it runs, live. */
+    int (*vm_disk)(struct gc_compute_conn *c, const char *uuid, const char *path,
+                   const char *target, bool attach, struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

@@ -833,6 +833,123 @@ static int lv_fw_remove(struct gc_compute_conn *c, const char *name, struct gc_e
     return rc;
 }
 
+/* ---- volumes ---- */
+
+static virStorageVolPtr vol_lookup(struct gc_compute_conn *c, const char *pool, const char *name,
+                                   struct gc_error *err)
+{
+    virStoragePoolPtr p = virStoragePoolLookupByName(c->conn, pool);
+    if (!p) {
+        gc_error_set(err, GC_EBUSY, "pool", "storage pool '%s' not found on the host: %s", pool,
+                     virGetLastErrorMessage());
+        virResetLastError();
+        return NULL;
+    }
+    virStorageVolPtr v = virStorageVolLookupByName(p, name);
+    if (!v) {
+        gc_error_set(err, GC_ENOTFOUND, "", "volume %s is not in pool %s", name, pool);
+        virResetLastError();
+    }
+    virStoragePoolFree(p);
+    return v;
+}
+
+static int lv_vol_create(struct gc_compute_conn *c, const char *pool, const char *name,
+                         int64_t size_gib, char **path, struct gc_error *err)
+{
+    virStorageVolPtr v = vol_lookup(c, pool, name, err);
+    if (!v && err->code != GC_ENOTFOUND)
+        return err->code;
+    gc_error_clear(err);
+    if (!v) {
+        virStoragePoolPtr p = virStoragePoolLookupByName(c->conn, pool);
+        if (!p)
+            return gc_error_set(err, GC_EBUSY, "pool", "storage pool '%s' not found: %s", pool,
+                                virGetLastErrorMessage());
+        struct gc_buf x;
+        gc_buf_init(&x, 4096);
+        int rc = gc_buf_adds(&x, "<volume><name>");
+        rc |= xml_add(&x, name);
+        rc |= gc_buf_addf(&x,
+                          "</name><capacity unit='GiB'>%lld</capacity>"
+                          "<target><format type='qcow2'/></target></volume>",
+                          (long long)size_gib);
+        v = rc ? NULL : virStorageVolCreateXML(p, gc_buf_str(&x), 0);
+        gc_buf_release(&x);
+        virStoragePoolFree(p);
+        if (!v) {
+            rc = gc_error_set(err, GC_EBUSY, "", "cannot create volume %s: %s", name,
+                              virGetLastErrorMessage());
+            virResetLastError();
+            return rc;
+        }
+    }
+    *path = virStorageVolGetPath(v);
+    virStorageVolFree(v);
+    return *path ? 0 : gc_error_set(err, GC_EBUSY, "", "volume %s has no path", name);
+}
+
+static int lv_vol_delete(struct gc_compute_conn *c, const char *pool, const char *name,
+                         struct gc_error *err)
+{
+    virStorageVolPtr v = vol_lookup(c, pool, name, err);
+    if (!v)
+        return err->code;
+    int rc = 0;
+    if (virStorageVolDelete(v, 0) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot delete volume %s: %s", name,
+                          virGetLastErrorMessage());
+    virStorageVolFree(v);
+    virResetLastError();
+    return rc;
+}
+
+static int lv_vol_resize(struct gc_compute_conn *c, const char *pool, const char *name,
+                         int64_t size_gib, struct gc_error *err)
+{
+    virStorageVolPtr v = vol_lookup(c, pool, name, err);
+    if (!v)
+        return err->code;
+    int rc = 0;
+    if (virStorageVolResize(v, (unsigned long long)size_gib << 30, 0) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot resize volume %s: %s", name,
+                          virGetLastErrorMessage());
+    virStorageVolFree(v);
+    virResetLastError();
+    return rc;
+}
+
+static int lv_vm_disk(struct gc_compute_conn *c, const char *uuid, const char *path,
+                      const char *target, bool attach, struct gc_error *err)
+{
+    virDomainPtr d = lookup(c, uuid, err);
+    if (!d)
+        return err->code;
+    struct gc_buf x;
+    gc_buf_init(&x, 4096);
+    int rc = gc_buf_adds(&x, "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                             "<source file='");
+    rc |= xml_add(&x, path);
+    rc |= gc_buf_adds(&x, "'/><target dev='");
+    rc |= xml_add(&x, target);
+    rc |= gc_buf_adds(&x, "' bus='virtio'/></disk>");
+    unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
+    if (virDomainIsActive(d) == 1)
+        flags |= VIR_DOMAIN_AFFECT_LIVE;
+    int r = rc ? -1
+               : attach ? virDomainAttachDeviceFlags(d, gc_buf_str(&x), flags)
+                        : virDomainDetachDeviceFlags(d, gc_buf_str(&x), flags);
+    if (r < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot %s %s: %s", attach ? "attach" : "detach",
+                          path, virGetLastErrorMessage());
+    else
+        rc = 0;
+    gc_buf_release(&x);
+    virDomainFree(d);
+    virResetLastError();
+    return rc;
+}
+
 const struct gc_compute_driver gc_compute_libvirt = {
     .name = "libvirt",
     .init = lv_init,
@@ -857,6 +974,10 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .fw_group_define = lv_fw_group_define,
     .fw_vm_define = lv_fw_vm_define,
     .fw_remove = lv_fw_remove,
+    .vol_create = lv_vol_create,
+    .vol_delete = lv_vol_delete,
+    .vol_resize = lv_vol_resize,
+    .vm_disk = lv_vm_disk,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)

@@ -555,6 +555,12 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
     rc = gc_tx_begin(job_store(), GC_TX_WRITE, &tx, err);
     if (!rc && v.host[0])
         rc = gc_host_reserve(tx, v.host, -v.vcpus, -v.mem, err);
+    /* its volumes outlive it, detached */
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "UPDATE volumes SET vm_id = NULL, target = NULL, state = 'available',"
+                        " updated_at = ?, version = version + 1 WHERE vm_id = ?",
+                        GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(v.id)), NULL, err);
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM vms WHERE id = ?", GC_ARGS(GC_VTXT(v.id)), NULL, err);
     if (rc)
@@ -688,7 +694,187 @@ static int nwfilter_remove(struct gc_job_run *job, const json_t *params, json_t 
     return rc;
 }
 
+/* ---- volumes ---- */
+
+struct vol_info {
+    char id[GC_ID_LEN + 1], host[GC_ID_LEN + 1], pool[128], name[64], vm[GC_ID_LEN + 1],
+        target[16];
+    int64_t size;
+};
+
+static int load_vol(const char *id, struct vol_info *v, struct gc_error *err)
+{
+    memset(v, 0, sizeof(*v));
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    rc = gc_tx_query(tx,
+                     "SELECT id, host_id, pool, size_gib, COALESCE(vm_id, ''),"
+                     " COALESCE(target, '') FROM volumes WHERE id = ?",
+                     GC_ARGS(GC_VTXT(id)), &r, err);
+    if (!rc && gc_rows_next(r, err) > 0) {
+        snprintf(v->id, sizeof(v->id), "%s", gc_rows_text(r, 0));
+        snprintf(v->host, sizeof(v->host), "%s", gc_rows_text(r, 1));
+        snprintf(v->pool, sizeof(v->pool), "%s", gc_rows_text(r, 2));
+        v->size = gc_rows_int(r, 3);
+        snprintf(v->vm, sizeof(v->vm), "%s", gc_rows_text(r, 4));
+        snprintf(v->target, sizeof(v->target), "%s", gc_rows_text(r, 5));
+        snprintf(v->name, sizeof(v->name), "gc-vol-%s.qcow2", v->id);
+    } else if (!rc) {
+        rc = gc_error_set(err, GC_ENOTFOUND, "volume_id", "volume %s is gone", id);
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    return rc;
+}
+
+static void set_vol(const char *id, const char *state, const char *vm, const char *target,
+                    int64_t size, const char *error)
+{
+    struct gc_error err = {0};
+    if (exec1("UPDATE volumes SET state = ?, vm_id = ?, target = ?,"
+              " size_gib = CASE WHEN ? > 0 THEN ? ELSE size_gib END, last_error = ?,"
+              " updated_at = ?, version = version + 1 WHERE id = ?",
+              GC_ARGS(GC_VTXT(state), GC_VTXT(vm && vm[0] ? vm : NULL),
+                      GC_VTXT(target && target[0] ? target : NULL), GC_VINT_(size),
+                      GC_VINT_(size), GC_VTXT(error ? error : ""), GC_VINT_(gc_now_ms()),
+                      GC_VTXT(id)),
+              &err) != 0)
+        gc_err("volumes", "volume %s: cannot record state: %s", id, err.msg);
+}
+
+/* The first free device name of a VM after its root disk: vdb, vdc, ... */
+static int next_target(const char *vm, char *out, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    for (char c = 'b'; c <= 'z'; c++) {
+        char t[8];
+        snprintf(t, sizeof(t), "vd%c", c);
+        int64_t n = 0;
+        rc = gc_tx_query_int(tx, "SELECT COUNT(*) FROM volumes WHERE vm_id = ? AND target = ?",
+                             GC_ARGS(GC_VTXT(vm), GC_VTXT(t)), &n, err);
+        if (rc || n == 0) {
+            snprintf(out, 8, "%s", t);
+            break;
+        }
+    }
+    gc_tx_rollback(tx);
+    return rc;
+}
+
+static int vol_attach_to(const struct gc_compute_driver *drv, struct gc_compute_conn *c,
+                         struct vol_info *v, const char *vm, const char *path,
+                         struct gc_error *err)
+{
+    char target[8] = "";
+    int rc = next_target(vm, target, err);
+    if (!rc)
+        rc = drv->vm_disk(c, vm, path, target, true, err);
+    if (!rc)
+        set_vol(v->id, "in-use", vm, target, 0, NULL);
+    return rc;
+}
+
+static int volume_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                      struct gc_error *err, const char *what)
+{
+    const char *id = json_string_value(json_object_get(params, "volume_id"));
+    struct vol_info v;
+    int rc = load_vol(id ? id : "", &v, err);
+    if (rc == GC_ENOTFOUND && !strcmp(what, "delete"))
+        return 0; /* a rerun after a crash */
+    if (rc)
+        return rc;
+    const struct gc_compute_driver *drv;
+    struct gc_compute_conn *c;
+    rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    if (rc) {
+        if (!strcmp(what, "create"))
+            set_vol(v.id, "error", NULL, NULL, 0, err->msg);
+        return rc;
+    }
+    char *path = NULL;
+    if (!strcmp(what, "create")) {
+        gc_job_progress(job, 20, "creating the volume");
+        rc = drv->vol_create(c, v.pool, v.name, v.size, &path, err);
+        const char *vm = json_string_value(json_object_get(params, "attach_to"));
+        if (!rc)
+            set_vol(v.id, "available", NULL, NULL, 0, NULL);
+        if (!rc && vm) {
+            gc_job_progress(job, 60, "attaching it");
+            rc = vol_attach_to(drv, c, &v, vm, path, err);
+        }
+        if (rc)
+            set_vol(v.id, "error", NULL, NULL, 0, err->msg);
+    } else if (!strcmp(what, "attach")) {
+        const char *vm = json_string_value(json_object_get(params, "vm_id"));
+        rc = drv->vol_create(c, v.pool, v.name, v.size, &path, err); /* its path */
+        if (!rc)
+            rc = vol_attach_to(drv, c, &v, vm ? vm : "", path, err);
+    } else if (!strcmp(what, "detach")) {
+        rc = drv->vol_create(c, v.pool, v.name, v.size, &path, err);
+        if (!rc && v.vm[0]) {
+            rc = drv->vm_disk(c, v.vm, path, v.target, false, err);
+            if (rc == GC_ENOTFOUND) { /* the domain is gone: nothing holds it */
+                gc_error_clear(err);
+                rc = 0;
+            }
+        }
+        if (!rc)
+            set_vol(v.id, "available", NULL, NULL, 0, NULL);
+    } else if (!strcmp(what, "resize")) {
+        int64_t size = json_integer_value(json_object_get(params, "size_gib"));
+        rc = drv->vol_resize(c, v.pool, v.name, size, err);
+        if (!rc)
+            set_vol(v.id, "available", NULL, NULL, size, NULL);
+    } else if (!strcmp(what, "delete")) {
+        rc = drv->vol_delete(c, v.pool, v.name, err);
+        if (rc == GC_ENOTFOUND) {
+            gc_error_clear(err);
+            rc = 0;
+        }
+        if (!rc)
+            rc = exec1("DELETE FROM volumes WHERE id = ?", GC_ARGS(GC_VTXT(v.id)), err);
+    }
+    gc_hostmgr_release(v.host);
+    free(path);
+    if (!rc)
+        *result = json_pack("{s:s,s:s}", "volume_id", v.id, "done", what);
+    return rc;
+}
+
+static int vol_create_run(struct gc_job_run *j, const json_t *p, json_t **r, struct gc_error *e)
+{
+    return volume_run(j, p, r, e, "create");
+}
+static int vol_attach_run(struct gc_job_run *j, const json_t *p, json_t **r, struct gc_error *e)
+{
+    return volume_run(j, p, r, e, "attach");
+}
+static int vol_detach_run(struct gc_job_run *j, const json_t *p, json_t **r, struct gc_error *e)
+{
+    return volume_run(j, p, r, e, "detach");
+}
+static int vol_resize_run(struct gc_job_run *j, const json_t *p, json_t **r, struct gc_error *e)
+{
+    return volume_run(j, p, r, e, "resize");
+}
+static int vol_delete_run(struct gc_job_run *j, const json_t *p, json_t **r, struct gc_error *e)
+{
+    return volume_run(j, p, r, e, "delete");
+}
+
 static const struct gc_job_kind kinds[] = {
+    {.name = "volume.create", .run = vol_create_run, .resumable = true},
+    {.name = "volume.attach", .run = vol_attach_run, .resumable = false},
+    {.name = "volume.detach", .run = vol_detach_run, .resumable = false},
+    {.name = "volume.resize", .run = vol_resize_run, .resumable = true},
+    {.name = "volume.delete", .run = vol_delete_run, .resumable = true},
     {.name = "security_group.apply", .run = sg_apply, .resumable = true},
     {.name = "nwfilter.remove", .run = nwfilter_remove, .resumable = true},
     {.name = "network.remove", .run = network_remove, .resumable = true},

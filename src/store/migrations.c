@@ -282,6 +282,27 @@ static const char *const m6[] = {
     NULL,
 };
 
+/* volumes: virtual disks in a host's storage pool, attached to at most one VM */
+static const char *const m7[] = {
+    "CREATE TABLE volumes ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " department_id TEXT NOT NULL REFERENCES departments(id),"
+    " host_id TEXT NOT NULL REFERENCES hosts(id),"
+    " pool TEXT NOT NULL,"
+    " size_gib BIGINT NOT NULL,"
+    " state TEXT NOT NULL,"        /* creating | available | in-use | error | deleting */
+    " vm_id TEXT REFERENCES vms(id),"
+    " target TEXT,"                /* the VM's device: vdb, vdc, ... */
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX volumes_name ON volumes (department_id, name)",
+    "CREATE INDEX volumes_vm ON volumes (vm_id)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -289,5 +310,6 @@ const struct gc_migration gc_migrations[] = {
     {4, "networks and IP address management", m4},
     {5, "placement counters on hosts", m5},
     {6, "server groups and zones in placement", m6},
+    {7, "volumes", m7},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

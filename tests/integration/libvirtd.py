@@ -343,6 +343,23 @@ def stop_libvirtd(timeout=20, user=None):
         return True
 
 
+def ensure_default_pool(path="/var/lib/libvirt/images"):
+    """The dir storage pool 'default' that govcloud's [compute] storage_pool names by default
+    (Debian's libvirt packages do not create one): defined, started and autostarted here when
+    missing. Returns True when it had to be created."""
+    r = virsh("pool-info", "default", check=False)
+    if r.returncode == 0:
+        if "running" not in r.stdout:
+            virsh("pool-start", "default", check=False)
+        return False
+    os.makedirs(path, exist_ok=True)
+    virsh("pool-define-as", "default", "dir", "--target", path)
+    virsh("pool-start", "default")
+    virsh("pool-autostart", "default", check=False)
+    log(f"created the storage pool 'default' in {path}")
+    return True
+
+
 def status():
     """A dict describing the daemons: answering, helper-started PIDs, registered users."""
     st = _state()
@@ -643,7 +660,8 @@ def _main(argv):
     if cmd == "start":
         try:
             started = ensure_libvirtd(user="cli")
-        except RuntimeError as e:
+            ensure_default_pool()
+        except (RuntimeError, subprocess.CalledProcessError) as e:
             log(str(e))
             return 1
         print(f"libvirtd: {'started' if started else 'already running'} ({URI} answers)")

@@ -28,6 +28,7 @@ class QemuVmTest(unittest.TestCase):
             raise unittest.SkipTest("libvirt/QEMU not installed (missing: " + ", ".join(missing)
                                     + ")")
         lv.ensure_libvirtd()
+        lv.ensure_default_pool()
         cls.images = lv.make_workdir("govcloud-qemu-vm-")
         lv.tiny_image(cls.images)
         virt = "kvm" if lv.kvm_usable() else "qemu"
@@ -265,6 +266,57 @@ class QemuVmTest(unittest.TestCase):
         self.assertNotEqual(self.virsh("nwfilter-dumpxml", gfilter).returncode, 0)
         self.assertEqual(self.d.request("DELETE", f"/v1/networks/{net['id']}",
                                         token=self.admin).status, 204)
+
+    def test_volume_create_attach_detach_resize_delete(self):
+        """A volume in the host's 'default' pool: created and attached to a VM (vdb in the
+        domain), detached, grown, attached again, kept (detached) when the VM is deleted,
+        then deleted with its file."""
+        flavor = self.get("/v1/flavors?name=tiny")["items"][0]
+        image = self.wait("the tiny image import", lambda: next(
+            (i for i in self.get("/v1/images?name=tiny")["items"] if i["state"] == "active"),
+            None), 60)
+        dept = self.d.request("POST", "/v1/departments", {"name": "卷测试 " + uuid.uuid4().hex[:6]},
+                              token=self.admin).json
+        r = self.d.request("POST", "/v1/vms", {"name": "disk1", "department_id": dept["id"],
+                                               "flavor_id": flavor["id"], "image_id": image["id"],
+                                               "start": False}, token=self.admin)
+        self.wait_job(r.json["id"])
+        vm = self.get(f"/v1/vms/{r.json['resource_id']}")
+        r = self.d.request("POST", "/v1/volumes", {"name": "data", "size_gib": 1,
+                                                   "department_id": dept["id"],
+                                                   "vm_id": vm["id"]}, token=self.admin)
+        self.assertEqual(r.status, 202, r)
+        self.wait_job(r.json["id"])
+        vol = self.get(f"/v1/volumes/{r.json['resource_id']}")
+        self.assertEqual((vol["state"], vol["target"], vol["vm_id"]), ("in-use", "vdb", vm["id"]))
+        fname = f"gc-vol-{vol['id']}.qcow2"
+        self.assertIn(fname, self.virsh("dumpxml", vm["domain_name"]).stdout)
+        # in use: no resize, no delete
+        self.assertEqual(self.d.request("POST", f"/v1/volumes/{vol['id']}/resize",
+                                        {"size_gib": 2}, token=self.admin).status, 409)
+        self.assertEqual(self.d.request("DELETE", f"/v1/volumes/{vol['id']}",
+                                        token=self.admin).status, 409)
+        for action, body in (("detach", None), ("resize", {"size_gib": 2}),
+                             ("attach", {"vm_id": vm["id"]})):
+            r = self.d.request("POST", f"/v1/volumes/{vol['id']}/{action}", body,
+                               token=self.admin)
+            self.assertEqual(r.status, 202, r)
+            self.wait_job(r.json["id"])
+            if action == "detach":
+                self.assertNotIn(fname, self.virsh("dumpxml", vm["domain_name"]).stdout)
+        info = self.virsh("vol-info", fname, "--pool", "default").stdout
+        self.assertIn("2.00 GiB", info)
+        self.assertEqual(self.get(f"/v1/volumes/{vol['id']}")["state"], "in-use")
+        # the VM goes, the volume stays, detached
+        r = self.d.request("DELETE", f"/v1/vms/{vm['id']}", token=self.admin)
+        self.wait_job(r.json["id"])
+        vol = self.get(f"/v1/volumes/{vol['id']}")
+        self.assertEqual((vol["state"], vol["vm_id"]), ("available", None))
+        r = self.d.request("DELETE", f"/v1/volumes/{vol['id']}", token=self.admin)
+        self.wait_job(r.json["id"])
+        self.assertEqual(self.d.request("GET", f"/v1/volumes/{vol['id']}",
+                                        token=self.admin).status, 404)
+        self.assertNotEqual(self.virsh("vol-info", fname, "--pool", "default").returncode, 0)
 
 
 if __name__ == "__main__":

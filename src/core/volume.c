@@ -1,0 +1,358 @@
+/* Volumes (云硬盘): qcow2 disks in a host's storage pool, created, attached to a VM of the same
+ * department on the same host, detached, grown and deleted through jobs. They belong to a
+ * department and count against its quotas (volumes, disk_gib). */
+#include "core/core.h"
+
+#include "core/validate.h"
+#include "util/buf.h"
+#include "util/mem.h"
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define VOL_COLS                                                                              \
+    "x.id, x.name, x.department_id, x.host_id, x.pool, x.size_gib, x.state, x.vm_id,"         \
+    " x.target, x.last_error, x.created_at, x.updated_at, x.version, COALESCE(d.path, '')"
+#define VOL_FROM " FROM volumes x JOIN departments d ON d.id = x.department_id"
+
+static json_t *vol_json(struct gc_rows *r, char *path)
+{
+    json_t *o = json_object();
+    static const char *const text[] = {"id", "name", "department_id", "host_id", "pool"};
+    for (int i = 0; i < 5; i++)
+        json_object_set_new(o, text[i], json_string(gc_rows_text(r, i)));
+    json_object_set_new(o, "size_gib", json_integer(gc_rows_int(r, 5)));
+    json_object_set_new(o, "state", json_string(gc_rows_text(r, 6)));
+    json_object_set_new(o, "vm_id",
+                        gc_rows_null(r, 7) ? json_null() : json_string(gc_rows_text(r, 7)));
+    json_object_set_new(o, "target",
+                        gc_rows_null(r, 8) ? json_null() : json_string(gc_rows_text(r, 8)));
+    json_object_set_new(o, "last_error", json_string(gc_rows_text(r, 9)));
+    json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 10)));
+    json_object_set_new(o, "updated_at", gc_json_time(gc_rows_int(r, 11)));
+    json_object_set_new(o, "version", json_integer(gc_rows_int(r, 12)));
+    if (path)
+        snprintf(path, GC_DEPT_PATH_MAX, "%s", gc_rows_text(r, 13));
+    return o;
+}
+
+static int load(struct gc_tx *tx, const char *id, json_t **out, char *path, struct gc_error *err)
+{
+    if (!gc_id_valid(id))
+        return gc_error_set(err, GC_ENOTFOUND, "id", "volume '%.64s' not found", id);
+    struct gc_rows *r;
+    int rc = gc_tx_query(tx, "SELECT " VOL_COLS VOL_FROM " WHERE x.id = ?", GC_ARGS(GC_VTXT(id)),
+                         &r, err);
+    if (rc)
+        return rc;
+    rc = gc_rows_next(r, err);
+    if (rc == 0)
+        rc = gc_error_set(err, GC_ENOTFOUND, "id", "volume '%s' not found", id);
+    if (rc > 0) {
+        rc = 0;
+        *out = vol_json(r, path);
+    }
+    gc_rows_free(r);
+    return rc;
+}
+
+/* Checks the VM a volume is to be attached to: same department, same host, not busy. */
+static int check_vm(struct gc_tx *tx, const char *vm, const char *dept, const char *host,
+                    struct gc_error *err)
+{
+    struct gc_rows *r = NULL;
+    int rc = gc_id_valid(vm) ? gc_tx_query(tx,
+                                           "SELECT department_id, COALESCE(host_id, ''), state"
+                                           " FROM vms WHERE id = ?",
+                                           GC_ARGS(GC_VTXT(vm)), &r, err)
+                             : GC_ENOTFOUND;
+    if (rc == GC_ENOTFOUND || (!rc && gc_rows_next(r, err) <= 0) ||
+        (!rc && strcmp(gc_rows_text(r, 0), dept) != 0)) {
+        gc_rows_free(r);
+        return gc_error_set(err, GC_EINVAL, "vm_id",
+                            "virtual machine '%.64s' not found in the volume's department", vm);
+    }
+    if (rc)
+        return rc;
+    if (host && strcmp(gc_rows_text(r, 1), host) != 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "vm_id",
+                          "the volume is on host '%s' and the VM on host '%s': volumes in local "
+                          "storage pools attach only to VMs of their host",
+                          host, gc_rows_text(r, 1));
+    else if (!strcmp(gc_rows_text(r, 2), "building") || !strcmp(gc_rows_text(r, 2), "deleting"))
+        rc = gc_error_set(err, GC_ECONFLICT, "vm_id", "virtual machine '%s' is %s", vm,
+                          gc_rows_text(r, 2));
+    gc_rows_free(r);
+    return rc;
+}
+
+static int busy(struct gc_tx *tx, const char *id, struct gc_error *err)
+{
+    int64_t n = 0;
+    int rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM jobs WHERE resource_type = 'volume' AND"
+                             " resource_id = ? AND state IN ('queued', 'running')",
+                             GC_ARGS(GC_VTXT(id)), &n, err);
+    if (!rc && n > 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "volume '%s' has a job in progress; wait for it to end", id);
+    return rc;
+}
+
+static int finish(struct gc_tx *tx, const struct gc_ctx *ctx, const char *action,
+                  const char *id, const char *dept, const char *path, const char *job,
+                  json_t *detail, int rc, json_t **out, struct gc_error *err)
+{
+    if (!rc) {
+        struct gc_audit_event ev = {.action = action,
+                                    .resource_type = "volume",
+                                    .resource_id = id,
+                                    .department_id = dept,
+                                    .department_path = path,
+                                    .outcome = GC_OUTCOME_SUCCESS,
+                                    .detail = detail};
+        rc = gc_audit_append(tx, ctx, &ev, err);
+    }
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    rc = gc_tx_commit(tx, err);
+    if (rc)
+        return rc;
+    gc_job_notify();
+    return gc_job_get(ctx, job, out, err);
+}
+
+static const struct gc_jfield create_spec[] = {
+    {"name", GC_JT_STRING, true, false, 1, 64, GC_CS_CODE},
+    {"size_gib", GC_JT_INT, true, false, 1, 65536, GC_CS_ANY},
+    {"department_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"vm_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"host_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+};
+
+int gc_volume_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err)
+{
+    int rc = gc_require(ctx->who, GC_P_VM_WRITE, err);
+    if (!rc)
+        rc = gc_json_check(in, create_spec, sizeof(create_spec) / sizeof(create_spec[0]), err);
+    if (rc)
+        return rc;
+    const char *dept = gc_json_str(in, "department_id"), *vm = gc_json_str(in, "vm_id");
+    const char *host = gc_json_str(in, "host_id");
+    if (host && !gc_role_is_platform(ctx->who->role))
+        return gc_error_set(err, GC_EPERM, "host_id",
+                            "only platform administrators and operators choose the host");
+    if (host && vm)
+        return gc_error_set(err, GC_EINVAL, "host_id", "give vm_id or host_id, not both");
+    if (!dept && !ctx->who->department_id[0])
+        return gc_error_set(err, GC_EINVAL, "department_id",
+                            "give the department_id the volume belongs to");
+    if (!dept)
+        dept = ctx->who->department_id;
+    int64_t size = json_integer_value(json_object_get(in, "size_gib"));
+    struct gc_tx *tx;
+    rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX], host_id[GC_ID_LEN + 1] = "";
+    rc = gc_dept_path(tx, dept, path, err);
+    if (rc == GC_ENOTFOUND || (!rc && !gc_in_scope(ctx->who, path)))
+        rc = gc_error_set(err, GC_EINVAL, "department_id", "department '%.64s' not found", dept);
+    if (!rc)
+        rc = gc_quota_check_volume(tx, path, size, err);
+    /* where: the VM's host, the chosen host, or the connected host with most room */
+    struct gc_rows *r = NULL;
+    if (!rc && vm) {
+        rc = check_vm(tx, vm, dept, NULL, err);
+        if (!rc)
+            rc = gc_tx_query(tx, "SELECT COALESCE(host_id, '') FROM vms WHERE id = ?",
+                             GC_ARGS(GC_VTXT(vm)), &r, err);
+    } else if (!rc) {
+        rc = gc_tx_query(tx,
+                         host ? "SELECT id FROM hosts WHERE id = ? AND state = 'connected'"
+                              : "SELECT id FROM hosts WHERE state = 'connected' AND"
+                                " maintenance = 0 ORDER BY memory_free_mib DESC LIMIT 1",
+                         (const struct gc_val[]){GC_VTXT(host)}, host ? 1 : 0, &r, err);
+    }
+    if (!rc && r && gc_rows_next(r, err) > 0)
+        snprintf(host_id, sizeof(host_id), "%s", gc_rows_text(r, 0));
+    gc_rows_free(r);
+    if (!rc && !host_id[0])
+        rc = gc_error_set(err, GC_ECONFLICT, host ? "host_id" : "",
+                          host ? "host '%.64s' is not connected" : "no connected host%s",
+                          host ? host : "");
+    char id[GC_ID_LEN + 1], job[GC_ID_LEN + 1];
+    gc_id_new(id);
+    int64_t now = gc_now_ms();
+    const char *name = gc_json_str(in, "name");
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "INSERT INTO volumes (id, name, department_id, host_id, pool, size_gib,"
+                        " state, created_at, updated_at, version)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 'creating', ?, ?, 1)",
+                        GC_ARGS(GC_VTXT(id), GC_VTXT(name), GC_VTXT(dept), GC_VTXT(host_id),
+                                GC_VTXT(ctx->cfg->storage_pool), GC_VINT_(size), GC_VINT_(now),
+                                GC_VINT_(now)),
+                        NULL, err);
+    if (rc == GC_ECONFLICT && strstr(err->msg, "name"))
+        rc = gc_error_set(err, GC_ECONFLICT, "name",
+                          "the department already has a volume named '%s'", name);
+    if (!rc) {
+        json_t *p = json_pack("{s:s,s:o}", "volume_id", id, "attach_to",
+                              vm ? json_string(vm) : json_null());
+        rc = gc_job_submit(tx, ctx, "volume.create", p, dept, "volume", id, job, err);
+        json_decref(p);
+    }
+    json_t *detail = json_pack("{s:s,s:I,s:s}", "name", name, "size_gib", (json_int_t)size,
+                               "host_id", host_id);
+    rc = finish(tx, ctx, "volume.create", id, dept, path, job, detail, rc, out, err);
+    json_decref(detail);
+    return rc;
+}
+
+int gc_volume_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX];
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    gc_tx_rollback(tx);
+    if (!rc)
+        rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "volume", id, err);
+    if (rc) {
+        json_decref(obj);
+        return rc;
+    }
+    *out = obj;
+    return 0;
+}
+
+static json_t *vol_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    char path[GC_DEPT_PATH_MAX];
+    json_t *o = vol_json(r, path);
+    if (!gc_in_scope(who, path)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int gc_volume_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                   json_t **items, char **next_cursor, struct gc_error *err)
+{
+    int rc = gc_require(ctx->who, GC_P_VM_READ, err);
+    if (!rc)
+        rc = gc_page_limit(limit, &limit, err);
+    if (!rc)
+        rc = gc_page_cursor_id(cursor, err);
+    if (rc)
+        return rc;
+    struct gc_buf sql;
+    gc_buf_init(&sql, GC_BUF_UNLIMITED);
+    struct gc_val args[6];
+    size_t n = 0;
+    (void)gc_buf_adds(&sql, "SELECT " VOL_COLS VOL_FROM " WHERE x.id > ?");
+    args[n++] = GC_VTXT(cursor ? cursor : "");
+    static const char *const f[][2] = {{"department_id", "x.department_id"},
+                                       {"vm_id", "x.vm_id"},
+                                       {"state", "x.state"}};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = gc_json_str(filters, f[i][0]);
+        if (v) {
+            (void)gc_buf_addf(&sql, " AND %s = ?", f[i][1]);
+            args[n++] = GC_VTXT(v);
+        }
+    }
+    (void)gc_buf_adds(&sql, " ORDER BY x.id");
+    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "id", vol_row, items, next_cursor,
+                     err);
+    gc_buf_release(&sql);
+    return rc;
+}
+
+static const struct gc_jfield attach_spec[] = {
+    {"vm_id", GC_JT_STRING, true, false, 1, 64, GC_CS_ANY}};
+static const struct gc_jfield resize_spec[] = {
+    {"size_gib", GC_JT_INT, true, false, 1, 65536, GC_CS_ANY}};
+
+int gc_volume_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t *in,
+                     json_t **out, struct gc_error *err)
+{
+    int rc = 0;
+    if (!strcmp(action, "attach"))
+        rc = gc_json_check(in, attach_spec, 1, err);
+    else if (!strcmp(action, "resize"))
+        rc = gc_json_check(in, resize_spec, 1, err);
+    if (rc)
+        return rc;
+    struct gc_tx *tx;
+    rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX], job[GC_ID_LEN + 1];
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    if (!rc)
+        rc = gc_authorize(ctx->who, GC_P_VM_WRITE, path, "volume", id, err);
+    if (!rc)
+        rc = busy(tx, id, err);
+    const char *state = obj ? gc_json_str(obj, "state") : "";
+    char dept[GC_ID_LEN + 1] = "", host[GC_ID_LEN + 1] = "";
+    if (obj) {
+        snprintf(dept, sizeof(dept), "%s", gc_json_str(obj, "department_id"));
+        snprintf(host, sizeof(host), "%s", gc_json_str(obj, "host_id"));
+    }
+    json_t *params = json_pack("{s:s}", "volume_id", id);
+    const char *kind = NULL;
+    if (!rc && !strcmp(action, "attach")) {
+        kind = "volume.attach";
+        if (strcmp(state, "available") != 0)
+            rc = gc_error_set(err, GC_ECONFLICT, "id", "volume '%s' is %s, not available", id,
+                              state);
+        if (!rc)
+            rc = check_vm(tx, gc_json_str(in, "vm_id"), dept, host, err);
+        if (!rc)
+            json_object_set_new(params, "vm_id", json_string(gc_json_str(in, "vm_id")));
+    } else if (!rc && !strcmp(action, "detach")) {
+        kind = "volume.detach";
+        if (strcmp(state, "in-use") != 0)
+            rc = gc_error_set(err, GC_ECONFLICT, "id", "volume '%s' is %s, not attached", id,
+                              state);
+    } else if (!rc && !strcmp(action, "resize")) {
+        kind = "volume.resize";
+        int64_t want = json_integer_value(json_object_get(in, "size_gib"));
+        int64_t have = json_integer_value(json_object_get(obj, "size_gib"));
+        if (strcmp(state, "available") != 0)
+            rc = gc_error_set(err, GC_ECONFLICT, "id",
+                              "volume '%s' is %s: detach it before resizing", id, state);
+        else if (want <= have)
+            rc = gc_error_set(err, GC_EINVAL, "size_gib",
+                              "volumes only grow: size_gib must be above %lld", (long long)have);
+        if (!rc)
+            rc = gc_quota_check_volume_grow(tx, path, want - have, err);
+        if (!rc)
+            json_object_set_new(params, "size_gib", json_integer(want));
+    } else if (!rc && !strcmp(action, "delete")) {
+        kind = "volume.delete";
+        if (strcmp(state, "available") && strcmp(state, "error"))
+            rc = gc_error_set(err, GC_ECONFLICT, "id",
+                              "volume '%s' is %s: detach it before deleting it", id, state);
+    } else if (!rc) {
+        rc = gc_error_set(err, GC_EINVAL, "action", "unknown action '%.32s'", action);
+    }
+    if (!rc)
+        rc = gc_job_submit(tx, ctx, kind, params, dept, "volume", id, job, err);
+    json_decref(params);
+    char act[32];
+    snprintf(act, sizeof(act), "volume.%s", action);
+    rc = finish(tx, ctx, act, id, dept, path, job, obj, rc, out, err);
+    json_decref(obj);
+    return rc;
+}
