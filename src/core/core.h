@@ -214,6 +214,13 @@ int gc_job_submit(struct gc_tx *tx, const struct gc_ctx *ctx, const char *kind, 
 extern void (*gc_job_notify)(void);
 
 int gc_job_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+/* The end of an operation that queued a job in tx: unless rc already failed, appends the
+ * audit event ev, commits, wakes the runner and gives the job in *out; rolls back otherwise. */
+int gc_job_commit(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_audit_event *ev,
+                  const char *job, int rc, json_t **out, struct gc_error *err);
+/* GC_ECONFLICT when a job of that resource is queued or running. */
+int gc_job_busy(struct gc_tx *tx, const char *resource_type, const char *resource_id,
+                const char *what, struct gc_error *err);
 int gc_job_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
 int gc_job_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                 json_t **items, char **next_cursor, struct gc_error *err);

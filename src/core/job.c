@@ -215,6 +215,37 @@ int gc_job_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_
     return 0;
 }
 
+int gc_job_commit(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_audit_event *ev,
+                  const char *job, int rc, json_t **out, struct gc_error *err)
+{
+    if (!rc)
+        rc = gc_audit_append(tx, ctx, ev, err);
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    rc = gc_tx_commit(tx, err);
+    if (rc)
+        return rc;
+    gc_job_notify();
+    return gc_job_get(ctx, job, out, err);
+}
+
+int gc_job_busy(struct gc_tx *tx, const char *resource_type, const char *resource_id,
+                const char *what, struct gc_error *err)
+{
+    int64_t n = 0;
+    int rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM jobs WHERE resource_type = ? AND"
+                             " resource_id = ? AND state IN ('queued', 'running')",
+                             GC_ARGS(GC_VTXT(resource_type), GC_VTXT(resource_id)), &n, err);
+    if (!rc && n > 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "%s '%s' has a job in progress; wait for it to end", what,
+                          resource_id);
+    return rc;
+}
+
 int gc_job_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
 {
     struct gc_tx *tx;

@@ -197,43 +197,20 @@ int gc_host_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, cons
     return gc_tx_exec(tx, host ? sql_one : sql_all, a, host ? 3 : 2, NULL, err);
 }
 
-static int job_in_progress(struct gc_tx *tx, const char *vm, struct gc_error *err)
-{
-    int64_t n = 0;
-    int rc = gc_tx_query_int(tx,
-                             "SELECT COUNT(*) FROM jobs WHERE resource_type = 'vm' AND"
-                             " resource_id = ? AND state IN ('queued', 'running')",
-                             GC_ARGS(GC_VTXT(vm)), &n, err);
-    if (!rc && n > 0)
-        rc = gc_error_set(err, GC_ECONFLICT, "id",
-                          "virtual machine '%s' has a job in progress; wait for it to end", vm);
-    return rc;
-}
 
-/* Writes the audit event, commits, wakes the runner and returns the job. */
+/* Audits action on the virtual machine, commits, and answers with its job. */
 static int finish_with_job(struct gc_tx *tx, const struct gc_ctx *ctx, const char *action,
-                           const char *vm, const char *dept, const char *path, const char *job,
-                           json_t *detail, int rc, json_t **out, struct gc_error *err)
+                  const char *id, const char *dept, const char *path, const char *job,
+                  json_t *detail, int rc, json_t **out, struct gc_error *err)
 {
-    if (!rc) {
-        struct gc_audit_event ev = {.action = action,
-                                    .resource_type = "vm",
-                                    .resource_id = vm,
-                                    .department_id = dept,
-                                    .department_path = path,
-                                    .outcome = GC_OUTCOME_SUCCESS,
-                                    .detail = detail};
-        rc = gc_audit_append(tx, ctx, &ev, err);
-    }
-    if (rc) {
-        gc_tx_rollback(tx);
-        return rc;
-    }
-    rc = gc_tx_commit(tx, err);
-    if (rc)
-        return rc;
-    gc_job_notify();
-    return gc_job_get(ctx, job, out, err);
+    struct gc_audit_event ev = {.action = action,
+                                .resource_type = "vm",
+                                .resource_id = id,
+                                .department_id = dept,
+                                .department_path = path,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = detail};
+    return gc_job_commit(tx, ctx, &ev, job, rc, out, err);
 }
 
 int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err)
@@ -514,7 +491,7 @@ static int queue_vm_job(const struct gc_ctx *ctx, const char *id, const char *ki
     if (!rc)
         rc = gc_authorize(ctx->who, GC_P_VM_WRITE, path, "virtual machine", id, err);
     if (!rc)
-        rc = job_in_progress(tx, id, err);
+        rc = gc_job_busy(tx, "vm", id, "virtual machine", err);
     const char *state = obj ? gc_json_str(obj, "state") : "";
     if (!rc && strcmp(state, "building") == 0 && strcmp(kind, "vm.delete") != 0)
         rc = gc_error_set(err, GC_ECONFLICT, "id", "virtual machine '%s' is still being built",

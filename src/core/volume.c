@@ -87,42 +87,20 @@ static int check_vm(struct gc_tx *tx, const char *vm, const char *dept, const ch
     return rc;
 }
 
-static int busy(struct gc_tx *tx, const char *id, struct gc_error *err)
-{
-    int64_t n = 0;
-    int rc = gc_tx_query_int(tx,
-                             "SELECT COUNT(*) FROM jobs WHERE resource_type = 'volume' AND"
-                             " resource_id = ? AND state IN ('queued', 'running')",
-                             GC_ARGS(GC_VTXT(id)), &n, err);
-    if (!rc && n > 0)
-        rc = gc_error_set(err, GC_ECONFLICT, "id",
-                          "volume '%s' has a job in progress; wait for it to end", id);
-    return rc;
-}
 
+/* Audits action on the volume, commits, and answers with its job. */
 static int finish(struct gc_tx *tx, const struct gc_ctx *ctx, const char *action,
                   const char *id, const char *dept, const char *path, const char *job,
                   json_t *detail, int rc, json_t **out, struct gc_error *err)
 {
-    if (!rc) {
-        struct gc_audit_event ev = {.action = action,
-                                    .resource_type = "volume",
-                                    .resource_id = id,
-                                    .department_id = dept,
-                                    .department_path = path,
-                                    .outcome = GC_OUTCOME_SUCCESS,
-                                    .detail = detail};
-        rc = gc_audit_append(tx, ctx, &ev, err);
-    }
-    if (rc) {
-        gc_tx_rollback(tx);
-        return rc;
-    }
-    rc = gc_tx_commit(tx, err);
-    if (rc)
-        return rc;
-    gc_job_notify();
-    return gc_job_get(ctx, job, out, err);
+    struct gc_audit_event ev = {.action = action,
+                                .resource_type = "volume",
+                                .resource_id = id,
+                                .department_id = dept,
+                                .department_path = path,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = detail};
+    return gc_job_commit(tx, ctx, &ev, job, rc, out, err);
 }
 
 static const struct gc_jfield create_spec[] = {
@@ -302,7 +280,7 @@ int gc_volume_action(const struct gc_ctx *ctx, const char *id, const char *actio
     if (!rc)
         rc = gc_authorize(ctx->who, GC_P_VM_WRITE, path, "volume", id, err);
     if (!rc)
-        rc = busy(tx, id, err);
+        rc = gc_job_busy(tx, "volume", id, "volume", err);
     const char *state = obj ? gc_json_str(obj, "state") : "";
     char dept[GC_ID_LEN + 1] = "", host[GC_ID_LEN + 1] = "";
     if (obj) {
