@@ -276,15 +276,18 @@ int gc_net_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char
 int gc_net_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
                   struct gc_error *err)
 {
-    int rc = gc_require(ctx->who, GC_P_CATALOG_WRITE, err);
     struct gc_tx *tx;
-    if (!rc)
-        rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    int rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
     if (rc)
         return rc;
     char path[GC_DEPT_PATH_MAX];
     json_t *obj = NULL;
     rc = load(tx, id, &obj, path, err);
+    /* a network the caller cannot see does not exist for it: 404 before 403 */
+    if (!rc && !visible(ctx->who, path))
+        rc = gc_error_set(err, GC_ENOTFOUND, "id", "network '%s' not found", id);
+    if (!rc)
+        rc = gc_require(ctx->who, GC_P_CATALOG_WRITE, err);
     int64_t v = obj ? json_integer_value(json_object_get(obj, "version")) : 0;
     if (!rc && if_match >= 0 && if_match != v)
         rc = gc_error_set(err, GC_EPRECOND, "If-Match",

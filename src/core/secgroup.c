@@ -159,7 +159,10 @@ static int insert_rule(struct gc_tx *tx, const char *group, json_t *in, const ch
     const char *slash = strchr(cidr, '/');
     bool v6 = strchr(cidr, ':') != NULL;
     unsigned char a[16];
-    long prefix = slash ? strtol(slash + 1, NULL, 10) : -1;
+    char *pend = NULL;
+    long prefix = slash ? strtol(slash + 1, &pend, 10) : -1;
+    if (slash && (pend == slash + 1 || *pend))
+        prefix = -1; /* digits only after the slash */
     if (!slash || (size_t)(slash - cidr) >= sizeof(addr))
         return gc_error_set(err, GC_EINVAL, "cidr",
                             "%scidr must be a network such as 0.0.0.0/0 or 2001:db8::/32", where);
@@ -168,6 +171,12 @@ static int insert_rule(struct gc_tx *tx, const char *group, json_t *in, const ch
         prefix > (v6 ? 128 : 32))
         return gc_error_set(err, GC_EINVAL, "cidr",
                             "%scidr must be a network such as 0.0.0.0/0 or 2001:db8::/32", where);
+    for (int bit = (int)prefix; bit < (v6 ? 128 : 32); bit++)
+        if (a[bit / 8] & (0x80 >> (bit % 8)))
+            return gc_error_set(err, GC_EINVAL, "cidr",
+                                "%scidr '%s' has host bits set; the network is written with them "
+                                "zero, e.g. 10.0.0.0/8",
+                                where, cidr);
     gc_id_new(rule_id);
     return gc_tx_exec(tx,
                       "INSERT INTO security_group_rules (id, group_id, direction, protocol,"

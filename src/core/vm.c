@@ -569,10 +569,13 @@ int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct 
     if (rc)
         return rc;
     FILE *f = fopen(file, "rb");
-    if (!f) {
+    if (!f && errno == ENOENT) {
         *text = gc_strdup(""); /* nothing printed yet */
         return 0;
     }
+    if (!f)
+        return gc_error_set(err, GC_EBUSY, "id", "cannot read the console log %s: %s", file,
+                            strerror(errno));
     /* the last 64 KiB: a console log grows without bound */
     long cap = 65536;
     fseek(f, 0, SEEK_END);

@@ -319,7 +319,7 @@ int gc_volume_action(const struct gc_ctx *ctx, const char *id, const char *actio
             json_object_set_new(params, "size_gib", json_integer(want));
     } else if (!rc && !strcmp(action, "delete")) {
         kind = "volume.delete";
-        if (strcmp(state, "available") && strcmp(state, "error"))
+        if (strcmp(state, "available") && strcmp(state, "error") && strcmp(state, "deleting"))
             rc = gc_error_set(err, GC_ECONFLICT, "id",
                               "volume '%s' is %s: detach it before deleting it", id, state);
     } else if (!rc) {
@@ -327,6 +327,11 @@ int gc_volume_action(const struct gc_ctx *ctx, const char *id, const char *actio
     }
     if (!rc)
         rc = gc_job_submit(tx, ctx, kind, params, dept, "volume", id, job, err);
+    if (!rc && !strcmp(action, "delete"))
+        rc = gc_tx_exec(tx,
+                        "UPDATE volumes SET state = 'deleting', updated_at = ?,"
+                        " version = version + 1 WHERE id = ?",
+                        GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(id)), NULL, err);
     json_decref(params);
     char act[32];
     snprintf(act, sizeof(act), "volume.%s", action);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct gc_compute_conn {
     virConnectPtr conn;
@@ -522,17 +523,21 @@ static int lv_vm_reboot(struct gc_compute_conn *c, const char *uuid, struct gc_e
 static int lv_vm_undefine(struct gc_compute_conn *c, const char *uuid, struct gc_error *err)
 {
     virDomainPtr d = lookup(c, uuid, err);
-    if (!d)
+    if (!d && err->code != GC_ENOTFOUND)
         return err->code;
+    /* a domain removed outside govcloud may have left its root volume: removed below too */
+    int gone = d ? 0 : GC_ENOTFOUND;
+    gc_error_clear(err);
     int rc = 0;
-    if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0)
+    if (d && virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0)
         rc = gc_error_set(err, GC_EBUSY, "", "cannot stop domain %s: %s", uuid,
                           virGetLastErrorMessage());
-    if (!rc && virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) < 0 &&
+    if (d && !rc && virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) < 0 &&
         virDomainUndefine(d) < 0)
         rc = gc_error_set(err, GC_EBUSY, "", "cannot undefine domain %s: %s", uuid,
                           virGetLastErrorMessage());
-    virDomainFree(d);
+    if (d)
+        virDomainFree(d);
     /* the root volume, if this VM had one */
     if (!rc) {
         char *vname = volume_name(uuid);
@@ -553,6 +558,8 @@ static int lv_vm_undefine(struct gc_compute_conn *c, const char *uuid, struct gc
         free(vname);
     }
     virResetLastError();
+    if (!rc && gone)
+        return gc_error_set(err, GC_ENOTFOUND, "", "no domain %s on the host", uuid);
     return rc;
 }
 
@@ -944,6 +951,19 @@ static int lv_vm_disk(struct gc_compute_conn *c, const char *uuid, const char *p
                           path, virGetLastErrorMessage());
     else
         rc = 0;
+    /* a live detach only asks the guest: done when the disk is gone from the domain */
+    for (int i = 0; !rc && !attach && (flags & VIR_DOMAIN_AFFECT_LIVE) && i <= 100; i++) {
+        char *xml = virDomainGetXMLDesc(d, 0);
+        bool still = xml && strstr(xml, path) != NULL;
+        free(xml);
+        if (!still)
+            break;
+        if (i == 100)
+            rc = gc_error_set(err, GC_EBUSY, "", "the guest did not release %s within 10 s; "
+                                                 "the volume stays attached", path);
+        else
+            nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+    }
     gc_buf_release(&x);
     virDomainFree(d);
     virResetLastError();
