@@ -373,6 +373,49 @@ int gc_user_list(const struct gc_ctx *ctx, json_t *filters, int limit, const cha
     return rc;
 }
 
+/* A wrong current password counts as a failed login: guessing it through a stolen session
+ * locks the account like guessing at the login does, and a lock ends the sessions too. */
+static int wrong_current_password(const struct gc_ctx *ctx, const char *id,
+                                  struct gc_error *err)
+{
+    struct gc_error e2 = {0};
+    struct gc_tx *tx;
+    bool locked = false;
+    if (gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, &e2) == 0) {
+        int64_t fails = 0;
+        int rc = gc_tx_exec(tx, "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?",
+                            GC_ARGS(GC_VTXT(id)), NULL, &e2);
+        if (!rc)
+            rc = gc_tx_query_int(tx, "SELECT failed_logins FROM users WHERE id = ?",
+                                 GC_ARGS(GC_VTXT(id)), &fails, &e2);
+        if (!rc && fails >= ctx->cfg->max_failed_logins) {
+            locked = true;
+            rc = gc_tx_exec(tx,
+                            "UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?",
+                            GC_ARGS(GC_VINT_(gc_now_ms() + ctx->cfg->lockout_seconds * 1000),
+                                    GC_VTXT(id)),
+                            NULL, &e2);
+            if (!rc)
+                rc = gc_tx_exec(tx, "DELETE FROM tokens WHERE user_id = ? AND kind = 'session'",
+                                GC_ARGS(GC_VTXT(id)), NULL, &e2);
+        }
+        if (rc)
+            gc_tx_rollback(tx);
+        else
+            (void)gc_tx_commit(tx, &e2);
+        gc_auth_cache_flush();
+    }
+    if (locked) {
+        gc_error_set(err, GC_ELOCKED, "current_password",
+                     "current_password was wrong too many times: the account is locked and its "
+                     "sessions are ended");
+        err->retry_after = ctx->cfg->lockout_seconds;
+        return GC_ELOCKED;
+    }
+    return gc_error_set(err, GC_EPERM, "current_password",
+                        "current_password is wrong; the password was not changed");
+}
+
 int gc_user_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, json_t *in,
                    json_t **out, struct gc_error *err)
 {
@@ -422,8 +465,7 @@ int gc_user_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, j
         if (rc)
             return rc;
         if (!gc_password_verify(current, stored))
-            return gc_error_set(err, GC_EPERM, "current_password",
-                                "current_password is wrong; the password was not changed");
+            return wrong_current_password(ctx, id, err);
     }
     int role = -1;
     if (role_s && (rc = parse_role(role_s, &role, err)))

@@ -621,6 +621,8 @@ class PasswordTest(AuthTestCase):
         r = self.req("PATCH", "/v1/users/me", {"password": new, "current_password": PW},
                      token=t1)
         self.assertEqual(r.status, 200, r)
+        # (the one wrong guess above counted as a failed login; the right one and the login
+        # below reset nothing else)
         self.assertNotIn(new.encode(), r.body)
         self.assertGreater(parse_time(r.json["password_changed_at"]),
                            parse_time(u["password_changed_at"]))
@@ -636,6 +638,22 @@ class PasswordTest(AuthTestCase):
         self.assertIn('"password_changed":true', e[0][0])
         self.assertNotIn(new, e[0][0])
         self.assertIsNotNone(other_user)
+
+    def test_guessing_the_current_password_locks_and_ends_sessions(self):
+        self.mkuser("pw-guess", "operator")
+        t1 = self.d.login("pw-guess", PW)
+        for i in range(4):
+            r = self.req("PATCH", "/v1/users/me", {"password": "N3w-Secret-Pass",
+                                                   "current_password": f"Guess-{i}-Passw0rd"},
+                         token=t1)
+            self.assertEqual(r.status, 403, r)
+        r = self.req("PATCH", "/v1/users/me", {"password": "N3w-Secret-Pass",
+                                               "current_password": "Guess-5-Passw0rd"}, token=t1)
+        self.assertEqual(r.status, 429, r)
+        self.assertIn("locked", r.json["detail"])
+        self.assertTrue(r.headers.get("Retry-After"))
+        self.assert401(self.me(t1))                      # the session is ended
+        self.assertEqual(self.login_r("pw-guess", PW).status, 429)   # and the account locked
 
     def test_admin_reset_ends_all_sessions_of_that_user(self):
         u = self.mkuser("pw-reset", "operator")
