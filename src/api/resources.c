@@ -463,3 +463,11 @@ void gc_api_volume_resize(struct gc_req *req, struct gc_resp *resp)
 {
     volume_action(req, resp, "resize");
 }
+
+void gc_api_vm_resize(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_vm_resize(&req->ctx, req->params[0], req->body, &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}

@@ -123,6 +123,8 @@ const struct gc_route gc_routes[] = {
      "vm"},
     {"POST", "/v1/vms/{id}/reboot", gc_api_vm_reboot, "vms.reboot", true, false, NULL,
      "vm.reboot", "vm"},
+    {"POST", "/v1/vms/{id}/resize", gc_api_vm_resize, "vms.resize", true, true, NULL,
+     "vm.resize", "vm"},
     {"GET", "/v1/vms/{id}/console", gc_api_vm_console, "vms.console", true, false, NULL, NULL,
      NULL},
 

@@ -294,6 +294,10 @@ int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char 
 int gc_vm_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t **out,
                  struct gc_error *err);
 int gc_vm_delete(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+/* Gives a stopped VM another flavor (vCPUs and memory): the difference is reserved on its
+ * host and counted against the quotas in this transaction; a job changes the domain. */
+int gc_vm_resize(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **out,
+                 struct gc_error *err);
 /* Tail of the serial console log (malloc'd text). */
 int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct gc_error *err);
 

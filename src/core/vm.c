@@ -538,6 +538,101 @@ int gc_vm_delete(const struct gc_ctx *ctx, const char *id, json_t **out, struct 
     return rc;
 }
 
+int gc_vm_resize(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **out,
+                 struct gc_error *err)
+{
+    static const struct gc_jfield spec[] = {
+        {"flavor_id", GC_JT_STRING, true, false, 1, 64, GC_CS_ANY}};
+    int rc = gc_json_check(in, spec, 1, err);
+    if (rc)
+        return rc;
+    const char *flavor = gc_json_str(in, "flavor_id");
+    struct gc_tx *tx;
+    rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX], job[GC_ID_LEN + 1];
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    if (!rc)
+        rc = gc_authorize(ctx->who, GC_P_VM_WRITE, path, "virtual machine", id, err);
+    if (!rc)
+        rc = gc_job_busy(tx, "vm", id, "virtual machine", err);
+    if (!rc && (strcmp(gc_json_str(obj, "state"), "stopped") != 0 ||
+                strcmp(gc_json_str(obj, "power_state"), "shutoff") != 0))
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "virtual machine '%s' must be stopped (shut off) to be resized", id);
+    int64_t vcpus = 0, mem = 0, disk = 0;
+    struct gc_rows *r = NULL;
+    if (!rc && !gc_id_valid(flavor))
+        rc = gc_error_set(err, GC_EINVAL, "flavor_id", "flavor '%.64s' not found", flavor);
+    if (!rc)
+        rc = gc_tx_query(tx, "SELECT vcpus, memory_mib, disk_gib FROM flavors WHERE id = ?",
+                         GC_ARGS(GC_VTXT(flavor)), &r, err);
+    if (!rc) {
+        rc = gc_rows_next(r, err);
+        if (rc > 0) {
+            vcpus = gc_rows_int(r, 0);
+            mem = gc_rows_int(r, 1);
+            disk = gc_rows_int(r, 2);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = gc_error_set(err, GC_EINVAL, "flavor_id", "flavor '%s' not found", flavor);
+        }
+    }
+    gc_rows_free(r);
+    int64_t dv = rc ? 0 : vcpus - json_integer_value(json_object_get(obj, "vcpus"));
+    int64_t dm = rc ? 0 : mem - json_integer_value(json_object_get(obj, "memory_mib"));
+    if (!rc && disk < json_integer_value(json_object_get(obj, "disk_gib")))
+        rc = gc_error_set(err, GC_EINVAL, "flavor_id",
+                          "the flavor's disk is smaller than the VM's: disks do not shrink");
+    if (!rc && disk != json_integer_value(json_object_get(obj, "disk_gib")))
+        rc = gc_error_set(err, GC_EINVAL, "flavor_id",
+                          "growing the root disk is not supported yet: choose a flavor with "
+                          "the same disk_gib");
+    const char *host = obj ? gc_json_str(obj, "host_id") : NULL;
+    /* the host must have room for the difference, like a placement on that host */
+    int64_t room = 0;
+    if (!rc && (dv > 0 || dm > 0)) {
+        rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM hosts WHERE id = ? AND vcpus_free >= ? AND"
+                             " memory_free_mib >= ?",
+                             GC_ARGS(GC_VTXT(host), GC_VINT_(dv > 0 ? dv : 0),
+                                     GC_VINT_(dm > 0 ? dm : 0)),
+                             &room, err);
+        if (!rc && !room)
+            rc = gc_error_set(err, GC_ECONFLICT, "flavor_id",
+                              "the VM's host has no room for %lld more vCPUs and %lld MiB "
+                              "(with over-commit)",
+                              (long long)dv, (long long)dm);
+    }
+    if (!rc && (dv > 0 || dm > 0))
+        rc = gc_quota_check(tx, path, 0, dv > 0 ? dv : 0, dm > 0 ? dm : 0, 0, err);
+    if (!rc && host)
+        rc = gc_host_reserve(tx, host, dv, dm, err);
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "UPDATE vms SET flavor_id = ?, vcpus = ?, memory_mib = ?, updated_at = ?,"
+                        " version = version + 1 WHERE id = ?",
+                        GC_ARGS(GC_VTXT(flavor), GC_VINT_(vcpus), GC_VINT_(mem),
+                                GC_VINT_(gc_now_ms()), GC_VTXT(id)),
+                        NULL, err);
+    char dept[GC_ID_LEN + 1] = "";
+    if (obj)
+        snprintf(dept, sizeof(dept), "%s", gc_json_str(obj, "department_id"));
+    if (!rc) {
+        json_t *p = json_pack("{s:s}", "vm_id", id);
+        rc = gc_job_submit(tx, ctx, "vm.resize", p, dept, "vm", id, job, err);
+        json_decref(p);
+    }
+    json_t *detail = json_pack("{s:O?,s:s,s:I,s:I}", "before", obj, "flavor_id", flavor,
+                               "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem);
+    rc = finish_with_job(tx, ctx, "vm.resize", id, dept, path, job, detail, rc, out, err);
+    json_decref(detail);
+    json_decref(obj);
+    return rc;
+}
+
 int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct gc_error *err)
 {
     struct gc_tx *tx;

@@ -140,6 +140,9 @@ struct gc_compute_driver {
      * its definition and, when it runs, live. */
     int (*vm_disk)(struct gc_compute_conn *c, const char *uuid, const char *path,
                    const char *target, bool attach, struct gc_error *err);
+    /* Sets vCPUs and memory in the definition of a domain that is shut off. */
+    int (*vm_resize)(struct gc_compute_conn *c, const char *uuid, int vcpus, int64_t memory_mib,
+                     struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

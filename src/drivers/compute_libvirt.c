@@ -970,6 +970,30 @@ static int lv_vm_disk(struct gc_compute_conn *c, const char *uuid, const char *p
     return rc;
 }
 
+static int lv_vm_resize(struct gc_compute_conn *c, const char *uuid, int vcpus,
+                        int64_t memory_mib, struct gc_error *err)
+{
+    virDomainPtr d = lookup(c, uuid, err);
+    if (!d)
+        return err->code;
+    int rc = 0;
+    unsigned long kib = (unsigned long)memory_mib * 1024;
+    if (virDomainIsActive(d) == 1)
+        rc = gc_error_set(err, GC_ECONFLICT, "", "domain %s runs: stop it before resizing", uuid);
+    /* the maximum first (growing), then the current value */
+    else if (virDomainSetVcpusFlags(d, (unsigned)vcpus,
+                                    VIR_DOMAIN_AFFECT_CONFIG | VIR_DOMAIN_VCPU_MAXIMUM) < 0 ||
+             virDomainSetVcpusFlags(d, (unsigned)vcpus, VIR_DOMAIN_AFFECT_CONFIG) < 0 ||
+             virDomainSetMemoryFlags(d, kib, VIR_DOMAIN_AFFECT_CONFIG | VIR_DOMAIN_MEM_MAXIMUM) <
+                 0 ||
+             virDomainSetMemoryFlags(d, kib, VIR_DOMAIN_AFFECT_CONFIG) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot resize domain %s: %s", uuid,
+                          virGetLastErrorMessage());
+    virDomainFree(d);
+    virResetLastError();
+    return rc;
+}
+
 const struct gc_compute_driver gc_compute_libvirt = {
     .name = "libvirt",
     .init = lv_init,
@@ -998,6 +1022,7 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .vol_delete = lv_vol_delete,
     .vol_resize = lv_vol_resize,
     .vm_disk = lv_vm_disk,
+    .vm_resize = lv_vm_resize,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)

@@ -469,6 +469,31 @@ static int vm_power(struct gc_job_run *job, const json_t *params, json_t **resul
     return 0;
 }
 
+static int vm_resize_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                         struct gc_error *err)
+{
+    (void)job;
+    const char *id = json_string_value(json_object_get(params, "vm_id"));
+    struct vm_info v;
+    int rc = load_vm(id ? id : "", &v, err);
+    if (rc)
+        return rc;
+    const struct gc_compute_driver *drv;
+    struct gc_compute_conn *c;
+    rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    if (rc)
+        return rc;
+    rc = drv->vm_resize(c, v.id, (int)v.vcpus, v.mem, err);
+    gc_hostmgr_release(v.host);
+    if (rc) {
+        set_vm(v.id, "error", NULL, err->msg);
+        return rc;
+    }
+    *result = json_pack("{s:I,s:I}", "vcpus", (json_int_t)v.vcpus, "memory_mib",
+                        (json_int_t)v.mem);
+    return 0;
+}
+
 static int vm_start_run(struct gc_job_run *job, const json_t *params, json_t **result,
                         struct gc_error *err)
 {
@@ -883,6 +908,7 @@ static const struct gc_job_kind kinds[] = {
     {.name = "vm.start", .run = vm_start_run, .resumable = true},
     {.name = "vm.stop", .run = vm_stop_run, .resumable = true},
     {.name = "vm.reboot", .run = vm_reboot_run, .resumable = false},
+    {.name = "vm.resize", .run = vm_resize_run, .resumable = true},
     {.name = "vm.delete", .run = vm_delete_run, .resumable = true},
 };
 

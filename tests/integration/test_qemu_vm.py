@@ -294,6 +294,18 @@ class QemuVmTest(unittest.TestCase):
         # in use: no resize, no delete
         self.assertEqual(self.d.request("POST", f"/v1/volumes/{vol['id']}/resize",
                                         {"size_gib": 2}, token=self.admin).status, 409)
+        # the stopped VM takes a bigger flavor: the domain's definition follows
+        bigger = self.d.request("POST", "/v1/flavors", {
+            "name": "bigger-" + uuid.uuid4().hex[:6], "vcpus": 2, "memory_mib": 256},
+            token=self.admin).json
+        r = self.d.request("POST", f"/v1/vms/{vm['id']}/resize", {"flavor_id": bigger["id"]},
+                           token=self.admin)
+        self.assertEqual(r.status, 202, r)
+        self.wait_job(r.json["id"])
+        xml = self.virsh("dumpxml", vm["domain_name"]).stdout
+        self.assertIn("<memory unit='KiB'>262144</memory>", xml)
+        self.assertIn(">2</vcpu>", xml)
+        self.assertEqual(self.get(f"/v1/vms/{vm['id']}")["vcpus"], 2)
         self.assertEqual(self.d.request("DELETE", f"/v1/volumes/{vol['id']}",
                                         token=self.admin).status, 409)
         for action, body in (("detach", None), ("resize", {"size_gib": 2}),

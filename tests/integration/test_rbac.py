@@ -148,6 +148,10 @@ EXPECTED = {
         "network of B1": (200, 200, 200, 200, 404, 404),
     },
     "DELETE /v1/networks/{id}": {"unused network": (204, 204, 403, 403, 403, 403)},
+    "POST /v1/vms/{id}/resize": {
+        "running VM of A1": (409, 409, 403, 403, 409, 409),
+        "running VM of B1": (409, 409, 403, 403, 404, 404),
+    },
     "GET /v1/volumes": {"list": (200, 200, 200, 200, 200, 200)},
     "POST /v1/volumes": {
         "volume of A1": (202, 202, 403, 403, 202, 202),
@@ -991,6 +995,22 @@ def _(t, role):
     t.assertEqual(still, 404 if r.status == 204 else 200)
     t.d.request("DELETE", f"/v1/networks/{n}", token=t.admin)
     return r
+
+
+# -- VM resize (the matrix's VMs run: a resize is refused with 409 to those allowed) --
+
+def _vm_resize(dept):
+    def run(t, role):
+        before = t.d.request("GET", f"/v1/vms/{t.vm[dept]}", token=t.admin).json
+        r = t.as_(role, "POST", f"/v1/vms/{t.vm[dept]}/resize", {"flavor_id": t.flavor})
+        after = t.d.request("GET", f"/v1/vms/{t.vm[dept]}", token=t.admin).json
+        t.assertEqual(before["version"], after["version"], "a refused resize changed the VM")
+        return r
+    return run
+
+
+case("POST /v1/vms/{id}/resize", "running VM of A1")(_vm_resize("A1"))
+case("POST /v1/vms/{id}/resize", "running VM of B1")(_vm_resize("B1"))
 
 
 # -- volumes --
