@@ -383,6 +383,14 @@ int gc_page_limit(int limit, int *out, struct gc_error *err);
 /* Validates an id cursor. */
 int gc_page_cursor_id(const char *cursor, struct gc_error *err);
 
+/* Makes one object from the current row; path (GC_DEPT_PATH_MAX, may be NULL) gets the
+ * department path of the object. */
+typedef json_t *(*gc_row_path_fn)(struct gc_rows *r, char *path);
+/* Loads the object sql (one ? for the id) finds: GC_ENOTFOUND "<what> '<id>' not found" when
+ * id is not an id or there is no such row. */
+int gc_load_by_id(struct gc_tx *tx, const char *sql, const char *what, const char *id,
+                  gc_row_path_fn row, json_t **out, char *path, struct gc_error *err);
+
 /* Makes one list item from the current row, or NULL to leave the row out (rows the caller
  * may not see). */
 typedef json_t *(*gc_page_row_fn)(struct gc_rows *r, const struct gc_principal *who);

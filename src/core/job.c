@@ -118,22 +118,7 @@ static json_t *job_json(struct gc_rows *r, char *path)
 
 static int load(struct gc_tx *tx, const char *id, json_t **out, char *path, struct gc_error *err)
 {
-    if (!gc_id_valid(id))
-        return gc_error_set(err, GC_ENOTFOUND, "id", "job '%.64s' not found", id);
-    struct gc_rows *r;
-    int rc = gc_tx_query(tx, "SELECT " JOB_COLS JOB_FROM " WHERE j.id = ?", GC_ARGS(GC_VTXT(id)),
-                         &r, err);
-    if (rc)
-        return rc;
-    rc = gc_rows_next(r, err);
-    if (rc == 0)
-        rc = gc_error_set(err, GC_ENOTFOUND, "id", "job '%s' not found", id);
-    if (rc > 0) {
-        rc = 0;
-        *out = job_json(r, path);
-    }
-    gc_rows_free(r);
-    return rc;
+    return gc_load_by_id(tx, "SELECT " JOB_COLS JOB_FROM " WHERE j.id = ?", "job", id, job_json, out, path, err);
 }
 
 int gc_job_submit(struct gc_tx *tx, const struct gc_ctx *ctx, const char *kind, json_t *params,

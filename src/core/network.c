@@ -51,22 +51,7 @@ static bool visible(const struct gc_principal *who, const char *net_path)
 
 static int load(struct gc_tx *tx, const char *id, json_t **out, char *path, struct gc_error *err)
 {
-    if (!gc_id_valid(id))
-        return gc_error_set(err, GC_ENOTFOUND, "id", "network '%.64s' not found", id);
-    struct gc_rows *r;
-    int rc = gc_tx_query(tx, "SELECT " NET_COLS NET_FROM " WHERE n.id = ?",
-                         GC_ARGS(GC_VTXT(id)), &r, err);
-    if (rc)
-        return rc;
-    rc = gc_rows_next(r, err);
-    if (rc == 0)
-        rc = gc_error_set(err, GC_ENOTFOUND, "id", "network '%s' not found", id);
-    if (rc > 0) {
-        rc = 0;
-        *out = net_json(r, path);
-    }
-    gc_rows_free(r);
-    return rc;
+    return gc_load_by_id(tx, "SELECT " NET_COLS NET_FROM " WHERE n.id = ?", "network", id, net_json, out, path, err);
 }
 
 /* Parses "a.b.c.d/p" (family AF_INET) or "x::/p" (AF_INET6) into the network address. */

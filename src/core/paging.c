@@ -79,3 +79,23 @@ int gc_page_run(const struct gc_ctx *ctx, const char *sql, const struct gc_val *
     *items = arr;
     return 0;
 }
+
+int gc_load_by_id(struct gc_tx *tx, const char *sql, const char *what, const char *id,
+                  gc_row_path_fn row, json_t **out, char *path, struct gc_error *err)
+{
+    if (!gc_id_valid(id))
+        return gc_error_set(err, GC_ENOTFOUND, "id", "%s '%.64s' not found", what, id);
+    struct gc_rows *r;
+    int rc = gc_tx_query(tx, sql, GC_ARGS(GC_VTXT(id)), &r, err);
+    if (rc)
+        return rc;
+    rc = gc_rows_next(r, err);
+    if (rc == 0)
+        rc = gc_error_set(err, GC_ENOTFOUND, "id", "%s '%s' not found", what, id);
+    if (rc > 0) {
+        rc = 0;
+        *out = row(r, path);
+    }
+    gc_rows_free(r);
+    return rc;
+}

@@ -48,22 +48,7 @@ static json_t *vm_json(struct gc_rows *r, char *path)
 
 static int load(struct gc_tx *tx, const char *id, json_t **out, char *path, struct gc_error *err)
 {
-    if (!gc_id_valid(id))
-        return gc_error_set(err, GC_ENOTFOUND, "id", "virtual machine '%.64s' not found", id);
-    struct gc_rows *r;
-    int rc = gc_tx_query(tx, "SELECT " VM_COLS VM_FROM " WHERE v.id = ?", GC_ARGS(GC_VTXT(id)),
-                         &r, err);
-    if (rc)
-        return rc;
-    rc = gc_rows_next(r, err);
-    if (rc == 0)
-        rc = gc_error_set(err, GC_ENOTFOUND, "id", "virtual machine '%s' not found", id);
-    if (rc > 0) {
-        rc = 0;
-        *out = vm_json(r, path);
-    }
-    gc_rows_free(r);
-    return rc;
+    return gc_load_by_id(tx, "SELECT " VM_COLS VM_FROM " WHERE v.id = ?", "virtual machine", id, vm_json, out, path, err);
 }
 
 static const struct gc_jfield create_spec[] = {

@@ -39,22 +39,7 @@ static json_t *vol_json(struct gc_rows *r, char *path)
 
 static int load(struct gc_tx *tx, const char *id, json_t **out, char *path, struct gc_error *err)
 {
-    if (!gc_id_valid(id))
-        return gc_error_set(err, GC_ENOTFOUND, "id", "volume '%.64s' not found", id);
-    struct gc_rows *r;
-    int rc = gc_tx_query(tx, "SELECT " VOL_COLS VOL_FROM " WHERE x.id = ?", GC_ARGS(GC_VTXT(id)),
-                         &r, err);
-    if (rc)
-        return rc;
-    rc = gc_rows_next(r, err);
-    if (rc == 0)
-        rc = gc_error_set(err, GC_ENOTFOUND, "id", "volume '%s' not found", id);
-    if (rc > 0) {
-        rc = 0;
-        *out = vol_json(r, path);
-    }
-    gc_rows_free(r);
-    return rc;
+    return gc_load_by_id(tx, "SELECT " VOL_COLS VOL_FROM " WHERE x.id = ?", "volume", id, vol_json, out, path, err);
 }
 
 /* Checks the VM a volume is to be attached to: same department, same host, not busy. */
