@@ -85,6 +85,8 @@ void gc_api_vm_start(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_stop(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_reboot(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_resize(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_migrate(struct gc_req *req, struct gc_resp *resp);
+void gc_api_host_evacuate(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_net_list(struct gc_req *req, struct gc_resp *resp);

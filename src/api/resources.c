@@ -471,3 +471,19 @@ void gc_api_vm_resize(struct gc_req *req, struct gc_resp *resp)
     int rc = gc_vm_resize(&req->ctx, req->params[0], req->body, &job, &err);
     job_accepted(req, resp, rc, job, &err);
 }
+
+void gc_api_vm_migrate(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_vm_migrate(&req->ctx, req->params[0], req->body, &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
+void gc_api_host_evacuate(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_host_evacuate(&req->ctx, req->params[0], &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}

@@ -63,6 +63,8 @@ const struct gc_route gc_routes[] = {
      "host.update", "host"},
     {"DELETE", "/v1/hosts/{id}", gc_api_host_delete, "hosts.delete", true, false, NULL,
      "host.delete", "host"},
+    {"POST", "/v1/hosts/{id}/evacuate", gc_api_host_evacuate, "hosts.evacuate", true, false,
+     NULL, "host.evacuate", "host"},
 
     {"GET", "/v1/flavors", gc_api_flavor_list, "flavors.list", true, false, "name," PAGE, NULL,
      NULL},
@@ -125,6 +127,8 @@ const struct gc_route gc_routes[] = {
      "vm.reboot", "vm"},
     {"POST", "/v1/vms/{id}/resize", gc_api_vm_resize, "vms.resize", true, true, NULL,
      "vm.resize", "vm"},
+    {"POST", "/v1/vms/{id}/migrate", gc_api_vm_migrate, "vms.migrate", true, true, NULL,
+     "vm.migrate", "vm"},
     {"GET", "/v1/vms/{id}/console", gc_api_vm_console, "vms.console", true, false, NULL, NULL,
      NULL},
 

@@ -275,11 +275,29 @@ struct gc_place_req {
     const char *zone;     /* only hosts of this zone, or NULL */
     const char *group;    /* server group id, or NULL */
     const char *policy;   /* its policy: affinity | anti-affinity */
+    const char *exclude_host; /* never this host (a VM moving away from it), or NULL */
+    const char *exclude_vm;   /* the VM being moved, left out of its group's rules */
 };
 /* Placement inside a write transaction: host_out (GC_ID_LEN + 1) gets the chosen host, or
  * GC_ECONFLICT says which filter left none. */
 int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_place_req *req,
                 char *host_out, struct gc_error *err);
+/* Moving a VM to another host (live migration, or a copy when it is shut off).
+ * begin: in the caller's write transaction, chooses the destination (want_host, or
+ * placement among the other hosts of its host's zone), reserves the room there and marks
+ * the VM migrating; dest (GC_ID_LEN + 1) gets the host. end: records the outcome, moving
+ * the VM and its volumes to the destination (ok) or releasing the destination's room;
+ * state/power: what the hypervisor shows after it; error: why it failed. */
+int gc_vm_migration_begin(struct gc_tx *tx, const struct gc_config *cfg, const char *id,
+                          const char *want_host, char *dest, struct gc_error *err);
+int gc_vm_migration_end(struct gc_tx *tx, const char *id, bool ok, const char *state,
+                        const char *power, const char *error, struct gc_error *err);
+/* POST /v1/vms/{id}/migrate (platform roles): in {"host_id"?}; queues vm.migrate. */
+int gc_vm_migrate(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **out,
+                  struct gc_error *err);
+/* POST /v1/hosts/{id}/evacuate: a host in maintenance; queues host.evacuate. */
+int gc_host_evacuate(const struct gc_ctx *ctx, const char *id, json_t **out,
+                     struct gc_error *err);
 /* Adds (negative: releases) a VM's vCPUs and memory to a host's usage and free room. */
 int gc_host_reserve(struct gc_tx *tx, const char *host, int64_t vcpus, int64_t mem,
                     struct gc_error *err);

@@ -27,7 +27,8 @@ void (*gc_host_removed)(const char *id) = no_removed;
 #define HOST_COLS                                                                             \
     "id, name, uri, zone, description, state, maintenance, last_error, last_seen_at, arch,"    \
     " cpu_model, cpus, memory_mib, hypervisor, hypervisor_version, libvirt_version, hostname," \
-    " pools, created_at, updated_at, version"
+    " pools, created_at, updated_at, version, vcpus_used, memory_used_mib, vcpus_free,"        \
+    " memory_free_mib"
 
 static json_t *host_json(struct gc_rows *r)
 {
@@ -54,6 +55,13 @@ static json_t *host_json(struct gc_rows *r)
     json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 18)));
     json_object_set_new(o, "updated_at", gc_json_time(gc_rows_int(r, 19)));
     json_object_set_new(o, "version", json_integer(gc_rows_int(r, 20)));
+    /* what its VMs hold, and the room left for placement (with over-commit) */
+    json_object_set_new(o, "usage",
+                        json_pack("{s:I,s:I,s:I,s:I}", "vcpus_used",
+                                  (json_int_t)gc_rows_int(r, 21), "memory_used_mib",
+                                  (json_int_t)gc_rows_int(r, 22), "vcpus_free",
+                                  (json_int_t)gc_rows_int(r, 23), "memory_free_mib",
+                                  (json_int_t)gc_rows_int(r, 24)));
     return o;
 }
 
@@ -301,5 +309,43 @@ int gc_host_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
     json_decref(before);
     if (!rc)
         gc_host_removed(id);
+    return rc;
+}
+
+int gc_host_evacuate(const struct gc_ctx *ctx, const char *id, json_t **out,
+                     struct gc_error *err)
+{
+    int rc = authorize(ctx, GC_P_HOST_WRITE, id, err);
+    if (rc)
+        return rc;
+    struct gc_tx *tx;
+    rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    json_t *before = NULL;
+    rc = load(tx, id, &before, err);
+    if (!rc && !json_is_true(json_object_get(before, "maintenance")))
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "host '%s' is not in maintenance: set maintenance first, so that no "
+                          "new VM lands on it while its VMs move away",
+                          id);
+    if (!rc && strcmp(json_string_value(json_object_get(before, "state")), "connected") != 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "host '%s' is not connected: its VMs can move only while it is", id);
+    if (!rc)
+        rc = gc_job_busy(tx, "host", id, "host", err);
+    char job[GC_ID_LEN + 1] = "";
+    if (!rc) {
+        json_t *p = json_pack("{s:s}", "host_id", id);
+        rc = gc_job_submit(tx, ctx, "host.evacuate", p, NULL, "host", id, job, err);
+        json_decref(p);
+    }
+    struct gc_audit_event ev = {.action = "host.evacuate",
+                                .resource_type = "host",
+                                .resource_id = id,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = before};
+    rc = gc_job_commit(tx, ctx, &ev, job, rc, out, err);
+    json_decref(before);
     return rc;
 }

@@ -74,7 +74,7 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_p
     const int64_t cpu_pct = cfg->cpu_overcommit_percent, ram_pct = cfg->ram_overcommit_percent;
     struct gc_buf sql;
     gc_buf_init(&sql, GC_BUF_UNLIMITED);
-    struct gc_val args[10];
+    struct gc_val args[14];
     size_t n = 0;
     (void)gc_buf_adds(&sql, "SELECT id FROM hosts WHERE ");
     if (q->zone) {
@@ -90,15 +90,25 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_p
         (void)gc_buf_adds(&sql, " AND id = ?");
         args[n++] = GC_VTXT(q->host);
     }
+    if (q->exclude_host) {
+        (void)gc_buf_adds(&sql, " AND id <> ?");
+        args[n++] = GC_VTXT(q->exclude_host);
+    }
+    /* the moving VM itself does not count in its group's rules */
+    const char *self = q->exclude_vm ? q->exclude_vm : "";
     if (q->group && strcmp(q->policy, "anti-affinity") == 0) {
         (void)gc_buf_adds(&sql, " AND id NOT IN (SELECT host_id FROM vms WHERE"
-                                " server_group_id = ? AND host_id IS NOT NULL)");
+                                " server_group_id = ? AND host_id IS NOT NULL AND id <> ?)");
         args[n++] = GC_VTXT(q->group);
+        args[n++] = GC_VTXT(self);
     } else if (q->group) {
-        (void)gc_buf_adds(&sql, " AND (NOT EXISTS (SELECT 1 FROM vms WHERE server_group_id = ?)"
-                                " OR id IN (SELECT host_id FROM vms WHERE server_group_id = ?))");
+        (void)gc_buf_adds(&sql, " AND (NOT EXISTS (SELECT 1 FROM vms WHERE server_group_id = ?"
+                                " AND id <> ?) OR id IN (SELECT host_id FROM vms WHERE"
+                                " server_group_id = ? AND id <> ?))");
         args[n++] = GC_VTXT(q->group);
+        args[n++] = GC_VTXT(self);
         args[n++] = GC_VTXT(q->group);
+        args[n++] = GC_VTXT(self);
     }
     (void)gc_buf_adds(&sql, " ORDER BY memory_free_mib DESC LIMIT 1");
     struct gc_rows *r = NULL;
@@ -129,7 +139,8 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_p
         snprintf(why, sizeof(why), "no hypervisor host is registered");
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
         rc = 0;
-        if (want_host && strcmp(gc_rows_text(r, 0), want_host) != 0)
+        if ((want_host && strcmp(gc_rows_text(r, 0), want_host) != 0) ||
+            (q->exclude_host && strcmp(gc_rows_text(r, 0), q->exclude_host) == 0))
             continue;
         considered++;
         if (strcmp(gc_rows_text(r, 1), "connected") != 0)
@@ -154,6 +165,9 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_p
         return rc;
     if (want_host && considered == 0)
         return gc_error_set(err, GC_EINVAL, "host_id", "host '%.64s' not found", want_host);
+    if (q->exclude_host && considered == 0)
+        snprintf(why, sizeof(why), "no other hypervisor host is in zone '%s'",
+                 q->zone ? q->zone : "default");
     return gc_error_set(err, GC_ECONFLICT, want_host ? "host_id" : "",
                         "cannot place the virtual machine: %s", why);
 }
@@ -481,6 +495,11 @@ static int queue_vm_job(const struct gc_ctx *ctx, const char *id, const char *ki
     if (!rc && strcmp(state, "building") == 0 && strcmp(kind, "vm.delete") != 0)
         rc = gc_error_set(err, GC_ECONFLICT, "id", "virtual machine '%s' is still being built",
                           id);
+    if (!rc && strcmp(state, "migrating") == 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "virtual machine '%s' is moving to another host; try again when it "
+                          "has arrived",
+                          id);
     char dept[GC_ID_LEN + 1] = "";
     if (obj)
         snprintf(dept, sizeof(dept), "%s", gc_json_str(obj, "department_id"));
@@ -685,4 +704,159 @@ int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct 
     }
     *text = buf;
     return 0;
+}
+
+/* ---- migration ---- */
+
+int gc_vm_migration_begin(struct gc_tx *tx, const struct gc_config *cfg, const char *id,
+                          const char *want_host, char *dest, struct gc_error *err)
+{
+    struct gc_rows *r = NULL;
+    int rc = gc_tx_query(tx,
+                         "SELECT v.state, COALESCE(v.host_id, ''), v.vcpus, v.memory_mib, i.arch,"
+                         " COALESCE(h.zone, ''), COALESCE(h.state, ''),"
+                         " COALESCE(v.server_group_id, ''), COALESCE(g.policy, '')"
+                         " FROM vms v JOIN images i ON i.id = v.image_id"
+                         " LEFT JOIN hosts h ON h.id = v.host_id"
+                         " LEFT JOIN server_groups g ON g.id = v.server_group_id WHERE v.id = ?",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
+    char state[32] = "", src[GC_ID_LEN + 1] = "", arch[33] = "", zone[65] = "",
+         hstate[32] = "", group[GC_ID_LEN + 1] = "", policy[32] = "";
+    int64_t vcpus = 0, mem = 0;
+    if (!rc) {
+        rc = gc_rows_next(r, err);
+        if (rc > 0) {
+            snprintf(state, sizeof(state), "%s", gc_rows_text(r, 0));
+            snprintf(src, sizeof(src), "%s", gc_rows_text(r, 1));
+            vcpus = gc_rows_int(r, 2);
+            mem = gc_rows_int(r, 3);
+            snprintf(arch, sizeof(arch), "%s", gc_rows_text(r, 4));
+            snprintf(zone, sizeof(zone), "%s", gc_rows_text(r, 5));
+            snprintf(hstate, sizeof(hstate), "%s", gc_rows_text(r, 6));
+            snprintf(group, sizeof(group), "%s", gc_rows_text(r, 7));
+            snprintf(policy, sizeof(policy), "%s", gc_rows_text(r, 8));
+            rc = 0;
+        } else if (rc == 0) {
+            rc = gc_error_set(err, GC_ENOTFOUND, "id", "virtual machine '%s' not found", id);
+        }
+    }
+    gc_rows_free(r);
+    if (rc)
+        return rc;
+    if (strcmp(state, "running") != 0 && strcmp(state, "stopped") != 0)
+        return gc_error_set(err, GC_ECONFLICT, "id",
+                            "virtual machine '%s' is %s: only a running or stopped VM can move",
+                            id, state);
+    if (!src[0] || strcmp(hstate, "connected") != 0)
+        return gc_error_set(err, GC_ECONFLICT, "id",
+                            "the host of virtual machine '%s' is not connected: a VM moves only "
+                            "from a connected host",
+                            id);
+    if (want_host && strcmp(want_host, src) == 0)
+        return gc_error_set(err, GC_ECONFLICT, "host_id",
+                            "virtual machine '%s' is already on host '%s'", id, want_host);
+    if (want_host && !gc_id_valid(want_host))
+        return gc_error_set(err, GC_EINVAL, "host_id", "host '%.64s' not found", want_host);
+    /* an operator who names a host may cross zones; placement stays in the VM's zone */
+    struct gc_place_req q = {.arch = arch,
+                             .vcpus = vcpus,
+                             .memory_mib = mem,
+                             .host = want_host,
+                             .zone = want_host ? NULL : zone,
+                             .group = group[0] ? group : NULL,
+                             .policy = policy,
+                             .exclude_host = src,
+                             .exclude_vm = id};
+    rc = gc_vm_place(tx, cfg, &q, dest, err);
+    if (!rc)
+        rc = gc_host_reserve(tx, dest, vcpus, mem, err);
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "UPDATE vms SET state = 'migrating', migration_target = ?,"
+                        " last_error = '', updated_at = ?, version = version + 1 WHERE id = ?",
+                        GC_ARGS(GC_VTXT(dest), GC_VINT_(gc_now_ms()), GC_VTXT(id)), NULL, err);
+    return rc;
+}
+
+int gc_vm_migration_end(struct gc_tx *tx, const char *id, bool ok, const char *state,
+                        const char *power, const char *error, struct gc_error *err)
+{
+    struct gc_rows *r = NULL;
+    int rc = gc_tx_query(tx,
+                         "SELECT COALESCE(host_id, ''), COALESCE(migration_target, ''), vcpus,"
+                         " memory_mib FROM vms WHERE id = ?",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
+    char src[GC_ID_LEN + 1] = "", dst[GC_ID_LEN + 1] = "";
+    int64_t vcpus = 0, mem = 0;
+    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        snprintf(src, sizeof(src), "%s", gc_rows_text(r, 0));
+        snprintf(dst, sizeof(dst), "%s", gc_rows_text(r, 1));
+        vcpus = gc_rows_int(r, 2);
+        mem = gc_rows_int(r, 3);
+        rc = 0;
+    }
+    gc_rows_free(r);
+    if (rc < 0)
+        return rc;
+    if (!dst[0])
+        return 0; /* not moving (recorded already) */
+    int64_t now = gc_now_ms();
+    /* the room is held where the VM is not */
+    rc = gc_host_reserve(tx, ok ? src : dst, -vcpus, -mem, err);
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "UPDATE vms SET host_id = ?, migration_target = NULL, state = ?,"
+                        " power_state = ?, last_error = ?, drift = '', updated_at = ?,"
+                        " version = version + 1 WHERE id = ?",
+                        GC_ARGS(GC_VTXT(ok ? dst : src), GC_VTXT(state), GC_VTXT(power),
+                                GC_VTXT(error ? error : ""), GC_VINT_(now), GC_VTXT(id)),
+                        NULL, err);
+    if (!rc && ok)
+        rc = gc_tx_exec(tx,
+                        "UPDATE volumes SET host_id = ?, updated_at = ?, version = version + 1"
+                        " WHERE vm_id = ?",
+                        GC_ARGS(GC_VTXT(dst), GC_VINT_(now), GC_VTXT(id)), NULL, err);
+    return rc;
+}
+
+static const struct gc_jfield migrate_spec[] = {
+    {"host_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+};
+
+int gc_vm_migrate(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **out,
+                  struct gc_error *err)
+{
+    int rc = gc_json_check(in, migrate_spec, 1, err);
+    if (rc)
+        return rc;
+    const char *want = gc_json_str(in, "host_id");
+    struct gc_tx *tx;
+    rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX], job[GC_ID_LEN + 1], dest[GC_ID_LEN + 1] = "";
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    /* moving VMs between hosts is the platform's business: departments see it happen */
+    if (!rc)
+        rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "virtual machine", id, err);
+    if (!rc)
+        rc = gc_require(ctx->who, GC_P_HOST_WRITE, err);
+    if (!rc)
+        rc = gc_job_busy(tx, "vm", id, "virtual machine", err);
+    if (!rc)
+        rc = gc_vm_migration_begin(tx, ctx->cfg, id, want, dest, err);
+    char dept[GC_ID_LEN + 1] = "";
+    if (obj)
+        snprintf(dept, sizeof(dept), "%s", gc_json_str(obj, "department_id"));
+    if (!rc) {
+        json_t *p = json_pack("{s:s,s:s}", "vm_id", id, "host_id", dest);
+        rc = gc_job_submit(tx, ctx, "vm.migrate", p, dept, "vm", id, job, err);
+        json_decref(p);
+    }
+    json_t *detail = json_pack("{s:O?,s:s}", "before", obj, "host_id", dest);
+    rc = finish_with_job(tx, ctx, "vm.migrate", id, dept, path, job, detail, rc, out, err);
+    json_decref(detail);
+    json_decref(obj);
+    return rc;
 }

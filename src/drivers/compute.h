@@ -143,6 +143,14 @@ struct gc_compute_driver {
     /* Sets vCPUs and memory in the definition of a domain that is shut off. */
     int (*vm_resize)(struct gc_compute_conn *c, const char *uuid, int vcpus, int64_t memory_mib,
                      struct gc_error *err);
+    /* Moves a domain and the volumes of its disks (every disk must be a volume of a storage
+     * pool with the same name on both hosts) from src to dst. Running: live migration, the
+     * disks copied by QEMU, the definition moved. Shut off: the volumes copied through
+     * libvirt streams, then the definition. *src_volumes gets [{"pool","name"}], the
+     * volumes left on src for the caller to delete once it has recorded the move. On
+     * failure nothing changes on src and what was made on dst is removed. */
+    int (*vm_migrate)(struct gc_compute_conn *src, struct gc_compute_conn *dst,
+                      const char *uuid, json_t **src_volumes, struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

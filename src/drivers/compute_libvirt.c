@@ -994,6 +994,351 @@ static int lv_vm_resize(struct gc_compute_conn *c, const char *uuid, int vcpus,
     return rc;
 }
 
+/* ---- migration ---- */
+
+/* One disk of a domain being moved: where it is here, where it goes there. */
+struct mig_disk {
+    char *src_path;           /* as in the domain XML (escaped form == plain: see disk_paths) */
+    char *dst_path;
+    char pool[128], name[256], format[16];
+    unsigned long long capacity;
+    bool file_pool;           /* dir, fs or netfs: a file that can start empty */
+};
+
+static void mig_disks_free(struct mig_disk *d, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(d[i].src_path);
+        free(d[i].dst_path);
+    }
+    free(d);
+}
+
+/* The text of attribute `file='…'` after each "<source " inside a <disk> element. govcloud
+ * writes these paths itself; one that would need XML escaping is refused rather than
+ * guessed at. */
+static int disk_paths(const char *xml, struct mig_disk **out, int *n, struct gc_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    int cap = 0;
+    for (const char *p = strstr(xml, "<disk "); p; p = strstr(p + 1, "<disk ")) {
+        const char *end = strstr(p, "</disk>");
+        const char *s = strstr(p, "<source file='");
+        if (!end || !s || s > end)
+            continue;
+        s += strlen("<source file='");
+        const char *q = strchr(s, '\'');
+        if (!q || q > end)
+            continue;
+        if (memchr(s, '&', (size_t)(q - s)))
+            return gc_error_set(err, GC_EUNSUPPORTED, "", "a disk path holds XML escapes");
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = gc_realloc(*out, (size_t)cap * sizeof(**out));
+        }
+        struct mig_disk *d = &(*out)[(*n)++];
+        memset(d, 0, sizeof(*d));
+        d->src_path = gc_strndup(s, (size_t)(q - s));
+    }
+    return 0;
+}
+
+/* xml with every disk's source path replaced by its path on the destination. */
+static char *retarget(const char *xml, const struct mig_disk *d, int n)
+{
+    struct gc_buf b;
+    gc_buf_init(&b, GC_BUF_UNLIMITED);
+    const char *p = xml;
+    int rc = 0;
+    for (;;) {
+        const char *s = strstr(p, "<source file='");
+        if (!s)
+            break;
+        s += strlen("<source file='");
+        const char *q = strchr(s, '\'');
+        if (!q)
+            break;
+        rc |= gc_buf_add(&b, p, (size_t)(s - p));
+        const char *repl = NULL;
+        for (int i = 0; i < n; i++)
+            if (strlen(d[i].src_path) == (size_t)(q - s) &&
+                memcmp(d[i].src_path, s, (size_t)(q - s)) == 0)
+                repl = d[i].dst_path;
+        if (repl)
+            rc |= gc_buf_adds(&b, repl);
+        else
+            rc |= gc_buf_add(&b, s, (size_t)(q - s));
+        p = q;
+    }
+    rc |= gc_buf_adds(&b, p);
+    if (rc) {
+        gc_buf_release(&b);
+        return NULL;
+    }
+    return gc_buf_steal(&b);
+}
+
+/* The pool, name, format and size of each disk here, and an empty volume of the same name
+ * in the pool of the same name there (replacing one a failed attempt left). */
+static int prepare_disks(struct gc_compute_conn *src, struct gc_compute_conn *dst,
+                         struct mig_disk *d, int n, bool live, struct gc_error *err)
+{
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        virStorageVolPtr v = virStorageVolLookupByPath(src->conn, d[i].src_path);
+        virStoragePoolPtr sp = v ? virStoragePoolLookupByVolume(v) : NULL;
+        if (!sp) {
+            rc = gc_error_set(err, GC_EUNSUPPORTED, "",
+                              "disk %s is not a volume of a storage pool: cannot move it",
+                              d[i].src_path);
+            if (v)
+                virStorageVolFree(v);
+            break;
+        }
+        snprintf(d[i].pool, sizeof(d[i].pool), "%s", virStoragePoolGetName(sp));
+        snprintf(d[i].name, sizeof(d[i].name), "%s", virStorageVolGetName(v));
+        virStorageVolInfo info;
+        char *vx = virStorageVolGetXMLDesc(v, 0);
+        char *px = virStoragePoolGetXMLDesc(sp, 0);
+        if (virStorageVolGetInfo(v, &info) < 0 || !vx || !px) {
+            rc = gc_error_set(err, GC_EBUSY, "", "cannot read volume %s: %s", d[i].name,
+                              virGetLastErrorMessage());
+        } else {
+            d[i].capacity = info.capacity;
+            const char *t = strstr(vx, "<target>");
+            const char *f = t ? strstr(t, "<format type='") : NULL;
+            snprintf(d[i].format, sizeof(d[i].format), "%.*s", f ? (int)strcspn(f + 14, "'") : 3,
+                     f ? f + 14 : "raw");
+            d[i].file_pool = strstr(px, "<pool type='dir'") || strstr(px, "<pool type='fs'") ||
+                             strstr(px, "<pool type='netfs'");
+        }
+        free(vx);
+        free(px);
+        virStoragePoolFree(sp);
+        virStorageVolFree(v);
+        if (rc)
+            break;
+        virStoragePoolPtr dp = virStoragePoolLookupByName(dst->conn, d[i].pool);
+        if (!dp) {
+            rc = gc_error_set(err, GC_ECONFLICT, "host_id",
+                              "the destination host has no storage pool '%s' for disk %s",
+                              d[i].pool, d[i].name);
+            break;
+        }
+        virStorageVolPtr old = virStorageVolLookupByName(dp, d[i].name);
+        if (old) {
+            (void)virStorageVolDelete(old, 0);
+            virStorageVolFree(old);
+        }
+        struct gc_buf x;
+        gc_buf_init(&x, 4096);
+        int b = gc_buf_adds(&x, "<volume><name>");
+        b |= xml_add(&x, d[i].name);
+        /* live, QEMU writes the guest's view of the disk into an image of the same format
+         * and size; shut off, a file starts empty and takes the copied bytes as they are
+         * (a block device needs its size either way) */
+        bool empty = !live && d[i].file_pool;
+        b |= gc_buf_addf(&x, "</name><capacity unit='B'>%llu</capacity>"
+                             "<target><format type='%s'/></target></volume>",
+                         empty ? 0ULL : d[i].capacity, empty ? "raw" : d[i].format);
+        virStorageVolPtr nv = b ? NULL : virStorageVolCreateXML(dp, gc_buf_str(&x), 0);
+        gc_buf_release(&x);
+        if (!nv)
+            rc = gc_error_set(err, GC_EBUSY, "", "cannot create volume %s on the destination: %s",
+                              d[i].name, virGetLastErrorMessage());
+        else {
+            d[i].dst_path = virStorageVolGetPath(nv);
+            virStorageVolFree(nv);
+            if (!d[i].dst_path)
+                rc = gc_error_set(err, GC_EBUSY, "", "volume %s has no path", d[i].name);
+        }
+        virStoragePoolFree(dp);
+    }
+    virResetLastError();
+    return rc;
+}
+
+/* Removes the volumes prepare_disks made there (a failed move). */
+static void drop_disks(struct gc_compute_conn *dst, const struct mig_disk *d, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!d[i].dst_path)
+            continue;
+        virStorageVolPtr v = virStorageVolLookupByPath(dst->conn, d[i].dst_path);
+        if (v) {
+            (void)virStorageVolDelete(v, 0);
+            virStorageVolFree(v);
+        }
+    }
+    virResetLastError();
+}
+
+/* Copies the bytes of a volume here into the volume there, through libvirt streams: no
+ * path between the hosts is needed but govcloud's own connections. */
+static int copy_volume(struct gc_compute_conn *src, struct gc_compute_conn *dst,
+                       const struct mig_disk *d, struct gc_error *err)
+{
+    virStorageVolPtr sv = virStorageVolLookupByPath(src->conn, d->src_path);
+    virStorageVolPtr dv = virStorageVolLookupByPath(dst->conn, d->dst_path);
+    virStreamPtr in = virStreamNew(src->conn, 0), out = virStreamNew(dst->conn, 0);
+    int rc = 0;
+    bool started = false;
+    if (!sv || !dv || !in || !out || virStorageVolDownload(sv, in, 0, 0, 0) < 0 ||
+        virStorageVolUpload(dv, out, 0, 0, 0) < 0) {
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot copy volume %s: %s", d->name,
+                          virGetLastErrorMessage());
+    } else {
+        started = true;
+        size_t cap = 1 << 20;
+        char *buf = gc_malloc(cap);
+        for (;;) {
+            int got = virStreamRecv(in, buf, cap);
+            if (got < 0) {
+                rc = gc_error_set(err, GC_EBUSY, "", "reading volume %s: %s", d->name,
+                                  virGetLastErrorMessage());
+                break;
+            }
+            if (got == 0)
+                break;
+            for (int off = 0; off < got && !rc;) {
+                int sent = virStreamSend(out, buf + off, (size_t)(got - off));
+                if (sent < 0)
+                    rc = gc_error_set(err, GC_EBUSY, "", "writing volume %s: %s", d->name,
+                                      virGetLastErrorMessage());
+                else
+                    off += sent;
+            }
+            if (rc)
+                break;
+        }
+        free(buf);
+    }
+    if (started && !rc && (virStreamFinish(in) < 0 || virStreamFinish(out) < 0))
+        rc = gc_error_set(err, GC_EBUSY, "", "finishing the copy of volume %s: %s", d->name,
+                          virGetLastErrorMessage());
+    else if (started && rc) {
+        (void)virStreamAbort(in);
+        (void)virStreamAbort(out);
+    }
+    if (in)
+        virStreamFree(in);
+    if (out)
+        virStreamFree(out);
+    if (sv)
+        virStorageVolFree(sv);
+    if (dv)
+        virStorageVolFree(dv);
+    virResetLastError();
+    return rc;
+}
+
+static int lv_vm_migrate(struct gc_compute_conn *src, struct gc_compute_conn *dst,
+                         const char *uuid, json_t **src_volumes, struct gc_error *err)
+{
+    *src_volumes = NULL;
+    virDomainPtr d = lookup(src, uuid, err);
+    if (!d)
+        return err->code;
+    int state = 0, reason = 0, rc = 0;
+    if (virDomainGetState(d, &state, &reason, 0) < 0) {
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot read the state of %s: %s", uuid,
+                          virGetLastErrorMessage());
+        virDomainFree(d);
+        return rc;
+    }
+    bool live = state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_PAUSED ||
+                state == VIR_DOMAIN_BLOCKED;
+    char *inactive = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_MIGRATABLE |
+                                               VIR_DOMAIN_XML_SECURE);
+    char *active = live ? virDomainGetXMLDesc(d, VIR_DOMAIN_XML_MIGRATABLE |
+                                                     VIR_DOMAIN_XML_SECURE)
+                        : NULL;
+    struct mig_disk *disks = NULL;
+    int n = 0;
+    if (!inactive || (live && !active))
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot read the definition of %s: %s", uuid,
+                          virGetLastErrorMessage());
+    /* the disks of the definition and of the running domain are the same volumes (attach
+     * and detach change both) */
+    if (!rc)
+        rc = disk_paths(active ? active : inactive, &disks, &n, err);
+    if (!rc)
+        rc = prepare_disks(src, dst, disks, n, live, err);
+    char *dxml = rc ? NULL : retarget(inactive, disks, n);
+    char *axml = rc || !live ? NULL : retarget(active, disks, n);
+    if (!rc && (!dxml || (live && !axml)))
+        rc = gc_error_set(err, GC_EINTERNAL, "", "out of memory");
+    if (!rc && live) {
+        virTypedParameterPtr params = NULL;
+        int np = 0, maxp = 0;
+        if (virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_DEST_XML, axml) < 0 ||
+            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_PERSIST_XML, dxml) <
+                0)
+            rc = gc_error_set(err, GC_EINTERNAL, "", "out of memory");
+        unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PERSIST_DEST |
+                         VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_AUTO_CONVERGE |
+                         VIR_MIGRATE_ABORT_ON_ERROR;
+        if (n > 0)
+            flags |= VIR_MIGRATE_NON_SHARED_DISK;
+        virDomainPtr moved = rc ? NULL : virDomainMigrate3(d, dst->conn, params, (unsigned)np,
+                                                           flags);
+        if (!rc && !moved)
+            rc = gc_error_set(err, GC_EBUSY, "", "live migration of %s failed: %s", uuid,
+                              virGetLastErrorMessage());
+        if (moved)
+            virDomainFree(moved);
+        virTypedParamsFree(params, np);
+    } else if (!rc) {
+        /* shut off: the volumes' bytes, then the definition */
+        for (int i = 0; i < n && !rc; i++)
+            rc = copy_volume(src, dst, &disks[i], err);
+        if (!rc) {
+            for (int i = 0; i < n; i++) {
+                virStoragePoolPtr p = virStoragePoolLookupByName(dst->conn, disks[i].pool);
+                if (p) {
+                    (void)virStoragePoolRefresh(p, 0); /* learns the copied format */
+                    virStoragePoolFree(p);
+                }
+            }
+            virDomainPtr nd = virDomainDefineXML(dst->conn, dxml);
+            if (!nd)
+                rc = gc_error_set(err, GC_EBUSY, "", "cannot define %s on the destination: %s",
+                                  uuid, virGetLastErrorMessage());
+            else
+                virDomainFree(nd);
+        }
+        if (!rc && virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) < 0 &&
+            virDomainUndefine(d) < 0)
+            rc = gc_error_set(err, GC_EBUSY, "", "cannot undefine %s here: %s", uuid,
+                              virGetLastErrorMessage());
+    }
+    if (rc) {
+        /* a definition made there is gone again, and so are the volumes */
+        virDomainPtr there = virDomainLookupByUUIDString(dst->conn, uuid);
+        if (there) {
+            if (virDomainIsActive(there) != 1)
+                (void)virDomainUndefine(there);
+            virDomainFree(there);
+        }
+        drop_disks(dst, disks, n);
+    } else {
+        json_t *vols = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(vols, json_pack("{s:s,s:s}", "pool", disks[i].pool, "name",
+                                                  disks[i].name));
+        *src_volumes = vols;
+    }
+    free(dxml);
+    free(axml);
+    free(inactive);
+    free(active);
+    mig_disks_free(disks, n);
+    virDomainFree(d);
+    virResetLastError();
+    return rc;
+}
+
 const struct gc_compute_driver gc_compute_libvirt = {
     .name = "libvirt",
     .init = lv_init,
@@ -1023,6 +1368,7 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .vol_resize = lv_vol_resize,
     .vm_disk = lv_vm_disk,
     .vm_resize = lv_vm_resize,
+    .vm_migrate = lv_vm_migrate,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)

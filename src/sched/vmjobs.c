@@ -305,6 +305,72 @@ static int apply_vm_filter(const struct gc_compute_driver *drv, struct gc_comput
     return rc;
 }
 
+/* Makes a host ready for a VM: its networks running with the VM's addresses pinned in
+ * their DHCP, and the VM's security group filters defined. vnics (4) get the interfaces
+ * for the domain (filtered by vmfilter (64) when the VM has groups); *nics (malloc'd) the
+ * interfaces as recorded. */
+static int host_prepare(const struct gc_compute_driver *drv, struct gc_compute_conn *c,
+                        const char *vm, struct nic_info **nics, int *nnics,
+                        struct gc_vm_nic *vnics, char *vmfilter, struct gc_error *err)
+{
+    int rc = load_nics(vm, nics, nnics, err);
+    for (int i = 0; !rc && i < *nnics && i < 4; i++) {
+        const struct nic_info *ni = &(*nics)[i];
+        struct gc_net_spec ns = {.name = ni->network,
+                                 .mode = ni->mode,
+                                 .bridge = ni->bridge,
+                                 .ipv4_gateway = ni->gw4,
+                                 .ipv4_prefix = ni->p4,
+                                 .ipv6_gateway = ni->gw6,
+                                 .ipv6_prefix = ni->p6};
+        rc = drv->net_ensure(c, &ns, err);
+        if (!rc && strcmp(ni->mode, "bridge") != 0)
+            rc = drv->net_dhcp_host(c, ni->network, ni->mac, ni->ipv4, true, err);
+        vnics[i].network = ni->network;
+        vnics[i].mac = ni->mac;
+    }
+    /* security groups: the groups' filters and the VM's own, referenced by each interface */
+    snprintf(vmfilter, 64, "gc-vm-%s", vm);
+    json_t *groups = NULL;
+    if (!rc && *nnics > 0)
+        rc = load_groups(vm, &groups, err);
+    if (!rc && json_array_size(groups) > 0) {
+        rc = apply_vm_filter(drv, c, vm, groups, err);
+        for (int i = 0; !rc && i < *nnics && i < 4; i++)
+            vnics[i].filter = vmfilter;
+    }
+    json_decref(groups);
+    return rc;
+}
+
+/* What host_prepare left on a host for a VM that is no longer there: the DHCP pins and its
+ * own filter (absent ones are fine). */
+static int host_forget(const struct gc_compute_driver *drv, struct gc_compute_conn *c,
+                       const char *vm, struct gc_error *err)
+{
+    struct nic_info *nics = NULL;
+    int nnics = 0;
+    int rc = load_nics(vm, &nics, &nnics, err);
+    for (int i = 0; !rc && i < nnics; i++)
+        if (strcmp(nics[i].mode, "bridge") != 0)
+            rc = drv->net_dhcp_host(c, nics[i].network, nics[i].mac, nics[i].ipv4, false, err);
+    free(nics);
+    json_t *groups = NULL;
+    if (!rc && nnics > 0)
+        rc = load_groups(vm, &groups, err);
+    if (!rc && json_array_size(groups) > 0) {
+        char vmfilter[64];
+        snprintf(vmfilter, sizeof(vmfilter), "gc-vm-%s", vm);
+        rc = drv->fw_remove(c, vmfilter, err);
+        if (rc == GC_ENOTFOUND) {
+            rc = 0;
+            gc_error_clear(err);
+        }
+    }
+    json_decref(groups);
+    return rc;
+}
+
 static int vm_create(struct gc_job_run *job, const json_t *params, json_t **result,
                      struct gc_error *err)
 {
@@ -334,36 +400,10 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
     }
     struct nic_info *nics = NULL;
     int nnics = 0;
-    rc = load_nics(v.id, &nics, &nnics, err);
     struct gc_vm_nic vnics[4] = {{0}};
-    gc_job_progress(job, 30, "preparing the networks on the host");
-    for (int i = 0; !rc && i < nnics && i < 4; i++) {
-        struct gc_net_spec ns = {.name = nics[i].network,
-                                 .mode = nics[i].mode,
-                                 .bridge = nics[i].bridge,
-                                 .ipv4_gateway = nics[i].gw4,
-                                 .ipv4_prefix = nics[i].p4,
-                                 .ipv6_gateway = nics[i].gw6,
-                                 .ipv6_prefix = nics[i].p6};
-        rc = drv->net_ensure(c, &ns, err);
-        if (!rc && strcmp(nics[i].mode, "bridge") != 0)
-            rc = drv->net_dhcp_host(c, nics[i].network, nics[i].mac, nics[i].ipv4, true, err);
-        vnics[i].network = nics[i].network;
-        vnics[i].mac = nics[i].mac;
-    }
-    /* security groups: the groups' filters and the VM's own, referenced by each interface */
     char vmfilter[64];
-    snprintf(vmfilter, sizeof(vmfilter), "gc-vm-%s", v.id);
-    json_t *groups = NULL;
-    if (!rc && nnics > 0)
-        rc = load_groups(v.id, &groups, err);
-    if (!rc && json_array_size(groups) > 0) {
-        gc_job_progress(job, 35, "applying the security groups");
-        rc = apply_vm_filter(drv, c, v.id, groups, err);
-        for (int i = 0; !rc && i < nnics && i < 4; i++)
-            vnics[i].filter = vmfilter;
-    }
-    json_decref(groups);
+    gc_job_progress(job, 30, "preparing the networks and security groups on the host");
+    rc = host_prepare(drv, c, v.id, &nics, &nnics, vnics, vmfilter, err);
     if (rc) {
         gc_hostmgr_release(v.host);
         free(nics);
@@ -534,30 +574,9 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
             rc = 0;
             gc_error_clear(err);
         }
-        /* the addresses pinned for it in the networks' DHCP go too */
-        struct nic_info *nics = NULL;
-        int nnics = 0;
+        /* the addresses pinned for it in the networks' DHCP, and its own filter */
         if (!rc)
-            rc = load_nics(v.id, &nics, &nnics, err);
-        for (int i = 0; !rc && i < nnics; i++)
-            if (strcmp(nics[i].mode, "bridge") != 0)
-                rc = drv->net_dhcp_host(c, nics[i].network, nics[i].mac, nics[i].ipv4, false,
-                                        err);
-        free(nics);
-        /* and the VM's own firewall filter, if it had security groups (and so a filter) */
-        json_t *groups = NULL;
-        if (!rc && nnics > 0)
-            rc = load_groups(v.id, &groups, err);
-        if (!rc && json_array_size(groups) > 0) {
-            char vmfilter[64];
-            snprintf(vmfilter, sizeof(vmfilter), "gc-vm-%s", v.id);
-            rc = drv->fw_remove(c, vmfilter, err);
-            if (rc == GC_ENOTFOUND) {
-                rc = 0;
-                gc_error_clear(err);
-            }
-        }
-        json_decref(groups);
+            rc = host_forget(drv, c, v.id, err);
         gc_hostmgr_release(v.host);
         if (rc) {
             set_vm(v.id, "error", NULL, err->msg);
@@ -595,6 +614,264 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
     if (!rc)
         *result = json_pack("{s:s}", "deleted", v.id);
     return rc;
+}
+
+/* ---- migration and evacuation ---- */
+
+/* Records the end of a move in one transaction. */
+static int migration_end(const char *vm, bool ok, const char *power, const char *error,
+                         struct gc_error *err)
+{
+    bool on = strcmp(power, "running") == 0 || strcmp(power, "paused") == 0 ||
+              strcmp(power, "blocked") == 0;
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    rc = gc_vm_migration_end(tx, vm, ok, on ? "running" : "stopped", power, error, err);
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    return gc_tx_commit(tx, err);
+}
+
+/* The data volumes attached to a VM: [{"pool","name"}]. */
+static int attached_volumes(const char *vm, json_t **out, struct gc_error *err)
+{
+    *out = json_array();
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    rc = gc_tx_query(tx, "SELECT id, pool FROM volumes WHERE vm_id = ? ORDER BY id",
+                     GC_ARGS(GC_VTXT(vm)), &r, err);
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        char name[64];
+        snprintf(name, sizeof(name), "gc-vol-%s.qcow2", gc_rows_text(r, 0));
+        json_array_append_new(*out, json_pack("{s:s,s:s}", "pool", gc_rows_text(r, 1), "name",
+                                              name));
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    return rc < 0 ? rc : 0;
+}
+
+/* Moves one VM already marked migrating (gc_vm_migration_begin) to its target, and
+ * records the outcome. Safe to run again after a crash: where the domain is decides. */
+static int migrate_one(struct gc_job_run *job, const char *vm, json_t **result,
+                       struct gc_error *err)
+{
+    char src[GC_ID_LEN + 1] = "", dst[GC_ID_LEN + 1] = "";
+    {
+        struct gc_tx *tx;
+        int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+        if (rc)
+            return rc;
+        struct gc_rows *r = NULL;
+        rc = gc_tx_query(tx,
+                         "SELECT COALESCE(host_id, ''), COALESCE(migration_target, '')"
+                         " FROM vms WHERE id = ?",
+                         GC_ARGS(GC_VTXT(vm)), &r, err);
+        if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+            snprintf(src, sizeof(src), "%s", gc_rows_text(r, 0));
+            snprintf(dst, sizeof(dst), "%s", gc_rows_text(r, 1));
+            rc = 0;
+        } else if (rc == 0) {
+            rc = gc_error_set(err, GC_ENOTFOUND, "vm_id", "virtual machine %s is gone", vm);
+        }
+        gc_rows_free(r);
+        gc_tx_rollback(tx);
+        if (rc)
+            return rc;
+    }
+    if (!dst[0]) { /* done before a restart */
+        *result = json_pack("{s:s,s:s}", "vm_id", vm, "host_id", src);
+        return 0;
+    }
+    const struct gc_compute_driver *sd, *dd;
+    struct gc_compute_conn *sc, *dc;
+    int rc = gc_hostmgr_acquire(src, &sd, &sc, err);
+    if (rc) {
+        struct gc_error e2 = {0};
+        (void)migration_end(vm, false, "unknown", err->msg, &e2);
+        return rc;
+    }
+    rc = gc_hostmgr_acquire(dst, &dd, &dc, err);
+    if (rc) {
+        gc_hostmgr_release(src);
+        struct gc_error e2 = {0};
+        char power[32] = "unknown";
+        (void)sd->vm_state(sc, vm, power, sizeof(power), &e2);
+        (void)migration_end(vm, false, power, err->msg, &e2);
+        return rc;
+    }
+    if (sd != dd || !sd->vm_migrate)
+        rc = gc_error_set(err, GC_EUNSUPPORTED, "host_id",
+                          "the hosts have different hypervisor drivers: a VM cannot move "
+                          "between them");
+    char here[32] = "", there[32] = "";
+    int rh = rc ? rc : sd->vm_state(sc, vm, here, sizeof(here), err);
+    gc_error_clear(err);
+    int rt = rc ? rc : dd->vm_state(dc, vm, there, sizeof(there), err);
+    gc_error_clear(err);
+    bool arrived = !rc && rt == 0 && rh == GC_ENOTFOUND;
+    struct nic_info *nics = NULL;
+    int nnics = 0;
+    struct gc_vm_nic vnics[4] = {{0}};
+    char vmfilter[64];
+    json_t *moved = NULL;
+    if (!rc && !arrived) {
+        if (rh)
+            rc = gc_error_set(err, GC_ECONFLICT, "vm_id",
+                              "the domain of virtual machine %s is on neither host", vm);
+        if (!rc) {
+            gc_job_progress(job, 10, "preparing the networks and security groups there");
+            rc = host_prepare(dd, dc, vm, &nics, &nnics, vnics, vmfilter, err);
+        }
+        if (!rc) {
+            bool on = strcmp(here, "running") == 0 || strcmp(here, "paused") == 0 ||
+                      strcmp(here, "blocked") == 0;
+            gc_job_progress(job, 30, on ? "live migration: copying memory and disks"
+                                        : "copying the disks and the definition");
+            rc = sd->vm_migrate(sc, dc, vm, &moved, err);
+        }
+        if (rc) {
+            /* undo what was prepared there; the VM stays where it is */
+            struct gc_error e2 = {0};
+            if (!rh)
+                (void)host_forget(dd, dc, vm, &e2);
+        }
+    }
+    char power[32] = "unknown";
+    struct gc_error e2 = {0};
+    if (!rc) {
+        (void)dd->vm_state(dc, vm, power, sizeof(power), &e2);
+        gc_job_progress(job, 80, "recording the move");
+        rc = migration_end(vm, true, power, "", err);
+    } else {
+        (void)sd->vm_state(sc, vm, power, sizeof(power), &e2);
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "%s", err->msg);
+        (void)migration_end(vm, false, power, msg, &e2);
+    }
+    if (!rc) {
+        /* what stays on the old host: its domain (if a copy left one), root volume, data
+         * volumes, DHCP pins and filter */
+        gc_job_progress(job, 90, "tidying the old host");
+        json_t *vols = NULL;
+        if (sd->vm_undefine(sc, vm, &e2) && e2.code != GC_ENOTFOUND)
+            gc_warn("vms", "vm %s: old host %s: %s", vm, src, e2.msg);
+        gc_error_clear(&e2);
+        if (attached_volumes(vm, &vols, &e2) == 0) {
+            size_t i;
+            json_t *o;
+            json_array_foreach(vols, i, o) {
+                const char *pool = json_string_value(json_object_get(o, "pool"));
+                const char *name = json_string_value(json_object_get(o, "name"));
+                if (sd->vol_delete(sc, pool, name, &e2) && e2.code != GC_ENOTFOUND)
+                    gc_warn("vms", "vm %s: old host %s: %s", vm, src, e2.msg);
+                gc_error_clear(&e2);
+            }
+        }
+        json_decref(vols);
+        if (host_forget(sd, sc, vm, &e2))
+            gc_warn("vms", "vm %s: old host %s: %s", vm, src, e2.msg);
+        *result = json_pack("{s:s,s:s,s:s,s:s,s:o}", "vm_id", vm, "from_host_id", src,
+                            "host_id", dst, "power_state", power, "volumes",
+                            moved ? json_incref(moved) : json_array());
+    }
+    json_decref(moved);
+    free(nics);
+    gc_hostmgr_release(dst);
+    gc_hostmgr_release(src);
+    return rc;
+}
+
+static int vm_migrate_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                          struct gc_error *err)
+{
+    const char *id = json_string_value(json_object_get(params, "vm_id"));
+    return migrate_one(job, id ? id : "", result, err);
+}
+
+/* Moves every VM of a host in maintenance to other hosts, one after the other; a VM that
+ * cannot move stays and is reported. */
+static int host_evacuate_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                             struct gc_error *err)
+{
+    const char *host = json_string_value(json_object_get(params, "host_id"));
+    json_t *ids = json_array();
+    {
+        struct gc_tx *tx;
+        int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+        if (rc) {
+            json_decref(ids);
+            return rc;
+        }
+        struct gc_rows *r = NULL;
+        rc = gc_tx_query(tx, "SELECT id FROM vms WHERE host_id = ? ORDER BY id",
+                         GC_ARGS(GC_VTXT(host ? host : "")), &r, err);
+        while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+            rc = 0;
+            json_array_append_new(ids, json_string(gc_rows_text(r, 0)));
+        }
+        gc_rows_free(r);
+        gc_tx_rollback(tx);
+        if (rc < 0) {
+            json_decref(ids);
+            return rc;
+        }
+    }
+    json_t *moved = json_array(), *failed = json_array();
+    size_t n = json_array_size(ids), i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        const char *vm = json_string_value(v);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "moving VM %zu of %zu (%s)", i + 1, n, vm);
+        if (gc_job_progress(job, (int)(5 + 90 * i / (n ? n : 1)), msg))
+            break;
+        struct gc_error e = {0};
+        struct gc_tx *tx;
+        char dest[GC_ID_LEN + 1] = "";
+        int64_t moving = 0;
+        int rc = gc_tx_begin(job_store(), GC_TX_WRITE, &tx, &e);
+        /* a VM left migrating by a crash goes on to its target */
+        if (!rc)
+            rc = gc_tx_query_int(tx,
+                                 "SELECT COUNT(*) FROM vms WHERE id = ? AND host_id = ? AND"
+                                 " migration_target IS NOT NULL",
+                                 GC_ARGS(GC_VTXT(vm), GC_VTXT(host)), &moving, &e);
+        if (!rc && !moving)
+            rc = gc_job_busy(tx, "vm", vm, "virtual machine", &e);
+        if (!rc && !moving)
+            rc = gc_vm_migration_begin(tx, cfg, vm, NULL, dest, &e);
+        if (rc)
+            gc_tx_rollback(tx);
+        else
+            rc = gc_tx_commit(tx, &e);
+        json_t *res = NULL;
+        if (!rc)
+            rc = migrate_one(job, vm, &res, &e);
+        if (rc)
+            json_array_append_new(failed, json_pack("{s:s,s:s}", "vm_id", vm, "error", e.msg));
+        else
+            json_array_append_new(moved, json_pack("{s:s,s:O?}", "vm_id", vm, "host_id",
+                                                   json_object_get(res, "host_id")));
+        json_decref(res);
+    }
+    json_decref(ids);
+    size_t nf = json_array_size(failed);
+    *result = json_pack("{s:o,s:o}", "moved", moved, "failed", failed);
+    if (nf)
+        return gc_error_set(err, GC_ECONFLICT, "host_id",
+                            "%zu of %zu virtual machines could not move (see the job's result); "
+                            "the host keeps them",
+                            nf, n);
+    return 0;
 }
 
 /* Removes a deleted network from every host that has it. */
@@ -910,6 +1187,8 @@ static const struct gc_job_kind kinds[] = {
     {.name = "vm.reboot", .run = vm_reboot_run, .resumable = false},
     {.name = "vm.resize", .run = vm_resize_run, .resumable = true},
     {.name = "vm.delete", .run = vm_delete_run, .resumable = true},
+    {.name = "vm.migrate", .run = vm_migrate_run, .resumable = true},
+    {.name = "host.evacuate", .run = host_evacuate_run, .resumable = true},
 };
 
 void gc_register_vm_job_kinds(const struct gc_config *config, struct gc_store *st)

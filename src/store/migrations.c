@@ -303,6 +303,13 @@ static const char *const m7[] = {
     NULL,
 };
 
+/* live migration and evacuation: where a moving VM goes, so that a restart can finish or
+ * undo the move */
+static const char *const m11[] = {
+    "ALTER TABLE vms ADD COLUMN migration_target TEXT REFERENCES hosts(id)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -311,5 +318,6 @@ const struct gc_migration gc_migrations[] = {
     {5, "placement counters on hosts", m5},
     {6, "server groups and zones in placement", m6},
     {7, "volumes", m7},
+    {11, "VM migration target", m11},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -311,7 +311,12 @@ static int migrate(struct gc_store *st, struct gc_error *err)
                           (long long)have, known);
     for (size_t i = 0; !rc && i < gc_nmigrations; i++) {
         const struct gc_migration *m = &gc_migrations[i];
-        if (m->version <= have)
+        /* by presence, not by the highest number: migrations of work developed in parallel
+         * may land in any order */
+        int64_t done = 0;
+        rc = gc_tx_query_int(tx, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?",
+                             GC_ARGS(GC_VINT_(m->version)), &done, err);
+        if (rc || done)
             continue;
         for (const char *const *s = m->statements; !rc && *s; s++)
             rc = gc_tx_exec(tx, *s, GC_NOARGS, NULL, err);

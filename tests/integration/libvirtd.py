@@ -360,6 +360,117 @@ def ensure_default_pool(path="/var/lib/libvirt/images"):
     return True
 
 
+class SecondHost:
+    """A second, independent libvirt host on this machine, for migration tests: its own
+    libvirtd and virtlogd in a private mount namespace (`unshare -m`) with their own
+    /run/libvirt, /etc/libvirt (a different host UUID: libvirt refuses to migrate a domain to
+    the host it is on), /var/lib/libvirt (so its storage pool 'default' holds other files
+    than the first host's) and /var/cache/libvirt. It shares the network namespace and
+    /var/log/libvirt with the machine, and listens on 127.0.0.1:PORT without TLS or
+    authentication (a test-only setting: never on a real host).
+
+        h = lv.SecondHost(workdir).start()     # h.uri: qemu+tcp://127.0.0.1:PORT/system
+        ...
+        h.stop()                                # domains destroyed, daemons gone
+    """
+
+    def __init__(self, workdir, port=None):
+        self.dir = os.path.join(workdir, "host2")
+        self.port = port or _free_port()
+        self.uri = f"qemu+tcp://127.0.0.1:{self.port}/system"
+        self.images = os.path.join(self.dir, "varlib", "images")  # its pool, seen from here
+        self.proc = None
+
+    def start(self, timeout=90):
+        for sub in ("run", "cache", "varlib/qemu", "varlib/dnsmasq", "varlib/images",
+                    "varlib/boot"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        etc = os.path.join(self.dir, "etc")
+        shutil.rmtree(etc, ignore_errors=True)
+        # the daemons' settings and libvirt's own filters, but none of the first host's
+        # domains, networks, pools, secrets or govcloud filters
+        def skip(d, names):
+            rel = os.path.relpath(d, "/etc/libvirt")
+            if rel in ("qemu", "storage", "secrets"):
+                return [n for n in names if n not in ("autostart",)]
+            if rel == "nwfilter":
+                return [n for n in names if n.startswith("gc-")]
+            return [n for n in names if rel.startswith(("qemu", "storage", "secrets"))]
+        shutil.copytree("/etc/libvirt", etc, symlinks=True, ignore=skip)
+        with open(os.path.join(etc, "libvirtd.conf"), "w") as f:
+            f.write(f'listen_tls = 0\nlisten_tcp = 1\ntcp_port = "{self.port}"\n'
+                    f'listen_addr = "127.0.0.1"\nauth_tcp = "none"\n'
+                    f'host_uuid = "{uuid.uuid4()}"\n')
+        # the migration ports of the two hosts' QEMUs must not meet
+        with open(os.path.join(etc, "qemu.conf"), "a") as f:
+            f.write("\nmigration_port_min = 49400\nmigration_port_max = 49499\n")
+        script = f"""set -e
+mount -t tmpfs tmpfs /run/libvirt
+mount --bind {etc} /etc/libvirt
+mount --bind {self.dir}/varlib /var/lib/libvirt
+mount --bind {self.dir}/cache /var/cache/libvirt
+virtlogd -d -p {self.dir}/virtlogd.pid
+exec libvirtd -l -p {self.dir}/libvirtd.pid
+"""
+        logf = open(os.path.join(self.dir, "libvirtd.log"), "w")
+        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                      script], stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=subprocess.STDOUT,
+                                     env={"PATH": DAEMON_SEARCH_PATH, "LANG": "C"})
+        logf.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the second libvirtd exited:\n" + _read(
+                    os.path.join(self.dir, "libvirtd.log"))[-2000:])
+            try:  # the first answer waits for QEMU's capabilities to be probed
+                if virsh("version", uri=self.uri, check=False, timeout=30).returncode == 0:
+                    break
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the second libvirtd did not answer on {self.uri}")
+        try:
+            virsh("pool-define-as", "default", "dir", "--target", "/var/lib/libvirt/images",
+                  uri=self.uri)
+            virsh("pool-start", "default", uri=self.uri)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is None:
+            return
+        r = virsh("list", "--all", "--uuid", uri=self.uri, check=False, timeout=10)
+        for dom in r.stdout.split():
+            virsh("destroy", dom, uri=self.uri, check=False, timeout=20)
+            virsh("undefine", dom, "--nvram", uri=self.uri, check=False, timeout=20)
+        for name in ("libvirtd", "virtlogd"):
+            try:
+                with open(os.path.join(self.dir, f"{name}.pid")) as f:
+                    pid = int(f.read().strip())
+                if _comm(pid) == name:
+                    os.kill(pid, signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def status():
     """A dict describing the daemons: answering, helper-started PIDs, registered users."""
     st = _state()

@@ -1,0 +1,291 @@
+"""Moving VMs between two real libvirt hosts: the system libvirtd (host A, qemu:///system)
+and a second, independent libvirtd on this machine (host B, in its own mount namespace with
+its own host UUID and its own storage pool directory: libvirt.SecondHost).
+
+- live migration of a running guest with a network (a bridge), a security group and a data
+  volume: the guest keeps running (its heartbeat on the serial console goes on counting, it
+  never restarts), the data volume's bytes arrive in B's pool, nothing stays on A;
+- a stopped VM moves back by copying its volumes through libvirt streams and its definition,
+  then starts on A;
+- a host in maintenance is evacuated (its VMs move away), and can then be removed;
+- what must be refused: the same host, a host in maintenance, a department user, a host not
+  in maintenance for evacuation, a VM with a job in progress.
+
+Skips, saying so, only when libvirt, QEMU, unshare or qemu-io is not installed."""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import unittest
+import uuid
+
+import gcharness as gh
+import libvirtd as lv
+
+CONSOLE_DIR = "/var/log/libvirt/qemu"
+
+
+def virsh(uri, *args):
+    return subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+class MigrationTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        missing = lv.missing_binaries() + [b for b in ("unshare", "qemu-io", "ip")
+                                           if shutil.which(b) is None]
+        if missing:
+            raise unittest.SkipTest("not installed: " + ", ".join(missing))
+        lv.ensure_libvirtd()
+        lv.ensure_default_pool()
+        cls.work = lv.make_workdir("govcloud-migration-")
+        cls.images = os.path.join(cls.work, "images")
+        os.makedirs(cls.images)
+        os.chmod(cls.images, 0o755)
+        cls.kernel, cls.initrd = lv.tiny_image(cls.images)
+        cls.host2 = lv.SecondHost(cls.work).start()
+        cls.bridge = "gcmig" + uuid.uuid4().hex[:6]
+        subprocess.run(["ip", "link", "add", "name", cls.bridge, "type", "bridge"], check=True)
+        subprocess.run(["ip", "link", "set", cls.bridge, "up"], check=True)
+        cls.d = gh.Daemon(extra=["--set", "bootstrap.host_uri=none",
+                                 "--set", "compute.virt_type=qemu"]).start()
+        cls.admin = cls.d.login()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        log = cls.d.read_log()
+        cls.d.cleanup()
+        cls.host2.stop()
+        subprocess.run(["ip", "link", "del", cls.bridge], capture_output=True)
+        shutil.rmtree(cls.work, ignore_errors=True)
+        lv.stop_libvirtd()
+        if rc != 0:
+            raise AssertionError(f"govcloudd exited with {rc}:\n{log[-4000:]}")
+        for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer"):
+            if bad in log:
+                raise AssertionError(f"sanitizer report in the daemon log:\n{log[-8000:]}")
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def req(self, method, path, body=None, token=None):
+        return self.d.request(method, path, body, token=token or self.admin)
+
+    def get(self, path):
+        r = self.req("GET", path)
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def wait(self, what, fn, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = fn()
+            if v:
+                return v
+            time.sleep(0.3)
+        self.fail(f"timed out after {timeout} s waiting for {what}")
+
+    def wait_job(self, job_id, timeout=180, state="succeeded"):
+        def done():
+            j = self.get(f"/v1/jobs/{job_id}")
+            return j if j["state"] in ("succeeded", "failed", "cancelled") else None
+        j = self.wait(f"job {job_id}", done, timeout)
+        self.assertEqual(j["state"], state, j)
+        return j
+
+    def accepted(self, r):
+        self.assertEqual(r.status, 202, r)
+        return self.wait_job(r.json["id"])
+
+    def register(self, name, uri):
+        r = self.req("POST", "/v1/hosts", {"name": name, "uri": uri})
+        self.assertEqual(r.status, 201, r)
+        return self.wait(f"host {name} to connect", lambda: (
+            lambda h: h if h["state"] == "connected" else None)(
+                self.get(f"/v1/hosts/{r.json['id']}")), 60)
+
+    def heartbeat(self, domain):
+        try:
+            with open(f"{CONSOLE_DIR}/{domain}-console.log", errors="replace") as f:
+                beats = re.findall(r"GOVCLOUD-ALIVE (\d+)", f.read())
+        except OSError:
+            return []
+        return [int(b) for b in beats]
+
+    def files_of_a(self):
+        return set(os.listdir("/var/lib/libvirt/images"))
+
+    def files_of_b(self):
+        return set(os.listdir(self.host2.images))
+
+    # -- the test -----------------------------------------------------------------------
+
+    def test_live_and_offline_migration_and_evacuation(self):
+        tag = uuid.uuid4().hex[:6]
+        a = self.register("mig-a-" + tag, "qemu:///system")
+        b = self.register("mig-b-" + tag, self.host2.uri)
+        self.assertNotEqual(a["id"], b["id"])
+        r = self.req("POST", "/v1/images", {
+            "name": "stay-" + tag, "kind": "kernel", "arch": "x86_64",
+            "kernel_path": self.kernel, "initrd_path": self.initrd,
+            "cmdline": "console=ttyS0 govcloud.stay=1"})
+        self.assertEqual(r.status, 201, r)
+        image = r.json
+        self.wait_job(image["job_id"])
+        flavor = self.req("POST", "/v1/flavors", {"name": "mig-" + tag, "vcpus": 1,
+                                                  "memory_mib": 128}).json
+        dept = self.req("POST", "/v1/departments", {"name": "迁移测试 " + tag}).json
+        net = self.req("POST", "/v1/networks", {
+            "name": "br-" + tag, "mode": "bridge", "bridge": self.bridge,
+            "ipv4_cidr": "10.233.41.0/24"})
+        self.assertEqual(net.status, 201, net)
+        net = net.json
+        sg = self.req("POST", "/v1/security-groups", {
+            "name": "ssh-" + tag, "department_id": dept["id"], "rules": [
+                {"direction": "ingress", "protocol": "tcp", "port_min": 22,
+                 "cidr": "10.0.0.0/8"}]})
+        self.assertEqual(sg.status, 201, sg)
+        sg = sg.json
+        user_pw = "Dept-Passw0rd!x"
+        r = self.req("POST", "/v1/users", {"username": "mig-" + tag, "password": user_pw,
+                                           "role": "department_admin",
+                                           "department_id": dept["id"]})
+        self.assertEqual(r.status, 201, r)
+        dept_token = self.d.login("mig-" + tag, user_pw)
+
+        # a running guest on A with an interface, a security group and a data volume
+        r = self.req("POST", "/v1/vms", {"name": "live1", "department_id": dept["id"],
+                                         "flavor_id": flavor["id"], "image_id": image["id"],
+                                         "host_id": a["id"], "networks": [net["id"]],
+                                         "security_groups": [sg["id"]]})
+        self.accepted(r)
+        vm = self.get(f"/v1/vms/{r.json['resource_id']}")
+        self.assertEqual((vm["host_id"], vm["state"]), (a["id"], "running"))
+        domain = vm["domain_name"]
+        r = self.req("POST", "/v1/volumes", {"name": "data-" + tag, "size_gib": 1,
+                                             "department_id": dept["id"], "vm_id": vm["id"]})
+        self.accepted(r)
+        vol = self.get(f"/v1/volumes/{r.json['resource_id']}")
+        volfile = f"gc-vol-{vol['id']}.qcow2"
+        self.assertIn(volfile, self.files_of_a())
+        self.wait("the guest's heartbeat", lambda: len(self.heartbeat(domain)) >= 2, 120)
+
+        # refused: a department user; the same host; a host in maintenance; bad bodies
+        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {}, token=dept_token)
+        self.assertEqual(r.status, 403, r)
+        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {"host_id": a["id"]})
+        self.assertEqual(r.status, 409, r)
+        self.assertIn("already on host", r.json["detail"])
+        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {"host_id": 7})
+        self.assertEqual(r.status, 400, r)
+        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {"host": b["id"]})
+        self.assertEqual(r.status, 400, r)
+        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate",
+                     {"host_id": "0190f0f0-0000-7000-8000-000000000000"})
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(self.req("PATCH", f"/v1/hosts/{b['id']}",
+                                  {"maintenance": True}).status, 200)
+        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {})
+        self.assertEqual(r.status, 409, r)
+        self.assertIn("maintenance", r.json["detail"])
+        self.assertEqual(self.req("PATCH", f"/v1/hosts/{b['id']}",
+                                  {"maintenance": False}).status, 200)
+        r = self.req("POST", f"/v1/hosts/{a['id']}/evacuate")
+        self.assertEqual(r.status, 409, r)
+        self.assertIn("not in maintenance", r.json["detail"])
+        usage_a = self.get(f"/v1/hosts/{a['id']}")
+
+        # live: placement picks B, the only other host
+        beats_before = self.heartbeat(domain)
+        t0 = time.monotonic()
+        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {})
+        self.assertEqual(r.status, 202, r)
+        # while it moves, other actions on it wait
+        self.assertEqual(self.req("POST", f"/v1/vms/{vm['id']}/stop").status, 409)
+        job = self.wait_job(r.json["id"])
+        live_s = time.monotonic() - t0
+        self.assertEqual(job["result"]["host_id"], b["id"], job)
+        vm = self.get(f"/v1/vms/{vm['id']}")
+        self.assertEqual((vm["host_id"], vm["state"], vm["power_state"]),
+                         (b["id"], "running", "running"), vm)
+        self.assertIn("running", virsh(self.host2.uri, "domstate", domain).stdout)
+        self.assertNotEqual(virsh("qemu:///system", "dominfo", domain).returncode, 0,
+                            "the domain is still on host A")
+        # the guest never restarted: its heartbeat goes on from where it was
+        self.wait("the heartbeat after the move",
+                  lambda: len(self.heartbeat(domain)) >= len(beats_before) + 3, 60)
+        beats = self.heartbeat(domain)
+        self.assertEqual(beats, list(range(1, len(beats) + 1)),
+                         "the heartbeat restarted: the guest was rebooted, not migrated")
+        # the volumes moved: in B's pool, gone from A's
+        self.assertIn(volfile, self.files_of_b())
+        self.assertNotIn(volfile, self.files_of_a())
+        self.assertEqual(self.get(f"/v1/volumes/{vol['id']}")["host_id"], b["id"])
+        # the security group's filters are on B, the VM's own filter gone from A
+        self.assertEqual(virsh(self.host2.uri, "nwfilter-dumpxml",
+                               "gc-vm-" + vm["id"]).returncode, 0)
+        self.assertNotEqual(virsh("qemu:///system", "nwfilter-dumpxml",
+                                  "gc-vm-" + vm["id"]).returncode, 0)
+        xml = virsh(self.host2.uri, "dumpxml", domain).stdout
+        self.assertIn(f"bridge='{self.bridge}'", xml)
+        self.assertIn(f"/var/lib/libvirt/images/{volfile}", xml)
+        # the room moved with it
+        a_now, b_now = self.get(f"/v1/hosts/{a['id']}"), self.get(f"/v1/hosts/{b['id']}")
+        self.assertEqual(a_now["usage"]["vcpus_used"], usage_a["usage"]["vcpus_used"] - 1)
+        self.assertEqual(b_now["usage"]["vcpus_used"], 1)
+        self.assertEqual(b_now["usage"]["memory_used_mib"], 128)
+        ev = self.get(f"/v1/audit-events?action=vm.migrate&resource_id={vm['id']}")["items"]
+        self.assertEqual([e["outcome"] for e in ev],
+                         ["denied"] + ["failure"] * 5 + ["success"], ev)
+
+        # offline: stop it on B, write known bytes into its data volume there, move it back
+        self.accepted(self.req("POST", f"/v1/vms/{vm['id']}/stop?force=true"))
+        bfile = os.path.join(self.host2.images, volfile)
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", bfile],
+                       check=True, capture_output=True)
+        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {"host_id": a["id"]})
+        job = self.wait_job(r.json["id"])
+        vm = self.get(f"/v1/vms/{vm['id']}")
+        self.assertEqual((vm["host_id"], vm["state"], vm["power_state"]),
+                         (a["id"], "stopped", "shutoff"), vm)
+        self.assertNotIn(volfile, self.files_of_b())
+        afile = os.path.join("/var/lib/libvirt/images", volfile)
+        check = subprocess.run(["qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x5a 0 1M",
+                                afile], capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertNotIn("Pattern verification failed", check.stdout)
+        self.assertNotEqual(virsh(self.host2.uri, "dominfo", domain).returncode, 0)
+        # and it boots there
+        self.accepted(self.req("POST", f"/v1/vms/{vm['id']}/start"))
+        self.assertIn("running", virsh("qemu:///system", "domstate", domain).stdout)
+
+        # evacuation: A in maintenance, its VMs go to B; then A can be removed
+        self.assertEqual(self.req("PATCH", f"/v1/hosts/{a['id']}",
+                                  {"maintenance": True}).status, 200)
+        r = self.req("POST", f"/v1/hosts/{a['id']}/evacuate", token=dept_token)
+        self.assertIn(r.status, (403, 404), r)
+        r = self.req("POST", f"/v1/hosts/{a['id']}/evacuate")
+        self.assertEqual(r.status, 202, r)
+        job = self.wait_job(r.json["id"])
+        self.assertEqual([m["vm_id"] for m in job["result"]["moved"]], [vm["id"]], job)
+        self.assertEqual(job["result"]["failed"], [])
+        vm = self.get(f"/v1/vms/{vm['id']}")
+        self.assertEqual((vm["host_id"], vm["state"]), (b["id"], "running"), vm)
+        r = self.req("DELETE", f"/v1/hosts/{a['id']}")
+        self.assertEqual(r.status, 204, r)
+
+        # delete: nothing of it stays on B
+        self.accepted(self.req("DELETE", f"/v1/vms/{vm['id']}"))
+        self.accepted(self.req("DELETE", f"/v1/volumes/{vol['id']}"))
+        self.assertNotEqual(virsh(self.host2.uri, "dominfo", domain).returncode, 0)
+        self.assertNotIn(volfile, self.files_of_b())
+        self.assertEqual([f for f in self.files_of_b() if vm["id"] in f], [])
+        print(f"\n  live migration job: {live_s:.1f} s")
+
+
+if __name__ == "__main__":
+    unittest.main()
