@@ -58,6 +58,20 @@ static void set_vm(const char *id, const char *state, const char *power, const c
         gc_err("vms", "vm %s: cannot record state: %s", id, err.msg);
 }
 
+/* The connection to a host, waiting a little for one that is (re)connecting: after a
+ * restart, jobs run again before the host manager has connected the hosts. */
+static int acquire(const char *host, const struct gc_compute_driver **drv,
+                   struct gc_compute_conn **c, struct gc_error *err)
+{
+    for (int i = 0;; i++) {
+        int rc = gc_hostmgr_acquire(host, drv, c, err);
+        if (rc != GC_EBUSY || i >= 75) /* 15 s */
+            return rc;
+        gc_error_clear(err);
+        sleep_ms(200);
+    }
+}
+
 /* ---- image.import ---- */
 
 static int image_import(struct gc_job_run *job, const json_t *params, json_t **result,
@@ -393,7 +407,7 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
                           "the image files changed since they were imported (checksums differ); "
                           "import the image again");
     if (!rc)
-        rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+        rc = acquire(v.host, &drv, &c, err);
     if (rc) {
         set_vm(v.id, "error", NULL, err->msg);
         return rc;
@@ -472,7 +486,7 @@ static int vm_power(struct gc_job_run *job, const json_t *params, json_t **resul
         return rc;
     const struct gc_compute_driver *drv;
     struct gc_compute_conn *c;
-    rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    rc = acquire(v.host, &drv, &c, err);
     if (rc)
         return rc;
     char state[32] = "";
@@ -520,7 +534,7 @@ static int vm_resize_run(struct gc_job_run *job, const json_t *params, json_t **
         return rc;
     const struct gc_compute_driver *drv;
     struct gc_compute_conn *c;
-    rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    rc = acquire(v.host, &drv, &c, err);
     if (rc)
         return rc;
     rc = drv->vm_resize(c, v.id, (int)v.vcpus, v.mem, err);
@@ -565,7 +579,7 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
     if (v.host[0]) {
         const struct gc_compute_driver *drv;
         struct gc_compute_conn *c;
-        rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+        rc = acquire(v.host, &drv, &c, err);
         if (rc)
             return rc;
         gc_job_progress(job, 30, "removing the domain and its volumes");
@@ -693,13 +707,13 @@ static int migrate_one(struct gc_job_run *job, const char *vm, json_t **result,
     }
     const struct gc_compute_driver *sd, *dd;
     struct gc_compute_conn *sc, *dc;
-    int rc = gc_hostmgr_acquire(src, &sd, &sc, err);
+    int rc = acquire(src, &sd, &sc, err);
     if (rc) {
         struct gc_error e2 = {0};
         (void)migration_end(vm, false, "unknown", err->msg, &e2);
         return rc;
     }
-    rc = gc_hostmgr_acquire(dst, &dd, &dc, err);
+    rc = acquire(dst, &dd, &dc, err);
     if (rc) {
         gc_hostmgr_release(src);
         struct gc_error e2 = {0};
@@ -718,6 +732,19 @@ static int migrate_one(struct gc_job_run *job, const char *vm, json_t **result,
     int rt = rc ? rc : dd->vm_state(dc, vm, there, sizeof(there), err);
     gc_error_clear(err);
     bool arrived = !rc && rt == 0 && rh == GC_ENOTFOUND;
+    if (!rc && rt == 0 && rh == 0) {
+        /* both hosts have it: an interrupted move. Once QEMU has handed over, the source is
+         * left paused and the destination runs: the move is done. Otherwise the destination's
+         * copy is the unfinished one and goes. */
+        if (strcmp(there, "running") == 0 && strcmp(here, "running") != 0) {
+            arrived = true;
+        } else if ((rc = dd->vm_undefine(dc, vm, err)) == GC_ENOTFOUND) {
+            rc = 0;
+            gc_error_clear(err);
+        }
+        if (!arrived && !rc)
+            rh = sd->vm_state(sc, vm, here, sizeof(here), err);
+    }
     struct nic_info *nics = NULL;
     int nnics = 0;
     struct gc_vm_nic vnics[4] = {{0}};
@@ -1094,7 +1121,7 @@ static int volume_run(struct gc_job_run *job, const json_t *params, json_t **res
         return rc;
     const struct gc_compute_driver *drv;
     struct gc_compute_conn *c;
-    rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    rc = acquire(v.host, &drv, &c, err);
     if (rc) {
         if (!strcmp(what, "create"))
             set_vol(v.id, "error", NULL, NULL, 0, err->msg);

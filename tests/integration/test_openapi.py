@@ -201,6 +201,7 @@ class OpenApiTest(DaemonTestCase):
                       {"display_name": "x"}, "/v1/departments/{id}/quota": {"vms": 1},
                       "/v1/volumes/{id}/attach": {"vm_id": NOWHERE},
                       "/v1/vms/{id}/resize": {"flavor_id": NOWHERE},
+                      "/v1/vms/{id}/migrate": {"host_id": NOWHERE},
                       "/v1/volumes/{id}/resize": {"size_gib": 2},
                       "/v1/security-groups/{id}/rules": {"direction": "ingress",
                                                          "protocol": "all",

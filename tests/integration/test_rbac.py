@@ -131,6 +131,8 @@ EXPECTED = {
     "GET /v1/hosts/{id}": {"host": (200, 200, 200, 200, 404, 404)},
     "PATCH /v1/hosts/{id}": {"description": (200, 200, 403, 403, 404, 404)},
     "DELETE /v1/hosts/{id}": {"fresh host": (204, 204, 403, 403, 404, 404)},
+    # the matrix's host is not in maintenance: refused with 409 to those allowed
+    "POST /v1/hosts/{id}/evacuate": {"host": (409, 409, 403, 403, 404, 404)},
 
     # the catalogue: every signed-in role reads it; platform admins and operators manage it
     "GET /v1/departments/{id}/quota": {
@@ -150,6 +152,11 @@ EXPECTED = {
     "DELETE /v1/networks/{id}": {"unused network": (204, 204, 403, 403, 403, 403)},
     "POST /v1/vms/{id}/resize": {
         "running VM of A1": (409, 409, 403, 403, 409, 409),
+        "running VM of B1": (409, 409, 403, 403, 404, 404),
+    },
+    # moving VMs is the platform's: with one host there is nowhere to go (409)
+    "POST /v1/vms/{id}/migrate": {
+        "running VM of A1": (409, 409, 403, 403, 403, 403),
         "running VM of B1": (409, 409, 403, 403, 404, 404),
     },
     "GET /v1/volumes": {"list": (200, 200, 200, 200, 200, 200)},
@@ -1011,6 +1018,30 @@ def _vm_resize(dept):
 
 case("POST /v1/vms/{id}/resize", "running VM of A1")(_vm_resize("A1"))
 case("POST /v1/vms/{id}/resize", "running VM of B1")(_vm_resize("B1"))
+
+
+def _vm_migrate(dept):
+    def run(t, role):
+        before = t.d.request("GET", f"/v1/vms/{t.vm[dept]}", token=t.admin).json
+        r = t.as_(role, "POST", f"/v1/vms/{t.vm[dept]}/migrate", {})
+        after = t.d.request("GET", f"/v1/vms/{t.vm[dept]}", token=t.admin).json
+        t.assertEqual(before["version"], after["version"], "a refused migration changed the VM")
+        return r
+    return run
+
+
+case("POST /v1/vms/{id}/migrate", "running VM of A1")(_vm_migrate("A1"))
+case("POST /v1/vms/{id}/migrate", "running VM of B1")(_vm_migrate("B1"))
+
+
+@case("POST /v1/hosts/{id}/evacuate", "host")
+def _(t, role):
+    path = f"/v1/hosts/{t.host}"
+    before = t.d.request("GET", path, token=t.admin).json
+    r = t.as_(role, "POST", path + "/evacuate")
+    after = t.d.request("GET", path, token=t.admin).json
+    t.assertEqual(before["version"], after["version"], "a refused evacuation changed the host")
+    return r
 
 
 # -- volumes --
