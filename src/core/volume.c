@@ -118,26 +118,14 @@ static json_t *find_pool(json_t *pools, const char *pool)
     return NULL;
 }
 
-/* Checks the pool a volume goes to on host and sets its format. A pool named by the caller
- * (named) must be among the host's discovered pools, of a type govcloud uses, and running;
- * the configured default pool, when the host did not report it, is taken as a dir pool (the
- * create job tells when it is missing). */
-static int check_pool(struct gc_tx *tx, const char *host, const char *pool, bool named,
-                      char format[16], struct gc_error *err)
+int gc_volume_pool_check(const json_t *pools, const char *host, const char *pool, bool named,
+                         char format[16], struct gc_error *err)
 {
-    struct gc_rows *r = NULL;
-    int rc = gc_tx_query(tx, "SELECT pools FROM hosts WHERE id = ?", GC_ARGS(GC_VTXT(host)),
-                         &r, err);
-    json_t *pools = NULL;
-    if (!rc && gc_rows_next(r, err) > 0)
-        pools = json_loads(gc_rows_text(r, 0), 0, NULL);
-    gc_rows_free(r);
-    if (rc)
-        return rc;
-    json_t *p = find_pool(pools, pool);
+    json_t *p = find_pool((json_t *)pools, pool);
     const char *type = p ? gc_json_str(p, "type") : NULL;
     const char *state = p ? gc_json_str(p, "state") : NULL;
     const char *fmt = type ? pool_format(type) : NULL;
+    int rc = 0;
     if (!p && !named)
         fmt = "qcow2";
     else if (!p)
@@ -154,6 +142,22 @@ static int check_pool(struct gc_tx *tx, const char *host, const char *pool, bool
                           state);
     if (!rc)
         snprintf(format, 16, "%s", fmt);
+    return rc;
+}
+
+/* gc_volume_pool_check with the pools host reported when it connected. */
+static int check_pool(struct gc_tx *tx, const char *host, const char *pool, bool named,
+                      char format[16], struct gc_error *err)
+{
+    struct gc_rows *r = NULL;
+    int rc = gc_tx_query(tx, "SELECT pools FROM hosts WHERE id = ?", GC_ARGS(GC_VTXT(host)),
+                         &r, err);
+    json_t *pools = NULL;
+    if (!rc && gc_rows_next(r, err) > 0)
+        pools = json_loads(gc_rows_text(r, 0), 0, NULL);
+    gc_rows_free(r);
+    if (!rc)
+        rc = gc_volume_pool_check(pools, host, pool, named, format, err);
     json_decref(pools);
     return rc;
 }
