@@ -891,11 +891,13 @@ static int lv_vol_create(struct gc_compute_conn *c, const char *pool, const char
         gc_buf_init(&x, 4096);
         int rc = vol_xml(&x, name, size_gib, format);
         v = rc ? NULL : virStorageVolCreateXML(p, gc_buf_str(&x), 0);
+        /* before any other libvirt call, which would reset the error */
+        if (!v)
+            rc = gc_error_set(err, GC_EBUSY, "", "cannot create volume %s: %s", name,
+                              virGetLastErrorMessage());
         gc_buf_release(&x);
         virStoragePoolFree(p);
         if (!v) {
-            rc = gc_error_set(err, GC_EBUSY, "", "cannot create volume %s: %s", name,
-                              virGetLastErrorMessage());
             virResetLastError();
             return rc;
         }
