@@ -110,6 +110,11 @@ void gc_api_volume_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_attach(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_detach(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_resize(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_revert(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_snapshot_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_snapshot_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_snapshot_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_volume_snapshot_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 

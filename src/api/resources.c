@@ -464,6 +464,55 @@ void gc_api_volume_resize(struct gc_req *req, struct gc_resp *resp)
     volume_action(req, resp, "resize");
 }
 
+void gc_api_volume_revert(struct gc_req *req, struct gc_resp *resp)
+{
+    volume_action(req, resp, "revert");
+}
+
+void gc_api_volume_snapshot_list(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    int limit;
+    const char *cursor;
+    json_t *items = NULL;
+    char *next = NULL;
+    if (gc_api_paging(req, &limit, &cursor, &err) ||
+        gc_volume_snapshot_list(&req->ctx, req->params[0], limit, cursor, &items, &next,
+                                &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_api_list_response(resp, items, next);
+}
+
+void gc_api_volume_snapshot_create(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_volume_snapshot_create(&req->ctx, req->params[0], req->body, &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
+void gc_api_volume_snapshot_get(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *obj = NULL;
+    if (gc_volume_snapshot_get(&req->ctx, req->params[0], req->params[1], &obj, &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_resp_etag_from(resp, obj);
+    gc_resp_json(resp, 200, obj);
+}
+
+void gc_api_volume_snapshot_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_volume_snapshot_delete(&req->ctx, req->params[0], req->params[1], &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
 void gc_api_vm_resize(struct gc_req *req, struct gc_resp *resp)
 {
     struct gc_error err = {0};

@@ -343,6 +343,24 @@ int gc_volume_list(const struct gc_ctx *ctx, json_t *filters, int limit, const c
 /* action: attach (in: vm_id) | detach | resize (in: size_gib) | delete; queues a job. */
 int gc_volume_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t *in,
                      json_t **out, struct gc_error *err);
+/* Checks that a volume can go to storage pool pool of host, given the pools the host
+ * reported ([{"name","type","state",...}]), and sets format: qcow2 for dir, fs and netfs
+ * pools, raw for logical (LVM) and rbd (Ceph) pools. A pool the caller named (named) must be
+ * reported, of one of those types (else GC_EINVAL, field "pool") and running (else
+ * GC_ECONFLICT); the configured default pool, when not reported, is taken as qcow2. */
+int gc_volume_pool_check(const json_t *pools, const char *host, const char *pool, bool named,
+                         char format[16], struct gc_error *err);
+/* Snapshots of a volume (202 jobs for create and delete): the volume must be detached or
+ * its VM stopped; revert is gc_volume_action "revert" with {"snapshot_id"}. */
+int gc_volume_snapshot_create(const struct gc_ctx *ctx, const char *vol, json_t *in,
+                              json_t **out, struct gc_error *err);
+int gc_volume_snapshot_list(const struct gc_ctx *ctx, const char *vol, int limit,
+                            const char *cursor, json_t **items, char **next_cursor,
+                            struct gc_error *err);
+int gc_volume_snapshot_get(const struct gc_ctx *ctx, const char *vol, const char *sid,
+                           json_t **out, struct gc_error *err);
+int gc_volume_snapshot_delete(const struct gc_ctx *ctx, const char *vol, const char *sid,
+                              json_t **out, struct gc_error *err);
 
 /* ---- server groups: affinity and anti-affinity (servergroup.c) ---- */
 int gc_sgroup_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);

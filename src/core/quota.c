@@ -14,8 +14,8 @@
 static const char *const res_names[NRES] = {"vms", "vcpus", "memory_mib", "disk_gib",
                                             "volumes", "public_ips"};
 
-/* Usage of the subtree at path: VMs, and volumes (their sizes count as disk); public IPs
- * come with later work. */
+/* Usage of the subtree at path: VMs, and volumes and their snapshots (their sizes count as
+ * disk); public IPs come with later work. */
 static int usage_of(struct gc_tx *tx, const char *path, int64_t u[NRES], struct gc_error *err)
 {
     char like[GC_DEPT_PATH_MAX + 2];
@@ -43,6 +43,18 @@ static int usage_of(struct gc_tx *tx, const char *path, int64_t u[NRES], struct 
     if (!rc && (rc = gc_rows_next(r, err)) > 0) {
         u[4] = gc_rows_int(r, 0);
         u[3] += gc_rows_int(r, 1);
+        rc = 0;
+    }
+    gc_rows_free(r);
+    r = NULL;
+    /* a volume snapshot is a full copy: its size counts as disk too */
+    if (!rc)
+        rc = gc_tx_query(tx,
+                         "SELECT COALESCE(SUM(x.size_gib), 0) FROM volume_snapshots x"
+                         " JOIN departments d ON d.id = x.department_id WHERE d.path LIKE ?",
+                         GC_ARGS(GC_VTXT(like)), &r, err);
+    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        u[3] += gc_rows_int(r, 0);
         rc = 0;
     }
     gc_rows_free(r);

@@ -127,19 +127,27 @@ struct gc_compute_driver {
                         int ngroups, bool restrict_egress, struct gc_error *err);
     /* GC_ENOTFOUND when absent. */
     int (*fw_remove)(struct gc_compute_conn *c, const char *name, struct gc_error *err);
-    /* A qcow2 volume in pool; *path (malloc'd) gets where it is. Idempotent. */
+    /* A volume of format (qcow2 in file pools, raw in logical and rbd pools) in pool; *path
+     * (malloc'd) gets where it is. Idempotent. */
     int (*vol_create)(struct gc_compute_conn *c, const char *pool, const char *name,
-                      int64_t size_gib, char **path, struct gc_error *err);
+                      int64_t size_gib, const char *format, char **path, struct gc_error *err);
+    /* A new volume name in pool, a full copy of the volume from of the same pool (done by
+     * the host's storage backend); GC_ECONFLICT when name exists already. */
+    int (*vol_clone)(struct gc_compute_conn *c, const char *pool, const char *from,
+                     const char *name, int64_t size_gib, const char *format,
+                     struct gc_error *err);
     /* GC_ENOTFOUND when absent. */
     int (*vol_delete)(struct gc_compute_conn *c, const char *pool, const char *name,
                       struct gc_error *err);
     /* Grows a volume that no running VM uses. */
     int (*vol_resize)(struct gc_compute_conn *c, const char *pool, const char *name,
                       int64_t size_gib, struct gc_error *err);
-    /* Attaches (attach) or detaches a qcow2 file as device target (vdb…) of a domain, in
-     * its definition and, when it runs, live. */
-    int (*vm_disk)(struct gc_compute_conn *c, const char *uuid, const char *path,
-                   const char *target, bool attach, struct gc_error *err);
+    /* Attaches (attach) or detaches volume name of pool as device target (vdb…) of a domain,
+     * in its definition and, when it runs, live: a file, a block device (LVM) or an RBD
+     * image, as the pool has it. GC_ENOTFOUND when the domain is absent. */
+    int (*vm_disk)(struct gc_compute_conn *c, const char *uuid, const char *pool,
+                   const char *name, const char *format, const char *target, bool attach,
+                   struct gc_error *err);
     /* Sets vCPUs and memory in the definition of a domain that is shut off. */
     int (*vm_resize)(struct gc_compute_conn *c, const char *uuid, int vcpus, int64_t memory_mib,
                      struct gc_error *err);

@@ -861,8 +861,22 @@ static virStorageVolPtr vol_lookup(struct gc_compute_conn *c, const char *pool, 
     return v;
 }
 
+/* <volume> for name: capacity, and the format element only in file pools (logical and rbd
+ * pools have no formats: their volumes are raw). */
+static int vol_xml(struct gc_buf *x, const char *name, int64_t size_gib, const char *format)
+{
+    int rc = gc_buf_adds(x, "<volume><name>");
+    rc |= xml_add(x, name);
+    rc |= gc_buf_addf(x, "</name><capacity unit='GiB'>%lld</capacity>", (long long)size_gib);
+    if (format && !strcmp(format, "qcow2"))
+        rc |= gc_buf_adds(x, "<target><format type='qcow2'/></target>");
+    rc |= gc_buf_adds(x, "</volume>");
+    return rc;
+}
+
 static int lv_vol_create(struct gc_compute_conn *c, const char *pool, const char *name,
-                         int64_t size_gib, char **path, struct gc_error *err)
+                         int64_t size_gib, const char *format, char **path,
+                         struct gc_error *err)
 {
     virStorageVolPtr v = vol_lookup(c, pool, name, err);
     if (!v && err->code != GC_ENOTFOUND)
@@ -875,18 +889,15 @@ static int lv_vol_create(struct gc_compute_conn *c, const char *pool, const char
                                 virGetLastErrorMessage());
         struct gc_buf x;
         gc_buf_init(&x, 4096);
-        int rc = gc_buf_adds(&x, "<volume><name>");
-        rc |= xml_add(&x, name);
-        rc |= gc_buf_addf(&x,
-                          "</name><capacity unit='GiB'>%lld</capacity>"
-                          "<target><format type='qcow2'/></target></volume>",
-                          (long long)size_gib);
+        int rc = vol_xml(&x, name, size_gib, format);
         v = rc ? NULL : virStorageVolCreateXML(p, gc_buf_str(&x), 0);
+        /* before any other libvirt call, which would reset the error */
+        if (!v)
+            rc = gc_error_set(err, GC_EBUSY, "", "cannot create volume %s: %s", name,
+                              virGetLastErrorMessage());
         gc_buf_release(&x);
         virStoragePoolFree(p);
         if (!v) {
-            rc = gc_error_set(err, GC_EBUSY, "", "cannot create volume %s: %s", name,
-                              virGetLastErrorMessage());
             virResetLastError();
             return rc;
         }
@@ -894,6 +905,40 @@ static int lv_vol_create(struct gc_compute_conn *c, const char *pool, const char
     *path = virStorageVolGetPath(v);
     virStorageVolFree(v);
     return *path ? 0 : gc_error_set(err, GC_EBUSY, "", "volume %s has no path", name);
+}
+
+static int lv_vol_clone(struct gc_compute_conn *c, const char *pool, const char *from,
+                        const char *name, int64_t size_gib, const char *format,
+                        struct gc_error *err)
+{
+    virStorageVolPtr there = vol_lookup(c, pool, name, err);
+    if (there) {
+        virStorageVolFree(there);
+        return gc_error_set(err, GC_ECONFLICT, "", "volume %s exists already in pool %s", name,
+                            pool);
+    }
+    if (err->code != GC_ENOTFOUND)
+        return err->code;
+    gc_error_clear(err);
+    virStorageVolPtr src = vol_lookup(c, pool, from, err);
+    if (!src)
+        return err->code;
+    virStoragePoolPtr p = virStoragePoolLookupByVolume(src);
+    struct gc_buf x;
+    gc_buf_init(&x, 4096);
+    int rc = vol_xml(&x, name, size_gib, format);
+    virStorageVolPtr v = rc || !p ? NULL : virStorageVolCreateXMLFrom(p, gc_buf_str(&x), src, 0);
+    if (!v)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot copy volume %s to %s: %s", from, name,
+                          virGetLastErrorMessage());
+    gc_buf_release(&x);
+    if (v)
+        virStorageVolFree(v);
+    if (p)
+        virStoragePoolFree(p);
+    virStorageVolFree(src);
+    virResetLastError();
+    return rc;
 }
 
 static int lv_vol_delete(struct gc_compute_conn *c, const char *pool, const char *name,
@@ -926,35 +971,127 @@ static int lv_vol_resize(struct gc_compute_conn *c, const char *pool, const char
     return rc;
 }
 
-static int lv_vm_disk(struct gc_compute_conn *c, const char *uuid, const char *path,
-                      const char *target, bool attach, struct gc_error *err)
+/* Copies attribute attr='…' of the element starting at el (up to its '>') into out. */
+static bool xml_attr(const char *el, const char *attr, char *out, size_t cap)
 {
-    virDomainPtr d = lookup(c, uuid, err);
-    if (!d)
-        return err->code;
+    const char *end = strchr(el, '>');
+    char key[40];
+    snprintf(key, sizeof(key), " %s='", attr);
+    const char *a = strstr(el, key);
+    if (!end || !a || a > end)
+        return false;
+    a += strlen(key);
+    const char *q = strchr(a, '\'');
+    if (!q || q > end || (size_t)(q - a) >= cap)
+        return false;
+    memcpy(out, a, (size_t)(q - a));
+    out[q - a] = '\0';
+    return true;
+}
+
+/* The <auth> and <source> of a network disk for RBD image path (pool/image) of pool p: the
+ * monitors and the cephx user and secret the pool's definition names. */
+static int rbd_source(virStoragePoolPtr p, const char *path, struct gc_buf *x,
+                      struct gc_error *err)
+{
+    char *pxml = virStoragePoolGetXMLDesc(p, 0);
+    if (!pxml)
+        return gc_error_set(err, GC_EBUSY, "", "cannot read the definition of pool %s: %s",
+                            virStoragePoolGetName(p), virGetLastErrorMessage());
+    const char *src = strstr(pxml, "<source>");
+    const char *srcend = src ? strstr(src, "</source>") : NULL;
+    int rc = 0;
+    char user[256] = "", uuid[64] = "", usage[256] = "";
+    const char *auth = src ? strstr(src, "<auth ") : NULL;
+    if (auth && auth < srcend) {
+        xml_attr(auth, "username", user, sizeof(user));
+        const char *sec = strstr(auth, "<secret ");
+        if (sec && sec < srcend && !xml_attr(sec, "uuid", uuid, sizeof(uuid)))
+            xml_attr(sec, "usage", usage, sizeof(usage));
+    }
+    if (user[0] && (uuid[0] || usage[0])) {
+        rc |= gc_buf_adds(x, "<auth username='");
+        rc |= xml_add(x, user);
+        rc |= gc_buf_adds(x, uuid[0] ? "'><secret type='ceph' uuid='" : "'><secret type='ceph' usage='");
+        rc |= xml_add(x, uuid[0] ? uuid : usage);
+        rc |= gc_buf_adds(x, "'/></auth>");
+    }
+    rc |= gc_buf_adds(x, "<source protocol='rbd' name='");
+    rc |= xml_add(x, path);
+    rc |= gc_buf_adds(x, "'>");
+    for (const char *h = src ? strstr(src, "<host ") : NULL; h && h < srcend;
+         h = strstr(h + 1, "<host ")) {
+        char name[256] = "", port[16] = "";
+        if (!xml_attr(h, "name", name, sizeof(name)))
+            continue;
+        rc |= gc_buf_adds(x, "<host name='");
+        rc |= xml_add(x, name);
+        if (xml_attr(h, "port", port, sizeof(port))) {
+            rc |= gc_buf_adds(x, "' port='");
+            rc |= xml_add(x, port);
+        }
+        rc |= gc_buf_adds(x, "'/>");
+    }
+    rc |= gc_buf_adds(x, "</source>");
+    free(pxml);
+    return rc ? gc_error_set(err, GC_EINTERNAL, "", "disk definition too long") : 0;
+}
+
+static int lv_vm_disk(struct gc_compute_conn *c, const char *uuid, const char *pool,
+                      const char *name, const char *format, const char *target, bool attach,
+                      struct gc_error *err)
+{
+    virStorageVolPtr v = vol_lookup(c, pool, name, err);
+    if (!v)
+        return err->code == GC_ENOTFOUND
+                   ? gc_error_set(err, GC_EBUSY, "", "volume %s is not in pool %s on the host",
+                                  name, pool)
+                   : err->code;
+    virStorageVolInfo info;
+    char *path = virStorageVolGetPath(v);
+    virStoragePoolPtr p = virStoragePoolLookupByVolume(v);
+    int rc = 0;
+    if (!path || !p || virStorageVolGetInfo(v, &info) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot read volume %s: %s", name,
+                          virGetLastErrorMessage());
+    virDomainPtr d = rc ? NULL : lookup(c, uuid, err);
+    if (!rc && !d)
+        rc = err->code;
     struct gc_buf x;
-    gc_buf_init(&x, 4096);
-    int rc = gc_buf_adds(&x, "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
-                             "<source file='");
-    rc |= xml_add(&x, path);
-    rc |= gc_buf_adds(&x, "'/><target dev='");
-    rc |= xml_add(&x, target);
-    rc |= gc_buf_adds(&x, "' bus='virtio'/></disk>");
+    gc_buf_init(&x, 8192);
+    if (!rc) {
+        bool block = info.type == VIR_STORAGE_VOL_BLOCK;
+        bool net = info.type == VIR_STORAGE_VOL_NETWORK;
+        int b = gc_buf_addf(&x, "<disk type='%s' device='disk'><driver name='qemu' type='",
+                            net ? "network" : block ? "block" : "file");
+        b |= xml_add(&x, format);
+        b |= gc_buf_adds(&x, "'/>");
+        if (net) {
+            rc = rbd_source(p, path, &x, err);
+        } else {
+            b |= gc_buf_adds(&x, block ? "<source dev='" : "<source file='");
+            b |= xml_add(&x, path);
+            b |= gc_buf_adds(&x, "'/>");
+        }
+        b |= gc_buf_adds(&x, "<target dev='");
+        b |= xml_add(&x, target);
+        b |= gc_buf_adds(&x, "' bus='virtio'/></disk>");
+        if (!rc && b)
+            rc = gc_error_set(err, GC_EINTERNAL, "", "disk definition too long");
+    }
     unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
-    if (virDomainIsActive(d) == 1)
+    if (!rc && virDomainIsActive(d) == 1)
         flags |= VIR_DOMAIN_AFFECT_LIVE;
-    int r = rc ? -1
-               : attach ? virDomainAttachDeviceFlags(d, gc_buf_str(&x), flags)
-                        : virDomainDetachDeviceFlags(d, gc_buf_str(&x), flags);
-    if (r < 0)
+    if (!rc && (attach ? virDomainAttachDeviceFlags(d, gc_buf_str(&x), flags)
+                       : virDomainDetachDeviceFlags(d, gc_buf_str(&x), flags)) < 0)
         rc = gc_error_set(err, GC_EBUSY, "", "cannot %s %s: %s", attach ? "attach" : "detach",
                           path, virGetLastErrorMessage());
-    else
-        rc = 0;
-    /* a live detach only asks the guest: done when the disk is gone from the domain */
+    /* a live detach only asks the guest: done when the device is gone from the domain */
+    char dev[64];
+    snprintf(dev, sizeof(dev), "<target dev='%s'", target);
     for (int i = 0; !rc && !attach && (flags & VIR_DOMAIN_AFFECT_LIVE) && i <= 100; i++) {
         char *xml = virDomainGetXMLDesc(d, 0);
-        bool still = xml && strstr(xml, path) != NULL;
+        bool still = xml && strstr(xml, dev) != NULL;
         free(xml);
         if (!still)
             break;
@@ -965,7 +1102,12 @@ static int lv_vm_disk(struct gc_compute_conn *c, const char *uuid, const char *p
             nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
     }
     gc_buf_release(&x);
-    virDomainFree(d);
+    if (d)
+        virDomainFree(d);
+    if (p)
+        virStoragePoolFree(p);
+    virStorageVolFree(v);
+    free(path);
     virResetLastError();
     return rc;
 }
@@ -1364,6 +1506,7 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .fw_vm_define = lv_fw_vm_define,
     .fw_remove = lv_fw_remove,
     .vol_create = lv_vol_create,
+    .vol_clone = lv_vol_clone,
     .vol_delete = lv_vol_delete,
     .vol_resize = lv_vol_resize,
     .vm_disk = lv_vm_disk,

@@ -1027,9 +1027,16 @@ static int nwfilter_remove(struct gc_job_run *job, const json_t *params, json_t 
 
 struct vol_info {
     char id[GC_ID_LEN + 1], host[GC_ID_LEN + 1], pool[128], name[64], vm[GC_ID_LEN + 1],
-        target[16];
+        target[16], format[16];
     int64_t size;
 };
+
+/* The libvirt name of a volume or snapshot: prefix-<id>, with .qcow2 for qcow2 files. */
+static void vol_name(char *out, size_t cap, const char *prefix, const char *id,
+                     const char *format)
+{
+    snprintf(out, cap, "%s-%s%s", prefix, id, strcmp(format, "qcow2") ? "" : ".qcow2");
+}
 
 static int load_vol(const char *id, struct vol_info *v, struct gc_error *err)
 {
@@ -1041,7 +1048,7 @@ static int load_vol(const char *id, struct vol_info *v, struct gc_error *err)
     struct gc_rows *r = NULL;
     rc = gc_tx_query(tx,
                      "SELECT id, host_id, pool, size_gib, COALESCE(vm_id, ''),"
-                     " COALESCE(target, '') FROM volumes WHERE id = ?",
+                     " COALESCE(target, ''), format FROM volumes WHERE id = ?",
                      GC_ARGS(GC_VTXT(id)), &r, err);
     if (!rc && gc_rows_next(r, err) > 0) {
         snprintf(v->id, sizeof(v->id), "%s", gc_rows_text(r, 0));
@@ -1050,7 +1057,8 @@ static int load_vol(const char *id, struct vol_info *v, struct gc_error *err)
         v->size = gc_rows_int(r, 3);
         snprintf(v->vm, sizeof(v->vm), "%s", gc_rows_text(r, 4));
         snprintf(v->target, sizeof(v->target), "%s", gc_rows_text(r, 5));
-        snprintf(v->name, sizeof(v->name), "gc-vol-%s.qcow2", v->id);
+        snprintf(v->format, sizeof(v->format), "%s", gc_rows_text(r, 6));
+        vol_name(v->name, sizeof(v->name), "gc-vol", v->id, v->format);
     } else if (!rc) {
         rc = gc_error_set(err, GC_ENOTFOUND, "volume_id", "volume %s is gone", id);
     }
@@ -1097,15 +1105,117 @@ static int next_target(const char *vm, char *out, struct gc_error *err)
 }
 
 static int vol_attach_to(const struct gc_compute_driver *drv, struct gc_compute_conn *c,
-                         struct vol_info *v, const char *vm, const char *path,
-                         struct gc_error *err)
+                         struct vol_info *v, const char *vm, struct gc_error *err)
 {
     char target[8] = "";
     int rc = next_target(vm, target, err);
     if (!rc)
-        rc = drv->vm_disk(c, vm, path, target, true, err);
+        rc = drv->vm_disk(c, vm, v->pool, v->name, v->format, target, true, err);
     if (!rc)
         set_vol(v->id, "in-use", vm, target, 0, NULL);
+    return rc;
+}
+
+static void set_snap(const char *id, const char *state, const char *error)
+{
+    struct gc_error err = {0};
+    if (exec1("UPDATE volume_snapshots SET state = ?, last_error = ?, updated_at = ?,"
+              " version = version + 1 WHERE id = ?",
+              GC_ARGS(GC_VTXT(state), GC_VTXT(error ? error : ""), GC_VINT_(gc_now_ms()),
+                      GC_VTXT(id)),
+              &err) != 0)
+        gc_err("volumes", "snapshot %s: cannot record state: %s", id, err.msg);
+}
+
+/* A copy must not be taken from, or written to, a disk a running guest uses: the VM the
+ * volume is attached to has to be shut off (checked again here: it may have been started
+ * since the request). */
+static int vol_quiet(const struct gc_compute_driver *drv, struct gc_compute_conn *c,
+                     const struct vol_info *v, struct gc_error *err)
+{
+    if (!v->vm[0])
+        return 0;
+    char state[32] = "";
+    int rc = drv->vm_state(c, v->vm, state, sizeof(state), err);
+    if (rc == GC_ENOTFOUND) {
+        gc_error_clear(err);
+        return 0;
+    }
+    if (!rc && strcmp(state, "shutoff") != 0 && strcmp(state, "shutdown") != 0 &&
+        strcmp(state, "crashed") != 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "", "virtual machine %s, which the volume is "
+                          "attached to, is %s: stop it first", v->vm, state);
+    return rc;
+}
+
+/* volume.snapshot, volume.snapshot_delete and volume.revert: a snapshot is a full copy
+ * gc-snap-<id> of the volume in its pool, made by the host's storage backend; reverting
+ * replaces the volume by a copy of the snapshot (same name, so the path a domain holds stays
+ * valid). Each can run again after a crash. */
+static int snapshot_run(struct gc_job_run *job, const struct gc_compute_driver *drv,
+                        struct gc_compute_conn *c, const struct vol_info *v,
+                        const json_t *params, const char *what, struct gc_error *err)
+{
+    const char *sid = json_string_value(json_object_get(params, "snapshot_id"));
+    if (!sid)
+        return gc_error_set(err, GC_EINVAL, "snapshot_id", "job without snapshot_id");
+    int64_t size = 0;
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (!rc) {
+        rc = gc_tx_query_int(tx, "SELECT size_gib FROM volume_snapshots WHERE id = ?",
+                             GC_ARGS(GC_VTXT(sid)), &size, err);
+        gc_tx_rollback(tx);
+    }
+    if (rc == GC_ENOTFOUND && !strcmp(what, "snapshot_delete"))
+        return 0; /* a rerun after a crash */
+    if (rc)
+        return rc;
+    char snap[64];
+    vol_name(snap, sizeof(snap), "gc-snap", sid, v->format);
+    if (!strcmp(what, "snapshot")) {
+        rc = vol_quiet(drv, c, v, err);
+        /* a rerun after a crash: a copy may have been begun */
+        if (!rc && (rc = drv->vol_delete(c, v->pool, snap, err)) == GC_ENOTFOUND) {
+            gc_error_clear(err);
+            rc = 0;
+        }
+        gc_job_progress(job, 20, "copying the volume");
+        if (!rc)
+            rc = drv->vol_clone(c, v->pool, v->name, snap, size, v->format, err);
+        set_snap(sid, rc ? "error" : "available", rc ? err->msg : NULL);
+    } else if (!strcmp(what, "snapshot_delete")) {
+        rc = drv->vol_delete(c, v->pool, snap, err);
+        if (rc == GC_ENOTFOUND) {
+            gc_error_clear(err);
+            rc = 0;
+        }
+        if (!rc)
+            rc = exec1("DELETE FROM volume_snapshots WHERE id = ?", GC_ARGS(GC_VTXT(sid)), err);
+    } else if (!strcmp(what, "revert")) {
+        rc = vol_quiet(drv, c, v, err);
+        if (!rc && (rc = drv->vol_delete(c, v->pool, v->name, err)) == GC_ENOTFOUND) {
+            gc_error_clear(err); /* a rerun: deleted before the crash */
+            rc = 0;
+        }
+        if (rc)
+            return rc; /* the volume is as it was */
+        gc_job_progress(job, 40, "copying the snapshot back");
+        rc = drv->vol_clone(c, v->pool, snap, v->name, size, v->format, err);
+        /* the state it had (available, or in-use by a stopped VM), or error: the old
+         * contents are gone and the copy failed; another revert can be asked for */
+        const char *state = v->vm[0] ? "in-use" : "available";
+        if (!rc)
+            rc = exec1("UPDATE volumes SET state = ?, size_gib = ?, last_error = '',"
+                       " updated_at = ?, version = version + 1 WHERE id = ?",
+                       GC_ARGS(GC_VTXT(state), GC_VINT_(size), GC_VINT_(gc_now_ms()),
+                               GC_VTXT(v->id)),
+                       err);
+        else
+            set_vol(v->id, "error", v->vm, v->target, 0, err->msg);
+    } else {
+        rc = gc_error_set(err, GC_EINVAL, "", "unknown volume job %s", what);
+    }
     return rc;
 }
 
@@ -1125,30 +1235,30 @@ static int volume_run(struct gc_job_run *job, const json_t *params, json_t **res
     if (rc) {
         if (!strcmp(what, "create"))
             set_vol(v.id, "error", NULL, NULL, 0, err->msg);
+        const char *sid = json_string_value(json_object_get(params, "snapshot_id"));
+        if (!strcmp(what, "snapshot") && sid)
+            set_snap(sid, "error", err->msg);
         return rc;
     }
     char *path = NULL;
     if (!strcmp(what, "create")) {
         gc_job_progress(job, 20, "creating the volume");
-        rc = drv->vol_create(c, v.pool, v.name, v.size, &path, err);
+        rc = drv->vol_create(c, v.pool, v.name, v.size, v.format, &path, err);
         const char *vm = json_string_value(json_object_get(params, "attach_to"));
         if (!rc)
             set_vol(v.id, "available", NULL, NULL, 0, NULL);
         if (!rc && vm) {
             gc_job_progress(job, 60, "attaching it");
-            rc = vol_attach_to(drv, c, &v, vm, path, err);
+            rc = vol_attach_to(drv, c, &v, vm, err);
         }
         if (rc)
             set_vol(v.id, "error", NULL, NULL, 0, err->msg);
     } else if (!strcmp(what, "attach")) {
         const char *vm = json_string_value(json_object_get(params, "vm_id"));
-        rc = drv->vol_create(c, v.pool, v.name, v.size, &path, err); /* its path */
-        if (!rc)
-            rc = vol_attach_to(drv, c, &v, vm ? vm : "", path, err);
+        rc = vol_attach_to(drv, c, &v, vm ? vm : "", err);
     } else if (!strcmp(what, "detach")) {
-        rc = drv->vol_create(c, v.pool, v.name, v.size, &path, err);
-        if (!rc && v.vm[0]) {
-            rc = drv->vm_disk(c, v.vm, path, v.target, false, err);
+        if (v.vm[0]) {
+            rc = drv->vm_disk(c, v.vm, v.pool, v.name, v.format, v.target, false, err);
             if (rc == GC_ENOTFOUND) { /* the domain is gone: nothing holds it */
                 gc_error_clear(err);
                 rc = 0;
@@ -1169,6 +1279,8 @@ static int volume_run(struct gc_job_run *job, const json_t *params, json_t **res
         }
         if (!rc)
             rc = exec1("DELETE FROM volumes WHERE id = ?", GC_ARGS(GC_VTXT(v.id)), err);
+    } else {
+        rc = snapshot_run(job, drv, c, &v, params, what, err);
     }
     gc_hostmgr_release(v.host);
     free(path);
@@ -1197,6 +1309,20 @@ static int vol_delete_run(struct gc_job_run *j, const json_t *p, json_t **r, str
 {
     return volume_run(j, p, r, e, "delete");
 }
+static int vol_snapshot_run(struct gc_job_run *j, const json_t *p, json_t **r,
+                            struct gc_error *e)
+{
+    return volume_run(j, p, r, e, "snapshot");
+}
+static int vol_snapshot_delete_run(struct gc_job_run *j, const json_t *p, json_t **r,
+                                   struct gc_error *e)
+{
+    return volume_run(j, p, r, e, "snapshot_delete");
+}
+static int vol_revert_run(struct gc_job_run *j, const json_t *p, json_t **r, struct gc_error *e)
+{
+    return volume_run(j, p, r, e, "revert");
+}
 
 static const struct gc_job_kind kinds[] = {
     {.name = "volume.create", .run = vol_create_run, .resumable = true},
@@ -1204,6 +1330,9 @@ static const struct gc_job_kind kinds[] = {
     {.name = "volume.detach", .run = vol_detach_run, .resumable = false},
     {.name = "volume.resize", .run = vol_resize_run, .resumable = true},
     {.name = "volume.delete", .run = vol_delete_run, .resumable = true},
+    {.name = "volume.snapshot", .run = vol_snapshot_run, .resumable = true},
+    {.name = "volume.snapshot_delete", .run = vol_snapshot_delete_run, .resumable = true},
+    {.name = "volume.revert", .run = vol_revert_run, .resumable = true},
     {.name = "security_group.apply", .run = sg_apply, .resumable = true},
     {.name = "nwfilter.remove", .run = nwfilter_remove, .resumable = true},
     {.name = "network.remove", .run = network_remove, .resumable = true},

@@ -303,6 +303,27 @@ static const char *const m7[] = {
     NULL,
 };
 
+/* volumes know their format (qcow2 in file pools, raw in LVM and RBD pools); volume snapshots:
+ * full copies of a volume in its pool */
+static const char *const m8[] = {
+    "ALTER TABLE volumes ADD COLUMN format TEXT NOT NULL DEFAULT 'qcow2'",
+    "CREATE TABLE volume_snapshots ("
+    " id TEXT PRIMARY KEY,"
+    " volume_id TEXT NOT NULL REFERENCES volumes(id),"
+    " department_id TEXT NOT NULL REFERENCES departments(id),"
+    " name TEXT NOT NULL,"
+    " description TEXT NOT NULL DEFAULT '',"
+    " size_gib BIGINT NOT NULL,"  /* the volume's size when taken */
+    " state TEXT NOT NULL,"       /* creating | available | error | deleting */
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX volume_snapshots_name ON volume_snapshots (volume_id, name)",
+    "CREATE INDEX volume_snapshots_department ON volume_snapshots (department_id)",
+    NULL,
+};
+
 /* live migration and evacuation: where a moving VM goes, so that a restart can finish or
  * undo the move */
 static const char *const m11[] = {
@@ -318,6 +339,7 @@ const struct gc_migration gc_migrations[] = {
     {5, "placement counters on hosts", m5},
     {6, "server groups and zones in placement", m6},
     {7, "volumes", m7},
+    {8, "volume formats and snapshots", m8},
     {11, "VM migration target", m11},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

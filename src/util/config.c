@@ -58,7 +58,7 @@ const struct gc_config_option gc_config_options[] = {
      "each VM (`<domain>-console.log`)."},
     {"compute", "storage_pool", GC_OPT_STR, "default", 0, 0, NULL,
      "libvirt storage pool on each host that holds the root volumes of VMs booted from disk "
-     "images."},
+     "images, and the volumes whose create request names no `pool`."},
     {"compute", "cpu_overcommit_percent", GC_OPT_INT, "400", 100, 10000, NULL,
      "vCPUs placed on a host, in percent of its CPUs (400 = 4 vCPUs per CPU)."},
     {"compute", "ram_overcommit_percent", GC_OPT_INT, "100", 50, 1000, NULL,

@@ -330,6 +330,111 @@ class QemuVmTest(unittest.TestCase):
                                         token=self.admin).status, 404)
         self.assertNotEqual(self.virsh("vol-info", fname, "--pool", "default").returncode, 0)
 
+    def qemu_io(self, path, fmt, cmd):
+        return subprocess.run(["qemu-io", "-f", fmt, "-c", cmd, path], capture_output=True,
+                              text=True)
+
+    def hold_image(self):
+        """The tiny guest's kernel with an init that does not exist: the kernel panics and the
+        guest stays running (no reboot on panic), for as long as a test needs a running VM."""
+        image = self.wait("the tiny image import", lambda: next(
+            (i for i in self.get("/v1/images?name=tiny")["items"] if i["state"] == "active"),
+            None), 60)
+        r = self.d.request("POST", "/v1/images", {
+            "name": "hold-" + uuid.uuid4().hex[:8], "kind": "kernel", "arch": image["arch"],
+            "kernel_path": image["kernel_path"], "initrd_path": image["initrd_path"],
+            "cmdline": "console=ttyS0 rdinit=/no-such-init panic=0"}, token=self.admin)
+        self.assertEqual(r.status, 201, r)
+        self.wait_job(r.json["job_id"])
+        return r.json
+
+    def test_volume_snapshot_and_revert(self):
+        """A snapshot is a copy of the volume's data in the pool (gc-snap-<id>.qcow2); after the
+        volume was written to and grown, a revert brings back the data and the size of the
+        snapshot, while the volume stays attached to its (stopped) VM. With the VM running,
+        snapshot and revert are refused (409)."""
+        flavor = self.get("/v1/flavors?name=tiny")["items"][0]
+        image = self.hold_image()
+        dept = self.d.request("POST", "/v1/departments", {"name": "快照 " + uuid.uuid4().hex[:6]},
+                              token=self.admin).json
+        r = self.d.request("POST", "/v1/vms", {"name": "snap1", "department_id": dept["id"],
+                                               "flavor_id": flavor["id"], "image_id": image["id"],
+                                               "start": False}, token=self.admin)
+        self.wait_job(r.json["id"])
+        vm = self.get(f"/v1/vms/{r.json['resource_id']}")
+        r = self.d.request("POST", "/v1/volumes", {"name": "data", "size_gib": 1,
+                                                   "department_id": dept["id"],
+                                                   "vm_id": vm["id"]}, token=self.admin)
+        self.wait_job(r.json["id"])
+        vid = r.json["resource_id"]
+        vol = self.get(f"/v1/volumes/{vid}")
+        self.assertEqual((vol["state"], vol["format"], vol["pool"]), ("in-use", "qcow2", "default"))
+        path = self.virsh("vol-path", f"gc-vol-{vid}.qcow2", "--pool", "default").stdout.strip()
+        self.assertTrue(path.endswith(f"gc-vol-{vid}.qcow2"), path)
+        w = self.qemu_io(path, "qcow2", "write -P 0x11 0 1M")
+        self.assertEqual(w.returncode, 0, w.stderr)
+
+        def post(url, body=None, status=202):
+            r = self.d.request("POST", url, body, token=self.admin)
+            self.assertEqual(r.status, status, r)
+            if status == 202:
+                return self.wait_job(r.json["id"])
+            return r.json
+
+        job = post(f"/v1/volumes/{vid}/snapshots", {"name": "s1"})
+        sid = job["params"]["snapshot_id"]
+        snapfile = f"gc-snap-{sid}.qcow2"
+        info = self.virsh("vol-info", snapfile, "--pool", "default")
+        self.assertEqual(info.returncode, 0, info.stderr)
+        self.assertIn("1.00 GiB", info.stdout)
+        # the volume changes: other data, then (detached) a bigger size
+        w = self.qemu_io(path, "qcow2", "write -P 0x22 0 1M")
+        self.assertEqual(w.returncode, 0, w.stderr)
+        post(f"/v1/volumes/{vid}/detach")
+        post(f"/v1/volumes/{vid}/resize", {"size_gib": 2})
+        post(f"/v1/volumes/{vid}/attach", {"vm_id": vm["id"]})
+        self.assertIn("2.00 GiB", self.virsh("vol-info", f"gc-vol-{vid}.qcow2", "--pool",
+                                             "default").stdout)
+        # the snapshot kept the old data
+        self.assertEqual(self.qemu_io(os.path.join(os.path.dirname(path), snapfile), "qcow2",
+                                      "read -P 0x11 0 1M").returncode, 0)
+        # running: neither copied nor overwritten
+        post(f"/v1/vms/{vm['id']}/start", status=202)
+        self.assertEqual(self.get(f"/v1/vms/{vm['id']}")["power_state"], "running")
+        for url, body, doing in ((f"/v1/volumes/{vid}/snapshots", {"name": "s2"},
+                                  "taking a snapshot"),
+                                 (f"/v1/volumes/{vid}/revert", {"snapshot_id": sid},
+                                  "reverting")):
+            detail = post(url, body, status=409)["detail"]
+            self.assertIn(f"attached to virtual machine '{vm['id']}', which is running: stop the "
+                          f"VM or detach the volume before {doing}", detail)
+        r = self.d.request("POST", f"/v1/vms/{vm['id']}/stop?force=true", token=self.admin)
+        self.wait_job(r.json["id"])
+        # stopped: the revert brings back the data and the size, the volume stays attached
+        job = post(f"/v1/volumes/{vid}/revert", {"snapshot_id": sid})
+        vol = self.get(f"/v1/volumes/{vid}")
+        self.assertEqual((vol["state"], vol["vm_id"], vol["target"], vol["size_gib"]),
+                         ("in-use", vm["id"], "vdb", 1), vol)
+        r = self.qemu_io(path, "qcow2", "read -P 0x11 0 1M")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("Pattern verification failed", r.stdout)
+        self.assertIn("1.00 GiB", self.virsh("vol-info", f"gc-vol-{vid}.qcow2", "--pool",
+                                             "default").stdout)
+        self.assertIn(path, self.virsh("dumpxml", vm["domain_name"]).stdout)
+        # the domain starts with the reverted disk
+        post(f"/v1/vms/{vm['id']}/start")
+        r = self.d.request("DELETE", f"/v1/vms/{vm['id']}", token=self.admin)
+        self.wait_job(r.json["id"])
+        # snapshots first, then the volume
+        r = self.d.request("DELETE", f"/v1/volumes/{vid}", token=self.admin)
+        self.assertEqual(r.status, 409, r)
+        r = self.d.request("DELETE", f"/v1/volumes/{vid}/snapshots/{sid}", token=self.admin)
+        self.wait_job(r.json["id"])
+        self.assertNotEqual(self.virsh("vol-info", snapfile, "--pool", "default").returncode, 0)
+        r = self.d.request("DELETE", f"/v1/volumes/{vid}", token=self.admin)
+        self.wait_job(r.json["id"])
+        self.assertFalse(os.path.exists(path))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -183,6 +183,26 @@ EXPECTED = {
         "volume of A1": (202, 202, 403, 403, 202, 202),
         "volume of B1": (202, 202, 403, 403, 404, 404),
     },
+    "POST /v1/volumes/{id}/revert": {
+        "volume of A1 to its snapshot": (202, 202, 403, 403, 202, 202),
+        "volume of B1 to its snapshot": (202, 202, 403, 403, 404, 404),
+    },
+    "GET /v1/volumes/{id}/snapshots": {
+        "snapshots of an A1 volume": (200, 200, 200, 200, 200, 200),
+        "snapshots of a B1 volume": (200, 200, 200, 200, 404, 404),
+    },
+    "POST /v1/volumes/{id}/snapshots": {
+        "snapshot of an A1 volume": (202, 202, 403, 403, 202, 202),
+        "snapshot of a B1 volume": (202, 202, 403, 403, 404, 404),
+    },
+    "GET /v1/volumes/{id}/snapshots/{snapshot_id}": {
+        "snapshot of an A1 volume": (200, 200, 200, 200, 200, 200),
+        "snapshot of a B1 volume": (200, 200, 200, 200, 404, 404),
+    },
+    "DELETE /v1/volumes/{id}/snapshots/{snapshot_id}": {
+        "snapshot of an A1 volume": (202, 202, 403, 403, 202, 202),
+        "snapshot of a B1 volume": (202, 202, 403, 403, 404, 404),
+    },
     "GET /v1/server-groups": {"list": (200, 200, 200, 200, 200, 200)},
     "POST /v1/server-groups": {
         "group of A1": (201, 201, 403, 403, 201, 201),
@@ -1055,7 +1075,25 @@ def _mkvol(t, dept):
     return r.json["resource_id"]
 
 
+def _mksnap(t, vid):
+    r = t.d.request("POST", f"/v1/volumes/{vid}/snapshots", {"name": uniq("snap-")},
+                    token=t.admin)
+    t.assertEqual(r.status, 202, r)
+    job = _wait_job(t.d, t.admin, r.json["id"])
+    t.assertEqual(job["state"], "succeeded", job)
+    return job["params"]["snapshot_id"]
+
+
+def _snaps(t, vid):
+    r = t.d.request("GET", f"/v1/volumes/{vid}/snapshots?limit=500", token=t.admin)
+    return [s["id"] for s in r.json["items"]] if r.status == 200 else []
+
+
 def _rmvol(t, vid):
+    for s in _snaps(t, vid):
+        r = t.d.request("DELETE", f"/v1/volumes/{vid}/snapshots/{s}", token=t.admin)
+        if r.status == 202:
+            _wait_job(t.d, t.admin, r.json["id"])
     r = t.d.request("DELETE", f"/v1/volumes/{vid}", token=t.admin)
     if r.status == 202:
         _wait_job(t.d, t.admin, r.json["id"])
@@ -1153,6 +1191,79 @@ def _vol_resize(dept):
         return r
     return run
 
+
+def _snap_list(dept):
+    def run(t, role):
+        v = _mkvol(t, dept)
+        s = _mksnap(t, v)
+        r = t.as_(role, "GET", f"/v1/volumes/{v}/snapshots")
+        if r.status == 200:
+            t.assertEqual([x["id"] for x in r.json["items"]], [s])
+        _rmvol(t, v)
+        return r
+    return run
+
+
+def _snap_create(dept):
+    def run(t, role):
+        v = _mkvol(t, dept)
+        r = t.as_(role, "POST", f"/v1/volumes/{v}/snapshots", {"name": "mine"})
+        if r.status == 202:
+            _wait_job(t.d, t.admin, r.json["id"])
+        t.assertEqual(len(_snaps(t, v)), 1 if r.status == 202 else 0)
+        _rmvol(t, v)
+        return r
+    return run
+
+
+def _snap_get(dept):
+    def run(t, role):
+        v = _mkvol(t, dept)
+        s = _mksnap(t, v)
+        r = t.as_(role, "GET", f"/v1/volumes/{v}/snapshots/{s}")
+        if r.status == 200:
+            t.assertEqual((r.json["id"], r.json["state"]), (s, "available"))
+        _rmvol(t, v)
+        return r
+    return run
+
+
+def _snap_delete(dept):
+    def run(t, role):
+        v = _mkvol(t, dept)
+        s = _mksnap(t, v)
+        r = t.as_(role, "DELETE", f"/v1/volumes/{v}/snapshots/{s}")
+        if r.status == 202:
+            t.assertEqual(_wait_job(t.d, t.admin, r.json["id"])["state"], "succeeded")
+        t.assertEqual(_snaps(t, v), [] if r.status == 202 else [s])
+        _rmvol(t, v)
+        return r
+    return run
+
+
+def _vol_revert(dept):
+    def run(t, role):
+        v = _mkvol(t, dept)
+        s = _mksnap(t, v)
+        before = t.d.request("GET", f"/v1/volumes/{v}", token=t.admin).json["version"]
+        r = t.as_(role, "POST", f"/v1/volumes/{v}/revert", {"snapshot_id": s})
+        if r.status == 202:
+            t.assertEqual(_wait_job(t.d, t.admin, r.json["id"])["state"], "succeeded")
+        after = t.d.request("GET", f"/v1/volumes/{v}", token=t.admin).json["version"]
+        (t.assertGreater if r.status == 202 else t.assertEqual)(after, before)
+        _rmvol(t, v)
+        return r
+    return run
+
+
+for _d, _a in (("A1", "an A1"), ("B1", "a B1")):
+    case("GET /v1/volumes/{id}/snapshots", f"snapshots of {_a} volume")(_snap_list(_d))
+    case("POST /v1/volumes/{id}/snapshots", f"snapshot of {_a} volume")(_snap_create(_d))
+    case("GET /v1/volumes/{id}/snapshots/{snapshot_id}",
+         f"snapshot of {_a} volume")(_snap_get(_d))
+    case("DELETE /v1/volumes/{id}/snapshots/{snapshot_id}",
+         f"snapshot of {_a} volume")(_snap_delete(_d))
+    case("POST /v1/volumes/{id}/revert", f"volume of {_d} to its snapshot")(_vol_revert(_d))
 
 for _d in ("A1", "B1"):
     case("POST /v1/volumes", f"volume of {_d}")(_vol_create(_d))

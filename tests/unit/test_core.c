@@ -1584,6 +1584,55 @@ static void jobs_cancel_before_start(void **state)
                      0);
 }
 
+/* Which pools take volumes, in which format: the rules of docs/infrastructure.md "Storage
+ * pools of volumes", on pools as a host reports them (RBD among them: no Ceph is needed to
+ * check what govcloud accepts). */
+static void volume_pool_rules(void **state)
+{
+    (void)state;
+    json_t *pools = json_loads(
+        "[{\"name\":\"default\",\"type\":\"dir\",\"state\":\"running\"},"
+        "{\"name\":\"vg0\",\"type\":\"logical\",\"state\":\"running\"},"
+        "{\"name\":\"ceph\",\"type\":\"rbd\",\"state\":\"running\"},"
+        "{\"name\":\"nfs\",\"type\":\"netfs\",\"state\":\"running\"},"
+        "{\"name\":\"off\",\"type\":\"rbd\",\"state\":\"inactive\"},"
+        "{\"name\":\"san\",\"type\":\"iscsi\",\"state\":\"running\"}]",
+        0, NULL);
+    assert_non_null(pools);
+    static const struct {
+        const char *pool;
+        bool named;
+        int rc;
+        const char *format, *says;
+    } cases[] = {
+        {"default", true, 0, "qcow2", NULL},
+        {"nfs", true, 0, "qcow2", NULL},
+        {"vg0", true, 0, "raw", NULL},
+        {"ceph", true, 0, "raw", NULL},
+        {"off", true, GC_ECONFLICT, NULL, "is inactive, not running"},
+        {"san", true, GC_EINVAL, NULL, "is of type 'iscsi'"},
+        {"nope", true, GC_EINVAL, NULL, "has no storage pool 'nope'"},
+        {"nope", false, 0, "qcow2", NULL}, /* the configured default, not reported */
+        {"vg0", false, 0, "raw", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gc_error err = {0};
+        char fmt[16] = "";
+        int rc = gc_volume_pool_check(pools, "h1", cases[i].pool, cases[i].named, fmt, &err);
+        assert_int_equal(rc, cases[i].rc);
+        if (cases[i].format)
+            assert_string_equal(fmt, cases[i].format);
+        if (cases[i].says) {
+            assert_non_null(strstr(err.msg, cases[i].says));
+            assert_string_equal(err.field, "pool");
+        }
+    }
+    struct gc_error err = {0};
+    char fmt[16] = "";
+    assert_int_equal(gc_volume_pool_check(NULL, "h1", "x", true, fmt, &err), GC_EINVAL);
+    json_decref(pools);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1597,6 +1646,7 @@ int main(void)
         cmocka_unit_test(json_check_rules),
         cmocka_unit_test(password_policy_rules),
         cmocka_unit_test(paging_helpers_and_job_states),
+        cmocka_unit_test(volume_pool_rules),
         T(dept_create_get_update_delete),
         T(dept_list_pages_and_filters),
         T(dept_tree_moves_and_cycles),
