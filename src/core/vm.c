@@ -752,6 +752,19 @@ int gc_vm_migration_begin(struct gc_tx *tx, const struct gc_config *cfg, const c
                             "the host of virtual machine '%s' is not connected: a VM moves only "
                             "from a connected host",
                             id);
+    int64_t snaps = 0;
+    rc = gc_tx_query_int(tx,
+                         "SELECT COUNT(*) FROM volume_snapshots s JOIN volumes v"
+                         " ON v.id = s.volume_id WHERE v.vm_id = ?",
+                         GC_ARGS(GC_VTXT(id)), &snaps, err);
+    if (rc)
+        return rc;
+    if (snaps > 0)
+        return gc_error_set(err, GC_ECONFLICT, "id",
+                            "volumes of virtual machine '%s' have %lld snapshots, which cannot "
+                            "follow it to another host: delete them, or detach the volumes, "
+                            "first",
+                            id, (long long)snaps);
     if (want_host && strcmp(want_host, src) == 0)
         return gc_error_set(err, GC_ECONFLICT, "host_id",
                             "virtual machine '%s' is already on host '%s'", id, want_host);

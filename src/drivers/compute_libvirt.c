@@ -1142,7 +1142,7 @@ static int lv_vm_resize(struct gc_compute_conn *c, const char *uuid, int vcpus,
 struct mig_disk {
     char *src_path;           /* as in the domain XML (escaped form == plain: see disk_paths) */
     char *dst_path;
-    char pool[128], name[256], format[16];
+    char pool[128], name[256], format[16], target[16];
     unsigned long long capacity;
     bool file_pool;           /* dir, fs or netfs: a file that can start empty */
 };
@@ -1156,9 +1156,24 @@ static void mig_disks_free(struct mig_disk *d, int n)
     free(d);
 }
 
-/* The text of attribute `file='…'` after each "<source " inside a <disk> element. govcloud
- * writes these paths itself; one that would need XML escaping is refused rather than
- * guessed at. */
+/* Where a local disk's source is in a <disk> element: after "<source file='" (a file) or
+ * "<source dev='" (a block device, e.g. LVM); NULL for network disks (RBD: shared storage
+ * that stays where it is). */
+static const char *source_attr(const char *p, const char *end, size_t *skip)
+{
+    static const char *const attrs[] = {"<source file='", "<source dev='"};
+    for (int i = 0; i < 2; i++) {
+        const char *s = strstr(p, attrs[i]);
+        if (s && s < end) {
+            *skip = strlen(attrs[i]);
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* The local disks of a domain's XML: path and target device. govcloud writes these paths
+ * itself; one that would need XML escaping is refused rather than guessed at. */
 static int disk_paths(const char *xml, struct mig_disk **out, int *n, struct gc_error *err)
 {
     *out = NULL;
@@ -1166,13 +1181,16 @@ static int disk_paths(const char *xml, struct mig_disk **out, int *n, struct gc_
     int cap = 0;
     for (const char *p = strstr(xml, "<disk "); p; p = strstr(p + 1, "<disk ")) {
         const char *end = strstr(p, "</disk>");
-        const char *s = strstr(p, "<source file='");
-        if (!end || !s || s > end)
+        size_t skip = 0;
+        const char *s = end ? source_attr(p, end, &skip) : NULL;
+        if (!s)
             continue;
-        s += strlen("<source file='");
+        s += skip;
         const char *q = strchr(s, '\'');
-        if (!q || q > end)
+        const char *t = strstr(p, "<target dev='");
+        if (!q || q > end || !t || t > end)
             continue;
+        t += strlen("<target dev='");
         if (memchr(s, '&', (size_t)(q - s)))
             return gc_error_set(err, GC_EUNSUPPORTED, "", "a disk path holds XML escapes");
         if (*n == cap) {
@@ -1182,11 +1200,12 @@ static int disk_paths(const char *xml, struct mig_disk **out, int *n, struct gc_
         struct mig_disk *d = &(*out)[(*n)++];
         memset(d, 0, sizeof(*d));
         d->src_path = gc_strndup(s, (size_t)(q - s));
+        snprintf(d->target, sizeof(d->target), "%.*s", (int)strcspn(t, "'"), t);
     }
     return 0;
 }
 
-/* xml with every disk's source path replaced by its path on the destination. */
+/* xml with every local disk's source path replaced by its path on the destination. */
 static char *retarget(const char *xml, const struct mig_disk *d, int n)
 {
     struct gc_buf b;
@@ -1194,10 +1213,11 @@ static char *retarget(const char *xml, const struct mig_disk *d, int n)
     const char *p = xml;
     int rc = 0;
     for (;;) {
-        const char *s = strstr(p, "<source file='");
+        size_t skip = 0;
+        const char *s = source_attr(p, p + strlen(p), &skip);
         if (!s)
             break;
-        s += strlen("<source file='");
+        s += skip;
         const char *q = strchr(s, '\'');
         if (!q)
             break;
@@ -1418,6 +1438,11 @@ static int lv_vm_migrate(struct gc_compute_conn *src, struct gc_compute_conn *ds
             virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_PERSIST_XML, dxml) <
                 0)
             rc = gc_error_set(err, GC_EINTERNAL, "", "out of memory");
+        /* exactly the local disks are copied; network disks (RBD) are shared */
+        for (int i = 0; !rc && i < n; i++)
+            if (virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_MIGRATE_DISKS,
+                                        disks[i].target) < 0)
+                rc = gc_error_set(err, GC_EINTERNAL, "", "out of memory");
         unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PERSIST_DEST |
                          VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_AUTO_CONVERGE |
                          VIR_MIGRATE_ABORT_ON_ERROR;

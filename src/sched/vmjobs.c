@@ -630,6 +630,12 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
     return rc;
 }
 
+static void vol_name(char *out, size_t cap, const char *prefix, const char *id,
+                     const char *format)
+{
+    snprintf(out, cap, "%s-%s%s", prefix, id, strcmp(format, "qcow2") ? "" : ".qcow2");
+}
+
 /* ---- migration and evacuation ---- */
 
 /* Records the end of a move in one transaction. */
@@ -659,12 +665,12 @@ static int attached_volumes(const char *vm, json_t **out, struct gc_error *err)
     if (rc)
         return rc;
     struct gc_rows *r = NULL;
-    rc = gc_tx_query(tx, "SELECT id, pool FROM volumes WHERE vm_id = ? ORDER BY id",
+    rc = gc_tx_query(tx, "SELECT id, pool, format FROM volumes WHERE vm_id = ? ORDER BY id",
                      GC_ARGS(GC_VTXT(vm)), &r, err);
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
         rc = 0;
-        char name[64];
-        snprintf(name, sizeof(name), "gc-vol-%s.qcow2", gc_rows_text(r, 0));
+        char name[128];
+        vol_name(name, sizeof(name), "gc-vol", gc_rows_text(r, 0), gc_rows_text(r, 2));
         json_array_append_new(*out, json_pack("{s:s,s:s}", "pool", gc_rows_text(r, 1), "name",
                                               name));
     }
@@ -1032,11 +1038,6 @@ struct vol_info {
 };
 
 /* The libvirt name of a volume or snapshot: prefix-<id>, with .qcow2 for qcow2 files. */
-static void vol_name(char *out, size_t cap, const char *prefix, const char *id,
-                     const char *format)
-{
-    snprintf(out, cap, "%s-%s%s", prefix, id, strcmp(format, "qcow2") ? "" : ".qcow2");
-}
 
 static int load_vol(const char *id, struct vol_info *v, struct gc_error *err)
 {
