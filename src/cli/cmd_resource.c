@@ -198,6 +198,10 @@ static int opt_json(struct gc_cli *cli, const struct gc_cli_opt *o, const char *
     case GC_OPT_TIME:
     case GC_OPT_CHOICE:
         if (o->flags & GC_OPT_LIST) {
+            /* all items checked before any is looked up */
+            size_t vl = strlen(v);
+            if (vl == 0 || v[0] == ',' || v[vl - 1] == ',' || strstr(v, ",,"))
+                return gc_cli_usage_error(cli, "empty item in --%s '%s'", o->name, v);
             j = json_array();
             const char *p = v;
             for (;;) {
@@ -206,9 +210,7 @@ static int opt_json(struct gc_cli *cli, const struct gc_cli_opt *o, const char *
                 char *item = gc_strndup(p, len);
                 char *id = NULL;
                 int rc = GC_CLI_OK;
-                if (!item[0])
-                    rc = gc_cli_usage_error(cli, "empty item in --%s '%s'", o->name, v);
-                else if (o->ref)
+                if (o->ref)
                     rc = gc_cli_resolve(cli, o->ref, item, &id);
                 json_t *e = rc == GC_CLI_OK ? json_string(id ? id : item) : NULL;
                 free(item);
