@@ -1666,6 +1666,13 @@ class CliInfraTest(CliMixin, DaemonTestCase):
         # reboot, json: the VM only
         out = self.cli_json("vm", "reboot", vid, "--wait")
         self.assertEqual((out["id"], out["state"]), (vid, "running"))
+        # on a terminal, --wait draws the progress bar of 'job wait', then the VM
+        rc, shown, err, _ = self.run_on_terminal(["vm", "reboot", name, "--wait"],
+                                                 self.cli_env(self.d.url, self.admin))
+        self.assertEqual(rc, 0, shown + err)
+        self.assertIn("\r\033[K", shown)
+        self.assertIn("[" + "#" * 24 + "] 100% succeeded", shown)
+        self.assertRegex(shown, rf"(?m)^id\s+{vid}\r?$")
         # stop --force is the query force=true: the job's params say so
         job = self.cli_json("vm", "stop", name, "--force")
         self.assertIs(job["params"]["force"], True)
