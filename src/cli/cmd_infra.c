@@ -404,8 +404,9 @@ static const struct gc_cli_cmd vm_get = {
     .run = gc_cli_res_get, .data = &vm_res};
 static const struct gc_cli_cmd vm_create = {
     .name = "create", .summary = "Create a VM (a job): placed, defined and started",
-    .description = "Prints the vm.create job (its resource_id is the VM's id); with --wait, "
-                   "follows it and shows the VM.",
+    .description = "NAME is the new VM's name, unique in its department (letters, digits, "
+                   "'.', '_', '-'). Prints the vm.create job (its resource_id is the VM's id); "
+                   "with --wait, follows it and shows the VM.",
     .posargs = "NAME", .npos = 1, .opts = vm_create_opts, .run = gc_cli_res_create,
     .data = &vm_res};
 static const struct gc_cli_cmd vm_start = {
