@@ -66,6 +66,23 @@ void gc_cli_warn(const char *fmt, ...)
     va_end(ap);
 }
 
+int gc_cli_bool_value(const char *v)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "on") == 0)
+        return 1;
+    if (strcmp(v, "false") == 0 || strcmp(v, "off") == 0)
+        return 0;
+    return -1;
+}
+
+bool gc_cli_has_opt(const struct gc_cli_cmd *cmd, const char *name)
+{
+    for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
+        if (strcmp(cmd->opts[i].name, name) == 0)
+            return true;
+    return false;
+}
+
 const char *gc_cli_arg(const struct gc_cli_cmd *cmd, const struct gc_cli_args *args,
                        const char *name)
 {
@@ -108,6 +125,8 @@ static int check_value(const struct gc_cli *cli, const struct gc_cli_opt *o, con
         return 0;
     case GC_OPT_INT: {
         char *end;
+        if ((o->flags & GC_OPT_NULLABLE) && strcmp(v, "none") == 0)
+            return 0;
         errno = 0;
         long long n = strtoll(v, &end, 10);
         if (errno || end == v || *end || n < o->min || n > o->max)
@@ -116,10 +135,10 @@ static int check_value(const struct gc_cli *cli, const struct gc_cli_opt *o, con
         return 0;
     }
     case GC_OPT_BOOL:
-        if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+        if (gc_cli_bool_value(v) >= 0)
             return 0;
-        return gc_cli_usage_error(cli, "invalid value '%s' for --%s: expected true or false",
-                                  v, o->name);
+        return gc_cli_usage_error(cli, "invalid value '%s' for --%s: expected true or false "
+                                       "(or on, off)", v, o->name);
     case GC_OPT_TIME: {
         int64_t ms;
         if (gc_time_parse_rfc3339(v, &ms) == 0)

@@ -46,6 +46,10 @@ enum gc_cli_opt_type {
 #define GC_OPT_REQUIRED 0x1u /* the command refuses to run without it */
 #define GC_OPT_NULLABLE 0x2u /* the value "none" (and "root") sends JSON null */
 #define GC_OPT_SENDS_FALSE 0x4u /* a FLAG with a key sends false instead of true */
+#define GC_OPT_LIST 0x8u  /* a comma-separated list, sent as a JSON array of strings */
+#define GC_OPT_QUERY 0x10u /* sent as a query parameter even by commands that send a body */
+
+struct gc_cli_resource;
 
 /* One option. `key` is the JSON body field or query parameter the option fills, so that the
  * generic resource commands build requests from the same table that parses and documents. */
@@ -59,6 +63,8 @@ struct gc_cli_opt {
     unsigned flags;
     const char *const *choices; /* GC_OPT_CHOICE: NULL-terminated */
     long long min, max;         /* GC_OPT_INT */
+    /* the value names an object of this collection by name or id; the id is sent */
+    const struct gc_cli_resource *ref;
 };
 
 #define GC_CLI_MAX_OPTS 24
@@ -124,5 +130,11 @@ void gc_cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The value of option `name` of cmd, or NULL when it was not given. */
 const char *gc_cli_arg(const struct gc_cli_cmd *cmd, const struct gc_cli_args *args,
                        const char *name);
+
+/* 1 for true/on, 0 for false/off, -1 for anything else (GC_OPT_BOOL values). */
+int gc_cli_bool_value(const char *v);
+
+/* Whether cmd has an option called name (so that shared code can ask gc_cli_arg safely). */
+bool gc_cli_has_opt(const struct gc_cli_cmd *cmd, const char *name);
 
 #endif

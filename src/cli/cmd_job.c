@@ -124,12 +124,9 @@ static char *plain_line(const char *id, const json_t *job)
     return gc_buf_steal(&b);
 }
 
-static int wait_run(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
-                    const struct gc_cli_args *args)
+int gc_cli_job_wait(struct gc_cli *cli, const char *id, long long timeout_s,
+                    bool json_on_success)
 {
-    const char *id = args->pos[0];
-    const char *tmo = gc_cli_arg(cmd, args, "timeout");
-    long long timeout_s = tmo ? strtoll(tmo, NULL, 10) : 0;
     bool bar = cli->stdout_tty && cli->output == GC_CLI_OUT_TABLE;
     bool plain = !cli->stdout_tty && cli->output == GC_CLI_OUT_TABLE;
     int64_t start = gc_mono_ns();
@@ -215,10 +212,11 @@ static int wait_run(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
 
     if (bar)
         printf("\n");
-    if (cli->output == GC_CLI_OUT_JSON)
-        gc_cli_print_json(stdout, job);
     const char *state = json_string_value(json_object_get(job, "state"));
-    if (strcmp(state, "succeeded") == 0) {
+    bool ok = strcmp(state, "succeeded") == 0;
+    if (cli->output == GC_CLI_OUT_JSON && (json_on_success || !ok))
+        gc_cli_print_json(stdout, job);
+    if (ok) {
         rc = GC_CLI_OK;
     } else {
         const char *err = json_string_value(json_object_get(job, "error"));
@@ -235,6 +233,13 @@ cleanup:
     json_decref(job);
     gc_buf_release(&path);
     return rc;
+}
+
+static int wait_run(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                    const struct gc_cli_args *args)
+{
+    const char *tmo = gc_cli_arg(cmd, args, "timeout");
+    return gc_cli_job_wait(cli, args->pos[0], tmo ? strtoll(tmo, NULL, 10) : 0, true);
 }
 
 static int cancel_run(struct gc_cli *cli, const struct gc_cli_cmd *cmd,

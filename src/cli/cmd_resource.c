@@ -52,6 +52,116 @@ int gc_cli_get_object(struct gc_cli *cli, const char *path, json_t **out)
     return rc;
 }
 
+/* 8-4-4-4-12 hex digits: taken as an id without asking the server. */
+static bool looks_like_id(const char *s)
+{
+    if (strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
+            return false;
+    }
+    return true;
+}
+
+int gc_cli_resolve(struct gc_cli *cli, const struct gc_cli_resource *res, const char *value,
+                   char **id)
+{
+    struct gc_buf q, safe;
+    json_t *page = NULL;
+    int rc;
+
+    *id = NULL;
+    if (!res->by_name || !value[0] || looks_like_id(value)) {
+        *id = gc_strdup(value);
+        return GC_CLI_OK;
+    }
+    gc_buf_init(&q, MAX_QUERY_BYTES);
+    gc_buf_init(&safe, GC_BUF_UNLIMITED);
+    if (gc_cli_sanitize(&safe, value, 0) != 0)
+        GC_BUG("unlimited buffer refused data");
+    if (gc_buf_adds(&q, "name=") != 0 || gc_cli_escape(&q, value) != 0 ||
+        gc_buf_adds(&q, "&limit=2") != 0) {
+        rc = gc_cli_usage_error(cli, "the %s name is too long", res->noun);
+        goto cleanup;
+    }
+    struct gc_cli_resp resp;
+    struct gc_cli_req req = {.method = "GET", .path = res->path, .query = gc_buf_str(&q)};
+    rc = gc_cli_http(cli, &req, &resp);
+    page = resp.json;
+    resp.json = NULL;
+    gc_cli_resp_release(&resp);
+    if (rc != GC_CLI_OK)
+        goto cleanup;
+    json_t *items = json_object_get(page, "items");
+    if (!json_is_array(items)) {
+        rc = gc_cli_fail(GC_CLI_EFAIL, "the server's answer to GET %s has no items list",
+                         res->path);
+    } else if (json_array_size(items) == 0) {
+        rc = gc_cli_fail(GC_CLI_ENOTFOUND, "no %s is named '%s' (that you can see)", res->noun,
+                         gc_buf_str(&safe));
+    } else if (json_array_size(items) > 1) {
+        rc = gc_cli_fail(GC_CLI_ECONFLICT, "more than one %s is named '%s': give the id",
+                         res->noun, gc_buf_str(&safe));
+    } else {
+        const char *found = json_string_value(json_object_get(json_array_get(items, 0), "id"));
+        if (!found || !found[0])
+            rc = gc_cli_fail(GC_CLI_EFAIL, "the server's %s '%s' has no id", res->noun,
+                             gc_buf_str(&safe));
+        else
+            *id = gc_strdup(found);
+    }
+
+cleanup:
+    json_decref(page);
+    gc_buf_release(&q);
+    gc_buf_release(&safe);
+    return rc;
+}
+
+/* Resolves value (a name or an id of res) and appends the object's path (+ suffix) to b.
+ * *id receives the id (caller frees) when id is not NULL. */
+static int object_path(struct gc_cli *cli, const struct gc_cli_resource *res, const char *value,
+                       const char *suffix, struct gc_buf *b, char **id)
+{
+    char *found = NULL;
+    int rc = gc_cli_resolve(cli, res, value, &found);
+    if (rc == GC_CLI_OK)
+        rc = gc_cli_id_path(cli, b, res->path, found, suffix);
+    if (rc == GC_CLI_OK && id)
+        *id = found;
+    else
+        free(found);
+    return rc;
+}
+
+void gc_cli_show_res(const struct gc_cli *cli, const struct gc_cli_resource *res,
+                     const json_t *obj)
+{
+    const char *skip[8] = {0};
+    size_t n = 0;
+
+    if (cli->output == GC_CLI_OUT_JSON || !res || !res->subtables) {
+        gc_cli_show(cli, obj);
+        return;
+    }
+    for (const struct gc_cli_subtable *t = res->subtables; t->key && n + 1 < 8; t++)
+        skip[n++] = t->key;
+    gc_cli_print_object_skip(stdout, obj, skip);
+    for (const struct gc_cli_subtable *t = res->subtables; t->key; t++) {
+        const json_t *a = json_object_get(obj, t->key);
+        if (!json_is_array(a))
+            continue;
+        if (json_array_size(a) == 0) {
+            printf("\n%s: none\n", t->key);
+        } else {
+            printf("\n%s:\n", t->key);
+            gc_cli_print_table(stdout, t->cols, a);
+        }
+    }
+}
+
 /* The If-Match version, re-printed from the parsed number so that the header carries
  * digits only whatever strtoll tolerated (a sign, leading blanks). */
 static const char *if_match(const struct gc_cli_cmd *cmd, const struct gc_cli_args *args,
@@ -64,54 +174,122 @@ static const char *if_match(const struct gc_cli_cmd *cmd, const struct gc_cli_ar
     return buf;
 }
 
-/* Appends key=value for every given option that has a key (list filters). */
-static int build_query(const struct gc_cli_cmd *cmd, const struct gc_cli_args *args,
-                       struct gc_buf *q)
+/* The JSON value of option o for the body: lists become arrays, references are resolved to
+ * ids. Returns GC_CLI_OK with *out set, or an exit code after printing. */
+static int opt_json(struct gc_cli *cli, const struct gc_cli_opt *o, const char *v, json_t **out)
+{
+    json_t *j = NULL;
+    *out = NULL;
+    if ((o->flags & GC_OPT_NULLABLE) && (strcmp(v, "none") == 0 || strcmp(v, "root") == 0)) {
+        *out = json_null();
+        return GC_CLI_OK;
+    }
+    switch (o->type) {
+    case GC_OPT_FLAG:
+        j = json_boolean(!(o->flags & GC_OPT_SENDS_FALSE));
+        break;
+    case GC_OPT_BOOL:
+        j = json_boolean(gc_cli_bool_value(v) == 1);
+        break;
+    case GC_OPT_INT:
+        j = json_integer(strtoll(v, NULL, 10));
+        break;
+    case GC_OPT_STRING:
+    case GC_OPT_TIME:
+    case GC_OPT_CHOICE:
+        if (o->flags & GC_OPT_LIST) {
+            /* all items checked before any is looked up */
+            size_t vl = strlen(v);
+            if (vl == 0 || v[0] == ',' || v[vl - 1] == ',' || strstr(v, ",,"))
+                return gc_cli_usage_error(cli, "empty item in --%s '%s'", o->name, v);
+            j = json_array();
+            const char *p = v;
+            for (;;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                char *item = gc_strndup(p, len);
+                char *id = NULL;
+                int rc = GC_CLI_OK;
+                if (o->ref)
+                    rc = gc_cli_resolve(cli, o->ref, item, &id);
+                json_t *e = rc == GC_CLI_OK ? json_string(id ? id : item) : NULL;
+                free(item);
+                free(id);
+                if (rc != GC_CLI_OK) {
+                    json_decref(j);
+                    return rc;
+                }
+                if (!e) {
+                    json_decref(j);
+                    return gc_cli_usage_error(cli, "the value of --%s is not valid UTF-8",
+                                              o->name);
+                }
+                json_array_append_new(j, e);
+                if (!comma)
+                    break;
+                p = comma + 1;
+            }
+        } else if (o->ref) {
+            char *id = NULL;
+            int rc = gc_cli_resolve(cli, o->ref, v, &id);
+            if (rc != GC_CLI_OK)
+                return rc;
+            j = json_string(id);
+            free(id);
+        } else {
+            j = json_string(v); /* NULL when v is not UTF-8 */
+        }
+        break;
+    }
+    if (!j)
+        return gc_cli_usage_error(cli, "the value of --%s is not valid UTF-8", o->name);
+    *out = j;
+    return GC_CLI_OK;
+}
+
+/* Appends key=value for the given options that have a key: all of them for a list (its
+ * filters), only the GC_OPT_QUERY ones otherwise. References are resolved to ids. */
+static int build_query(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                       const struct gc_cli_args *args, bool only_query, struct gc_buf *q)
 {
     for (int i = 0; cmd->opts && cmd->opts[i].name; i++) {
         const struct gc_cli_opt *o = &cmd->opts[i];
-        if (!o->key || !args->val[i] || strcmp(o->key, "cursor") == 0)
+        const char *v = args->val[i];
+        char *id = NULL;
+        if (!o->key || !v || strcmp(o->key, "cursor") == 0 ||
+            (only_query && !(o->flags & GC_OPT_QUERY)))
             continue;
-        if ((q->len && gc_buf_adds(q, "&") != 0) || gc_buf_addf(q, "%s=", o->key) != 0 ||
-            gc_cli_escape(q, args->val[i]) != 0)
-            return GC_ETOOBIG;
+        if (o->type == GC_OPT_FLAG)
+            v = (o->flags & GC_OPT_SENDS_FALSE) ? "false" : "true";
+        if (o->ref) {
+            int rc = gc_cli_resolve(cli, o->ref, v, &id);
+            if (rc != GC_CLI_OK)
+                return rc;
+            v = id;
+        }
+        int bad = (q->len && gc_buf_adds(q, "&") != 0) || gc_buf_addf(q, "%s=", o->key) != 0 ||
+                  gc_cli_escape(q, v) != 0;
+        free(id);
+        if (bad)
+            return gc_cli_usage_error(cli, "the filters are too long");
     }
-    return 0;
+    return GC_CLI_OK;
 }
 
-/* Builds the JSON body from every given option that has a key. *n counts the fields.
- * Returns GC_CLI_OK or GC_CLI_EUSAGE after printing. */
-static int build_body(const struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+/* Builds the JSON body from every given option that has a key (but not GC_OPT_QUERY).
+ * *n counts the fields. Returns GC_CLI_OK or an exit code after printing. */
+static int build_body(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
                       const struct gc_cli_args *args, json_t *body, int *n)
 {
     *n = 0;
     for (int i = 0; cmd->opts && cmd->opts[i].name; i++) {
         const struct gc_cli_opt *o = &cmd->opts[i];
-        const char *v = args->val[i];
-        json_t *j = NULL;
-        if (!o->key || !v)
+        json_t *j;
+        if (!o->key || !args->val[i] || (o->flags & GC_OPT_QUERY))
             continue;
-        switch (o->type) {
-        case GC_OPT_FLAG:
-            j = json_boolean(!(o->flags & GC_OPT_SENDS_FALSE));
-            break;
-        case GC_OPT_BOOL:
-            j = json_boolean(strcmp(v, "true") == 0);
-            break;
-        case GC_OPT_INT:
-            j = json_integer(strtoll(v, NULL, 10));
-            break;
-        case GC_OPT_STRING:
-        case GC_OPT_TIME:
-        case GC_OPT_CHOICE:
-            if ((o->flags & GC_OPT_NULLABLE) && (strcmp(v, "none") == 0 || strcmp(v, "root") == 0))
-                j = json_null();
-            else
-                j = json_string(v); /* NULL when v is not UTF-8 */
-            break;
-        }
-        if (!j)
-            return gc_cli_usage_error(cli, "the value of --%s is not valid UTF-8", o->name);
+        int rc = opt_json(cli, o, args->val[i], &j);
+        if (rc != GC_CLI_OK)
+            return rc;
         json_object_set_new(body, o->key, j);
         (*n)++;
     }
@@ -186,10 +364,9 @@ int gc_cli_res_list(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
 
     gc_buf_init(&base, MAX_QUERY_BYTES);
     gc_buf_init(&q, MAX_QUERY_BYTES);
-    if (build_query(cmd, args, &base) != 0) {
-        rc = gc_cli_usage_error(cli, "the filters are too long");
+    rc = build_query(cli, cmd, args, false, &base);
+    if (rc != GC_CLI_OK)
         goto cleanup;
-    }
     for (;;) {
         struct gc_cli_resp resp;
         gc_buf_reset(&q);
@@ -261,26 +438,103 @@ int gc_cli_res_get(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
     json_t *obj = NULL;
 
     gc_buf_init(&path, MAX_PATH_BYTES);
-    int rc = gc_cli_id_path(cli, &path, res->path, args->pos[0], NULL);
+    int rc = object_path(cli, res, args->pos[0], NULL, &path, NULL);
     if (rc == GC_CLI_OK)
         rc = gc_cli_get_object(cli, gc_buf_str(&path), &obj);
     if (rc == GC_CLI_OK)
-        gc_cli_show(cli, obj);
+        gc_cli_show_res(cli, res, obj);
     json_decref(obj);
     gc_buf_release(&path);
     return rc;
 }
 
-/* Sends body and shows the object the server answers with. */
-static int send_and_show(struct gc_cli *cli, const struct gc_cli_req *req)
+/* --timeout only means something with --wait; checked before anything is sent. */
+static int check_wait(const struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                      const struct gc_cli_args *args)
+{
+    if (gc_cli_has_opt(cmd, "timeout") && gc_cli_arg(cmd, args, "timeout") &&
+        !gc_cli_arg(cmd, args, "wait"))
+        return gc_cli_usage_error(cli, "--timeout needs --wait");
+    return GC_CLI_OK;
+}
+
+/* What a create, action or delete answered. A job (202) or an object that names its job
+ * (an image's job_id) is shown, or with --wait followed to its end, after which the object
+ * is shown as it is then (a delete prints what it removed). */
+static int answer_done(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                       const struct gc_cli_args *args, const struct gc_cli_resource *res,
+                       const struct gc_cli_resp *resp, bool is_delete)
+{
+    const json_t *a = resp->json;
+    const char *job_id = NULL, *obj_id = NULL;
+    bool wait = gc_cli_has_opt(cmd, "wait") && gc_cli_arg(cmd, args, "wait");
+    int rc;
+
+    if (resp->status == 204 || !a) {
+        if (cli->output == GC_CLI_OUT_TABLE && is_delete)
+            printf("deleted %s %s\n", res->noun, args->pos[0]);
+        return GC_CLI_OK;
+    }
+    if (!json_is_object(a))
+        return gc_cli_fail(GC_CLI_EFAIL, "the server's answer is not a JSON object");
+    if (resp->status == 202) {
+        job_id = json_string_value(json_object_get(a, "id"));
+        obj_id = json_string_value(json_object_get(a, "resource_id"));
+    } else {
+        job_id = json_string_value(json_object_get(a, "job_id"));
+        obj_id = json_string_value(json_object_get(a, "id"));
+    }
+    if (!job_id || !wait) {
+        gc_cli_show_res(cli, resp->status == 202 ? NULL : res, a);
+        if (job_id && cli->output == GC_CLI_OUT_TABLE) {
+            struct gc_buf safe;
+            gc_buf_init(&safe, GC_BUF_UNLIMITED);
+            if (gc_cli_sanitize(&safe, job_id, 80) != 0)
+                GC_BUG("unlimited buffer refused data");
+            fflush(stdout);
+            fprintf(stderr, "govcloud: job %s started: follow it with 'govcloud job wait %s' "
+                            "(or give --wait)\n", gc_buf_str(&safe), gc_buf_str(&safe));
+            gc_buf_release(&safe);
+        }
+        return GC_CLI_OK;
+    }
+
+    const char *tmo = gc_cli_arg(cmd, args, "timeout");
+    rc = gc_cli_job_wait(cli, job_id, tmo ? strtoll(tmo, NULL, 10) : 0, is_delete);
+    if (rc != GC_CLI_OK)
+        return rc;
+    if (is_delete) {
+        if (cli->output == GC_CLI_OUT_TABLE)
+            printf("deleted %s %s\n", res->noun, args->pos[0]);
+        return GC_CLI_OK;
+    }
+    if (!obj_id)
+        return GC_CLI_OK;
+    struct gc_buf path;
+    json_t *obj = NULL;
+    gc_buf_init(&path, MAX_PATH_BYTES);
+    rc = gc_cli_id_path(cli, &path, res->path, obj_id, NULL);
+    if (rc == GC_CLI_OK)
+        rc = gc_cli_get_object(cli, gc_buf_str(&path), &obj);
+    if (rc == GC_CLI_OK)
+        gc_cli_show_res(cli, res, obj);
+    json_decref(obj);
+    gc_buf_release(&path);
+    return rc;
+}
+
+/* Sends req and shows what the server answers (a job is followed with --wait). */
+static int send_and_show(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                         const struct gc_cli_args *args, const struct gc_cli_resource *res,
+                         const struct gc_cli_req *req)
 {
     struct gc_cli_resp resp;
     int rc = gc_cli_http(cli, req, &resp);
-    if (rc == GC_CLI_OK && !json_is_object(resp.json))
+    if (rc == GC_CLI_OK && !json_is_object(resp.json) && resp.status != 204)
         rc = gc_cli_fail(GC_CLI_EFAIL, "the server's answer to %s %s is not a JSON object",
                          req->method, req->path);
     if (rc == GC_CLI_OK)
-        gc_cli_show(cli, resp.json);
+        rc = answer_done(cli, cmd, args, res, &resp, false);
     gc_cli_resp_release(&resp);
     return rc;
 }
@@ -291,12 +545,22 @@ int gc_cli_res_create(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
     const struct gc_cli_resource *res = cmd->data;
     json_t *body = json_object();
     int n;
-    int rc = build_body(cli, cmd, args, body, &n);
+    int rc = check_wait(cli, cmd, args);
+    if (rc == GC_CLI_OK && cmd->npos == 1) {
+        /* "govcloud vm create web1 ...": the one argument of a create is the name */
+        json_t *name = json_string(args->pos[0]);
+        if (!name)
+            rc = gc_cli_usage_error(cli, "the name is not valid UTF-8");
+        else
+            json_object_set_new(body, "name", name);
+    }
+    if (rc == GC_CLI_OK)
+        rc = build_body(cli, cmd, args, body, &n);
     if (rc == GC_CLI_OK && res->has_password)
         rc = add_password(cli, cmd, args, body, true);
     if (rc == GC_CLI_OK) {
         struct gc_cli_req req = {.method = "POST", .path = res->path, .body = body};
-        rc = send_and_show(cli, &req);
+        rc = send_and_show(cli, cmd, args, res, &req);
     }
     if (rc == GC_CLI_OK && res->create_note) {
         fflush(stdout);
@@ -316,17 +580,17 @@ int gc_cli_res_update(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
     int n;
 
     gc_buf_init(&path, MAX_PATH_BYTES);
-    int rc = gc_cli_id_path(cli, &path, res->path, args->pos[0], NULL);
-    if (rc == GC_CLI_OK)
-        rc = build_body(cli, cmd, args, body, &n);
+    int rc = build_body(cli, cmd, args, body, &n);
     if (rc == GC_CLI_OK && res->has_password)
         rc = add_password(cli, cmd, args, body, false);
     if (rc == GC_CLI_OK && json_object_size(body) == 0)
         rc = gc_cli_usage_error(cli, "nothing to update: give at least one field option");
+    if (rc == GC_CLI_OK)
+        rc = object_path(cli, res, args->pos[0], NULL, &path, NULL);
     if (rc == GC_CLI_OK) {
         struct gc_cli_req req = {.method = "PATCH", .path = gc_buf_str(&path), .body = body,
                                  .if_match = if_match(cmd, args, ver, sizeof(ver))};
-        rc = send_and_show(cli, &req);
+        rc = send_and_show(cli, cmd, args, res, &req);
     }
     json_decref(body);
     gc_buf_release(&path);
@@ -341,17 +605,71 @@ int gc_cli_res_delete(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
     char ver[32];
 
     gc_buf_init(&path, MAX_PATH_BYTES);
-    int rc = gc_cli_id_path(cli, &path, res->path, args->pos[0], NULL);
+    int rc = check_wait(cli, cmd, args);
+    if (rc == GC_CLI_OK)
+        rc = object_path(cli, res, args->pos[0], NULL, &path, NULL);
     if (rc == GC_CLI_OK) {
         struct gc_cli_resp resp;
-        struct gc_cli_req req = {.method = "DELETE", .path = gc_buf_str(&path),
-                                 .if_match = if_match(cmd, args, ver, sizeof(ver))};
+        const char *im = gc_cli_has_opt(cmd, "if-match") ? if_match(cmd, args, ver, sizeof(ver))
+                                                         : NULL;
+        struct gc_cli_req req = {.method = "DELETE", .path = gc_buf_str(&path), .if_match = im};
         rc = gc_cli_http(cli, &req, &resp);
+        if (rc == GC_CLI_OK)
+            rc = answer_done(cli, cmd, args, res, &resp, true);
         gc_cli_resp_release(&resp);
     }
-    if (rc == GC_CLI_OK && cli->output == GC_CLI_OUT_TABLE)
-        printf("deleted %s %s\n", res->noun, args->pos[0]);
     gc_buf_release(&path);
+    return rc;
+}
+
+int gc_cli_res_action(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                      const struct gc_cli_args *args)
+{
+    const struct gc_cli_action *act = cmd->data;
+    const struct gc_cli_resource *res = act->res;
+    json_t *body = json_object();
+    struct gc_buf path, q;
+    struct gc_cli_resp resp = {0};
+    int n = 0;
+
+    gc_buf_init(&path, MAX_PATH_BYTES);
+    gc_buf_init(&q, MAX_QUERY_BYTES);
+    int rc = check_wait(cli, cmd, args);
+    if (rc == GC_CLI_OK)
+        rc = build_body(cli, cmd, args, body, &n);
+    if (rc == GC_CLI_OK)
+        rc = build_query(cli, cmd, args, true, &q);
+    if (rc == GC_CLI_OK)
+        rc = object_path(cli, res, args->pos[0], act->suffix, &path, NULL);
+    if (rc == GC_CLI_OK && cmd->npos == 2)
+        rc = gc_cli_id_path(cli, &path, "", args->pos[1], NULL); /* a sub-object: rules/ID */
+    if (rc != GC_CLI_OK)
+        goto cleanup;
+
+    struct gc_cli_req req = {.method = act->method, .path = gc_buf_str(&path),
+                             .query = gc_buf_str(&q), .body = n ? body : NULL};
+    rc = gc_cli_http(cli, &req, &resp);
+    if (rc != GC_CLI_OK)
+        goto cleanup;
+    if (resp.status == 204) {
+        if (cli->output == GC_CLI_OUT_TABLE)
+            printf("%s %s\n", act->done, args->pos[cmd->npos - 1]);
+        goto cleanup;
+    }
+    if (resp.status == 202) {
+        rc = answer_done(cli, cmd, args, res, &resp, false);
+    } else if (json_is_object(resp.json)) {
+        gc_cli_show(cli, resp.json); /* a sub-object, such as a new rule */
+    } else {
+        rc = gc_cli_fail(GC_CLI_EFAIL, "the server's answer to %s %s is not a JSON object",
+                         req.method, req.path);
+    }
+
+cleanup:
+    gc_cli_resp_release(&resp);
+    json_decref(body);
+    gc_buf_release(&path);
+    gc_buf_release(&q);
     return rc;
 }
 

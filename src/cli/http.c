@@ -152,6 +152,8 @@ void gc_cli_resp_release(struct gc_cli_resp *resp)
         return;
     json_decref(resp->json);
     resp->json = NULL;
+    free(resp->text);
+    resp->text = NULL;
 }
 
 void gc_cli_http_close(struct gc_cli *cli)
@@ -276,7 +278,9 @@ int gc_cli_http(struct gc_cli *cli, const struct gc_cli_req *req, struct gc_cli_
         goto done;
     }
 
-    headers = curl_slist_append(headers, "Accept: application/json, application/problem+json");
+    headers = curl_slist_append(headers, req->text
+                                             ? "Accept: text/plain, application/problem+json"
+                                             : "Accept: application/json, application/problem+json");
     headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
     if (req->body) {
         payload = json_dumps(req->body, JSON_COMPACT);
@@ -373,6 +377,15 @@ int gc_cli_http(struct gc_cli *cli, const struct gc_cli_req *req, struct gc_cli_
     rc = gc_cli_status_exit(resp->status);
     if (rc != GC_CLI_OK) {
         describe_status(resp);
+        goto done;
+    }
+    if (req->text) {
+        resp->text = gc_malloc(body.len + 1);
+        memcpy(resp->text, body.len ? gc_buf_str(&body) : "", body.len);
+        resp->text[body.len] = '\0';
+        resp->text_len = body.len;
+        json_decref(resp->json); /* a console that prints JSON is still text */
+        resp->json = NULL;
         goto done;
     }
     if (body.len > 0 && !resp->json) {

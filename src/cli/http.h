@@ -16,11 +16,14 @@ struct gc_cli_req {
     const char *if_match; /* a version number sent as If-Match: "N", or NULL */
     bool no_auth;         /* never send the token (logging in) */
     bool quiet;           /* print nothing on failure; the caller reads resp */
+    bool text;            /* a 2xx answer is text (text/plain), kept in resp->text */
 };
 
 struct gc_cli_resp {
     long status;         /* HTTP status; 0 when no answer was received */
     json_t *json;        /* the parsed body, NULL when empty or not JSON; owned */
+    char *text;          /* req->text: the 2xx body, NUL-terminated; owned */
+    size_t text_len;
     char request_id[80]; /* X-Request-Id of the answer (sanitised), or "" */
     char error[1024];    /* what went wrong, for quiet callers; "" on success */
     bool want_login;     /* a 401 to a request that had no token to send: suggest login */

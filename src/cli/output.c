@@ -280,7 +280,20 @@ void gc_cli_print_table(FILE *f, const struct gc_cli_col *cols, const json_t *it
     free(width);
 }
 
+static bool in_list(const char *key, const char *const *list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcmp(list[i], key) == 0)
+            return true;
+    return false;
+}
+
 void gc_cli_print_object(FILE *f, const json_t *obj)
+{
+    gc_cli_print_object_skip(f, obj, NULL);
+}
+
+void gc_cli_print_object_skip(FILE *f, const json_t *obj, const char *const *skip)
 {
     const char *key;
     const json_t *v;
@@ -291,11 +304,15 @@ void gc_cli_print_object(FILE *f, const json_t *obj)
         return;
     }
     json_object_foreach((json_t *)obj, key, v) {
+        if (in_list(key, skip))
+            continue;
         size_t w = gc_cli_utf8_width(key);
         if (w > kw)
             kw = w;
     }
     json_object_foreach((json_t *)obj, key, v) {
+        if (in_list(key, skip))
+            continue;
         struct gc_buf kb;
         gc_buf_init(&kb, GC_BUF_UNLIMITED);
         if (gc_cli_sanitize(&kb, key, 0) != 0)
@@ -307,4 +324,31 @@ void gc_cli_print_object(FILE *f, const json_t *obj)
         free(vt);
         gc_buf_release(&kb);
     }
+}
+
+int gc_cli_sanitize_text(struct gc_buf *b, const char *s, size_t len)
+{
+    /* s is NUL-terminated at len, so utf8_decode never reads past it */
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    int rc = 0;
+    while (p < end && !rc) {
+        uint32_t c;
+        size_t n = utf8_decode(p, &c);
+        if (n == 0 || (c == 0 && n == 1)) {
+            rc = gc_buf_adds(b, "?");
+            p++;
+        } else if (c == '\r' && p + 1 < end && p[1] == '\n') {
+            p++; /* CR LF: the LF alone ends the line */
+        } else if (c == '\n' || c == '\t') {
+            rc = gc_buf_add(b, (const char *)p, 1);
+            p++;
+        } else if (is_control(c)) {
+            rc = gc_buf_adds(b, "?");
+            p += n;
+        } else {
+            rc = gc_buf_add(b, (const char *)p, n);
+            p += n;
+        }
+    }
+    return rc;
 }

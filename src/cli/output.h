@@ -42,4 +42,11 @@ void gc_cli_print_table(FILE *f, const struct gc_cli_col *cols, const json_t *it
 /* Prints an object as aligned "key  value" lines, in the server's key order. */
 void gc_cli_print_object(FILE *f, const json_t *obj);
 
+/* The same, leaving out the keys of skip (NULL-terminated; NULL skips nothing). */
+void gc_cli_print_object_skip(FILE *f, const json_t *obj, const char *const *skip);
+
+/* Writes console text for a terminal: like gc_cli_sanitize but keeping newlines and tabs,
+ * dropping the carriage return of a CR LF, and never cutting. Returns 0 or GC_ETOOBIG. */
+int gc_cli_sanitize_text(struct gc_buf *b, const char *s, size_t len);
+
 #endif
