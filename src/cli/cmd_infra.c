@@ -107,8 +107,17 @@ static const struct gc_cli_cmd host_remove = {
     .posargs = "HOST", .npos = 1, .opts = if_match_opts, .run = gc_cli_res_delete,
     .data = &host_res};
 
+static const struct gc_cli_action host_evacuate_act = {&host_res, "POST", "/evacuate", NULL, false};
+static const struct gc_cli_cmd host_evacuate = {
+    .name = "evacuate",
+    .summary = "Move every VM off a host in maintenance to other hosts (a job)",
+    .description = "Put the host in maintenance first (host update HOST --maintenance on). "
+                   "VMs that cannot move stay and are listed in the job's result.",
+    .posargs = "HOST", .npos = 1, .opts = wait_opts, .run = gc_cli_res_action,
+    .data = &host_evacuate_act};
+
 static const struct gc_cli_cmd *const host_subs_cmds[] = {
-    &host_list, &host_get, &host_register, &host_update, &host_remove, NULL};
+    &host_list, &host_get, &host_register, &host_update, &host_evacuate, &host_remove, NULL};
 
 const struct gc_cli_cmd gc_cli_cmd_host = {
     .name = "host", .summary = "Manage hypervisor hosts (计算节点)",
@@ -344,10 +353,17 @@ static const struct gc_cli_opt vm_resize_opts[] = {
     GC_CLI_OPT_WAIT, GC_CLI_OPT_TIMEOUT, {0},
 };
 
-static const struct gc_cli_action vm_start_act = {&vm_res, "POST", "/start", NULL};
-static const struct gc_cli_action vm_stop_act = {&vm_res, "POST", "/stop", NULL};
-static const struct gc_cli_action vm_reboot_act = {&vm_res, "POST", "/reboot", NULL};
-static const struct gc_cli_action vm_resize_act = {&vm_res, "POST", "/resize", NULL};
+static const struct gc_cli_action vm_start_act = {&vm_res, "POST", "/start", NULL, false};
+static const struct gc_cli_action vm_stop_act = {&vm_res, "POST", "/stop", NULL, false};
+static const struct gc_cli_action vm_reboot_act = {&vm_res, "POST", "/reboot", NULL, false};
+static const struct gc_cli_action vm_resize_act = {&vm_res, "POST", "/resize", NULL, false};
+static const struct gc_cli_action vm_migrate_act = {&vm_res, "POST", "/migrate", NULL, true};
+
+static const struct gc_cli_opt vm_migrate_opts[] = {
+    REF_OPT("host", "host_id", host_res,
+            "the destination (name or id); without it, placement chooses in the VM's zone", 0),
+    GC_CLI_OPT_WAIT, GC_CLI_OPT_TIMEOUT, {0},
+};
 
 /* Prints the serial console log: as it is into a pipe or a file; on a terminal with
  * control characters replaced, because a guest can print anything. */
@@ -425,6 +441,13 @@ static const struct gc_cli_cmd vm_reboot = {
 static const struct gc_cli_cmd vm_resize = {
     .name = "resize", .summary = "Give a stopped VM another flavor (a job)", .posargs = "VM",
     .npos = 1, .opts = vm_resize_opts, .run = gc_cli_res_action, .data = &vm_resize_act};
+static const struct gc_cli_cmd vm_migrate = {
+    .name = "migrate",
+    .summary = "Move a VM to another host (a job): live while it runs, copied when stopped",
+    .description = "For platform_admin and operator. The VM is 'migrating' until the job ends; "
+                   "if the move fails it stays where it was.",
+    .posargs = "VM", .npos = 1, .opts = vm_migrate_opts, .run = gc_cli_res_action,
+    .data = &vm_migrate_act};
 static const struct gc_cli_cmd vm_delete = {
     .name = "delete",
     .summary = "Delete a VM (a job): its domain, root disk and addresses; volumes are kept",
@@ -438,7 +461,7 @@ static const struct gc_cli_cmd vm_console = {
 
 static const struct gc_cli_cmd *const vm_subs_cmds[] = {
     &vm_list,  &vm_get,    &vm_create, &vm_start,   &vm_stop,
-    &vm_reboot, &vm_resize, &vm_delete, &vm_console, NULL};
+    &vm_reboot, &vm_resize, &vm_migrate, &vm_delete, &vm_console, NULL};
 
 const struct gc_cli_cmd gc_cli_cmd_vm = {
     .name = "vm", .summary = "Manage virtual machines (云主机)",
@@ -490,9 +513,9 @@ static const struct gc_cli_opt vol_resize_opts[] = {
     SIZE_OPT("the new, larger size in GiB"), GC_CLI_OPT_WAIT, GC_CLI_OPT_TIMEOUT, {0},
 };
 
-static const struct gc_cli_action vol_attach_act = {&vol_res, "POST", "/attach", NULL};
-static const struct gc_cli_action vol_detach_act = {&vol_res, "POST", "/detach", NULL};
-static const struct gc_cli_action vol_resize_act = {&vol_res, "POST", "/resize", NULL};
+static const struct gc_cli_action vol_attach_act = {&vol_res, "POST", "/attach", NULL, false};
+static const struct gc_cli_action vol_detach_act = {&vol_res, "POST", "/detach", NULL, false};
+static const struct gc_cli_action vol_resize_act = {&vol_res, "POST", "/resize", NULL, false};
 
 static const struct gc_cli_cmd vol_list = {
     .name = "list", .summary = "List volumes", .opts = vol_list_opts, .run = gc_cli_res_list,
@@ -616,9 +639,9 @@ static const struct gc_cli_opt rule_add_opts[] = {
     {0},
 };
 
-static const struct gc_cli_action rule_add_act = {&sg_res, "POST", "/rules", NULL};
+static const struct gc_cli_action rule_add_act = {&sg_res, "POST", "/rules", NULL, false};
 static const struct gc_cli_action rule_remove_act = {&sg_res, "DELETE", "/rules",
-                                                     "removed rule"};
+                                                     "removed rule", false};
 
 static const struct gc_cli_cmd rule_add = {
     .name = "add", .summary = "Add a rule to a security group", .posargs = "GROUP", .npos = 1,

@@ -647,7 +647,7 @@ int gc_cli_res_action(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
         goto cleanup;
 
     struct gc_cli_req req = {.method = act->method, .path = gc_buf_str(&path),
-                             .query = gc_buf_str(&q), .body = n ? body : NULL};
+                             .query = gc_buf_str(&q), .body = n || act->body ? body : NULL};
     rc = gc_cli_http(cli, &req, &resp);
     if (rc != GC_CLI_OK)
         goto cleanup;

@@ -57,6 +57,7 @@ struct gc_cli_action {
     const char *method;
     const char *suffix; /* "/start" */
     const char *done;   /* printed before the last argument when the answer is 204 */
+    bool body;          /* always send a JSON object, {} when no option filled it */
 };
 
 /* Options every list (and every update/delete) shares. */

@@ -13,6 +13,7 @@ its own host UUID and its own storage pool directory: libvirt.SecondHost).
 
 Skips, saying so, only when libvirt, QEMU, unshare or qemu-io is not installed."""
 
+import json
 import os
 import re
 import shutil
@@ -178,6 +179,15 @@ class MigrationTest(unittest.TestCase):
         print(f"\n  after kill -9: job {job['state']} ({job['error']}; attempts {job['attempts']}), VM on "
               f"{'B' if on_b else 'A'}")
 
+    def cli(self, *args):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOVCLOUD_")}
+        env.update({"GOVCLOUD_URL": self.d.url, "GOVCLOUD_TOKEN": self.admin,
+                    "HOME": self.work, "XDG_CONFIG_HOME": self.work})
+        p = subprocess.run([gh.CLI, *args], env=env, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=300)
+        self.assertEqual(p.returncode, 0, f"govcloud {' '.join(args)}: {p.stdout}{p.stderr}")
+        return p.stdout
+
     def heartbeat(self, domain):
         try:
             with open(f"{CONSOLE_DIR}/{domain}-console.log", errors="replace") as f:
@@ -319,8 +329,10 @@ class MigrationTest(unittest.TestCase):
         bfile = os.path.join(self.host2.images, volfile)
         subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", bfile],
                        check=True, capture_output=True)
-        r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {"host_id": a["id"]})
-        job = self.wait_job(r.json["id"])
+        # (through the CLI, naming the VM and the host by name)
+        out = self.cli("vm", "migrate", vm["name"], "--host", a["name"], "--wait",
+                       "--timeout", "180")
+        self.assertIn(a["id"], out)
         vm = self.get(f"/v1/vms/{vm['id']}")
         self.assertEqual((vm["host_id"], vm["state"], vm["power_state"]),
                          (a["id"], "stopped", "shutoff"), vm)
@@ -340,9 +352,11 @@ class MigrationTest(unittest.TestCase):
                                   {"maintenance": True}).status, 200)
         r = self.req("POST", f"/v1/hosts/{a['id']}/evacuate", token=dept_token)
         self.assertIn(r.status, (403, 404), r)
-        r = self.req("POST", f"/v1/hosts/{a['id']}/evacuate")
-        self.assertEqual(r.status, 202, r)
-        job = self.wait_job(r.json["id"])
+        job = json.loads(self.cli("host", "evacuate", a["name"], "-o", "json", "--wait",
+                                  "--timeout", "180"))
+        if "result" not in job:  # --wait shows the host; the job is the last host.evacuate
+            job = [j for j in self.get("/v1/jobs?kind=host.evacuate")["items"]
+                   if j["resource_id"] == a["id"]][-1]
         self.assertIn(vm["id"], [m["vm_id"] for m in job["result"]["moved"]], job)
         self.assertEqual(job["result"]["failed"], [])
         vm = self.get(f"/v1/vms/{vm['id']}")
