@@ -16,6 +16,7 @@
 #define BACKOFF_MAX_MS 60000
 #define SEEN_EVERY_MS 15000
 #define RECONCILE_EVERY_MS 5000
+#define FACTS_EVERY_MS 60000 /* facts and storage pools (capacity, pools defined later) */
 
 struct hconn {
     char id[GC_ID_LEN + 1];
@@ -29,6 +30,7 @@ struct hconn {
     int64_t backoff_ms;
     int64_t seen_written_ms;
     int64_t reconciled_ms;
+    int64_t facts_ms;
     bool connecting;    /* an attempt runs in its own thread */
 };
 
@@ -101,6 +103,13 @@ static void record(const char *id, const char *state, const char *error,
     }
 }
 
+static void (*on_connect)(const char *host_id);
+
+void gc_hostmgr_on_connect(void (*fn)(const char *host_id))
+{
+    on_connect = fn;
+}
+
 /* Connects one host (called without M.lock). */
 static void try_connect(struct hconn *h)
 {
@@ -129,6 +138,7 @@ static void try_connect(struct hconn *h)
         h->dropped = false;
         h->backoff_ms = 0;
         h->seen_written_ms = now;
+        h->facts_ms = now;
     }
     /* the daemon stops: the store may be closing, record nothing */
     bool stopping = M.stopping;
@@ -152,6 +162,8 @@ static void try_connect(struct hconn *h)
         gc_info("hosts", "host %s connected (%s, %s %s, %d CPUs, %lld MiB)", h->id, h->uri,
                 f.hypervisor, f.arch, f.cpus, (long long)f.memory_mib);
         record(h->id, "connected", NULL, &f, pools, true);
+        if (on_connect)
+            on_connect(h->id);
     }
     json_decref(pools);
     if (!removed && !stopping) {
@@ -347,6 +359,23 @@ static void *loop(void *arg)
                 if (h->drv->domains(c, &domains, &err) == 0)
                     reconcile(h, domains);
                 json_decref(domains);
+                pthread_mutex_lock(&M.lock);
+                h->users--;
+                pthread_cond_broadcast(&M.cond);
+            } else if (h->conn && now - h->facts_ms >= FACTS_EVERY_MS) {
+                h->facts_ms = now;
+                h->seen_written_ms = now;
+                h->users++;
+                struct gc_compute_conn *c = h->conn;
+                pthread_mutex_unlock(&M.lock);
+                struct gc_host_facts f = {0};
+                json_t *pools = NULL;
+                struct gc_error err = {0};
+                if (h->drv->facts(c, &f, &err) == 0 && h->drv->pools(c, &pools, &err) == 0)
+                    record(h->id, "connected", NULL, &f, pools, true);
+                else
+                    gc_warn("hosts", "host %s: cannot refresh its facts: %s", h->id, err.msg);
+                json_decref(pools);
                 pthread_mutex_lock(&M.lock);
                 h->users--;
                 pthread_cond_broadcast(&M.cond);

@@ -22,6 +22,9 @@ void gc_hostmgr_remove(const char *id);
 int gc_hostmgr_acquire(const char *id, const struct gc_compute_driver **drv,
                        struct gc_compute_conn **conn, struct gc_error *err);
 void gc_hostmgr_release(const char *id);
+/* Called (from a connection thread) each time a host has connected, to bring what changed
+ * while it was away up to date on it. Set once before gc_hostmgr_start. */
+void gc_hostmgr_on_connect(void (*fn)(const char *host_id));
 /* Ids of the managed hosts (a JSON array of strings, the caller's). */
 json_t *gc_hostmgr_hosts(void);
 

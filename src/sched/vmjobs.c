@@ -1348,10 +1348,55 @@ static const struct gc_job_kind kinds[] = {
     {.name = "host.evacuate", .run = host_evacuate_run, .resumable = true},
 };
 
+/* A host has (re)connected: its VMs' security group filters are defined again as the groups
+ * are now, since changes made while it was away did not reach it. */
+static void host_connected(const char *host)
+{
+    struct gc_error err = {0};
+    struct gc_tx *tx;
+    if (gc_tx_begin(job_store(), GC_TX_READ, &tx, &err) != 0)
+        return;
+    struct gc_rows *r = NULL;
+    json_t *vms = json_array();
+    int rc = gc_tx_query(tx,
+                         "SELECT DISTINCT v.id FROM vms v JOIN vm_security_groups x"
+                         " ON x.vm_id = v.id WHERE v.host_id = ? AND v.state <> 'building'"
+                         " AND EXISTS (SELECT 1 FROM vm_nics n WHERE n.vm_id = v.id)"
+                         " ORDER BY v.id",
+                         GC_ARGS(GC_VTXT(host)), &r, &err);
+    while (!rc && (rc = gc_rows_next(r, &err)) > 0) {
+        rc = 0;
+        json_array_append_new(vms, json_string(gc_rows_text(r, 0)));
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    const struct gc_compute_driver *drv;
+    struct gc_compute_conn *c;
+    if (rc >= 0 && json_array_size(vms) > 0 && gc_hostmgr_acquire(host, &drv, &c, &err) == 0) {
+        size_t i, done = 0;
+        json_t *v;
+        json_array_foreach(vms, i, v) {
+            json_t *groups = NULL;
+            struct gc_error e = {0};
+            if (load_groups(json_string_value(v), &groups, &e) != 0 ||
+                apply_vm_filter(drv, c, json_string_value(v), groups, &e) != 0)
+                gc_warn("vms", "vm %s on host %s: cannot apply its security groups: %s",
+                        json_string_value(v), host, e.msg);
+            else
+                done++;
+            json_decref(groups);
+        }
+        gc_hostmgr_release(host);
+        gc_info("hosts", "host %s: security groups of %zu VMs applied again", host, done);
+    }
+    json_decref(vms);
+}
+
 void gc_register_vm_job_kinds(const struct gc_config *config, struct gc_store *st)
 {
     cfg = config;
     the_store = st;
+    gc_hostmgr_on_connect(host_connected);
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
         gc_job_register(&kinds[i]);
 }

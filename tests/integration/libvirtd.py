@@ -441,6 +441,33 @@ exec libvirtd -l -p {self.dir}/libvirtd.pid
             raise
         return self
 
+    def kill_libvirtd(self):
+        """Kills the host's libvirtd only (its guests and virtlogd go on), as a crash of the
+        daemon or a lost connection would look to govcloud."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart_libvirtd(self, timeout=90):
+        """Starts libvirtd again in the host's namespace (entered through its virtlogd)."""
+        with open(os.path.join(self.dir, "virtlogd.pid")) as f:
+            ns_pid = int(f.read().strip())
+        logf = open(os.path.join(self.dir, "libvirtd.log"), "a")
+        self.proc = subprocess.Popen(["nsenter", "-m", "-t", str(ns_pid), "libvirtd", "-l", "-p",
+                                      f"{self.dir}/libvirtd.pid"],
+                                     stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=subprocess.STDOUT,
+                                     env={"PATH": DAEMON_SEARCH_PATH, "LANG": "C"})
+        logf.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if virsh("version", uri=self.uri, check=False, timeout=30).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the second libvirtd did not answer again on {self.uri}")
+
     def stop(self):
         if self.proc is None:
             return

@@ -119,7 +119,7 @@ class MigrationTest(unittest.TestCase):
                 return self.get(f"/v1/hosts/{h['id']}")
         return self.register(name, uri)
 
-    def setup_vm(self, tag, host, **extra):
+    def setup_vm(self, tag, host, department_id=None, **extra):
         """A running tiny guest (heartbeat kernel argument) on host; returns the VM."""
         r = self.req("POST", "/v1/images", {
             "name": "stay-" + tag, "kind": "kernel", "arch": "x86_64",
@@ -130,12 +130,52 @@ class MigrationTest(unittest.TestCase):
         self.wait_job(image["job_id"])
         flavor = self.req("POST", "/v1/flavors", {"name": "mig-" + tag, "vcpus": 1,
                                                   "memory_mib": 128}).json
-        dept = self.req("POST", "/v1/departments", {"name": "迁移测试 " + tag}).json
-        r = self.req("POST", "/v1/vms", {"name": "vm-" + tag, "department_id": dept["id"],
+        dept_id = department_id or self.req("POST", "/v1/departments",
+                                            {"name": "迁移测试 " + tag}).json["id"]
+        r = self.req("POST", "/v1/vms", {"name": "vm-" + tag, "department_id": dept_id,
                                          "flavor_id": flavor["id"], "image_id": image["id"],
                                          "host_id": host["id"], **extra})
         self.accepted(r)
         return self.get(f"/v1/vms/{r.json['resource_id']}")
+
+    def test_security_group_change_reaches_a_host_that_was_away(self):
+        """A security group changes while the host of one of its VMs is disconnected (its
+        libvirtd is down); when the host is back, govcloud defines the group's filter there
+        again, with the new rule."""
+        tag = uuid.uuid4().hex[:6]
+        b = self.host("away-b-" + tag, self.host2.uri)
+        net = self.req("POST", "/v1/networks", {
+            "name": "bra-" + tag, "mode": "bridge", "bridge": self.bridge,
+            "ipv4_cidr": "10.233.42.0/24"}).json
+        dept = self.req("POST", "/v1/departments", {"name": "离线安全组 " + tag}).json
+        sg = self.req("POST", "/v1/security-groups", {
+            "name": "away-" + tag, "department_id": dept["id"], "rules": [
+                {"direction": "ingress", "protocol": "tcp", "port_min": 22,
+                 "cidr": "10.0.0.0/8"}]}).json
+        vm = self.setup_vm(tag, b, department_id=dept["id"], networks=[net["id"]],
+                           security_groups=[sg["id"]])
+        gfilter = "gc-sg-" + sg["id"]
+        self.assertNotIn("dstportstart='8443'",
+                         virsh(self.host2.uri, "nwfilter-dumpxml", gfilter).stdout)
+        self.host2.kill_libvirtd()
+        try:
+            self.wait("host B to be seen disconnected", lambda: self.get(
+                f"/v1/hosts/{b['id']}")["state"] == "disconnected", 60)
+            r = self.req("POST", f"/v1/security-groups/{sg['id']}/rules", {
+                "direction": "ingress", "protocol": "tcp", "port_min": 8443,
+                "cidr": "192.168.0.0/16"})
+            self.assertEqual(r.status, 201, r)
+            job = [j for j in self.get("/v1/jobs?kind=security_group.apply")["items"]
+                   if j["resource_id"] == sg["id"]][-1]
+            job = self.wait_job(job["id"])
+            self.assertEqual(job["result"]["vms_unreachable"], 1, job)
+        finally:
+            self.host2.restart_libvirtd()
+        self.wait("host B to reconnect", lambda: self.get(
+            f"/v1/hosts/{b['id']}")["state"] == "connected", 120)
+        self.wait("the new rule on host B", lambda: "dstportstart='8443'" in virsh(
+            self.host2.uri, "nwfilter-dumpxml", gfilter).stdout, 30)
+        self.accepted(self.req("DELETE", f"/v1/vms/{vm['id']}"))
 
     def test_kill9_during_live_migration(self):
         """govcloudd is killed (-9) while a live migration runs; after the restart the job is
