@@ -16,7 +16,6 @@
 #define BACKOFF_MAX_MS 60000
 #define SEEN_EVERY_MS 15000
 #define RECONCILE_EVERY_MS 5000
-#define FACTS_EVERY_MS 60000 /* facts and storage pools (capacity, pools defined later) */
 
 struct hconn {
     char id[GC_ID_LEN + 1];
@@ -362,7 +361,7 @@ static void *loop(void *arg)
                 pthread_mutex_lock(&M.lock);
                 h->users--;
                 pthread_cond_broadcast(&M.cond);
-            } else if (h->conn && now - h->facts_ms >= FACTS_EVERY_MS) {
+            } else if (h->conn && now - h->facts_ms >= M.cfg->host_refresh_interval * 1000) {
                 h->facts_ms = now;
                 h->seen_written_ms = now;
                 h->users++;

@@ -19,7 +19,8 @@ static const size_t option_offsets[] = {
     OFF(connection_timeout), OFF(data_dir), OFF(store_driver), OFF(log_format), OFF(log_level),
     OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
     OFF(virt_type), OFF(console_log_dir), OFF(storage_pool), OFF(cpu_overcommit_percent),
-    OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(bootstrap_host_uri),
+    OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(host_refresh_interval),
+    OFF(bootstrap_host_uri),
     OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
 };
 
@@ -65,6 +66,9 @@ const struct gc_config_option gc_config_options[] = {
      "Memory of VMs placed on a host, in percent of its memory."},
     {"compute", "stop_timeout", GC_OPT_INT, "60", 1, 3600, NULL,
      "Seconds a graceful stop waits for the guest to power off before it is forced off."},
+    {"compute", "host_refresh_interval", GC_OPT_INT, "60", 1, 3600, NULL,
+     "Seconds between two readings of a connected host's facts and storage pools (capacity, "
+     "pools defined later)."},
     {"bootstrap", "host_uri", GC_OPT_STR, "none", 0, 0, NULL,
      "A hypervisor host registered at start when no host has this URI (`make run` uses "
      "`qemu:///system`); `none` registers nothing."},

@@ -34,6 +34,7 @@ struct gc_config {
     int64_t cpu_overcommit_percent;
     int64_t ram_overcommit_percent;
     int64_t stop_timeout;
+    int64_t host_refresh_interval;
     /* [bootstrap] */
     char *bootstrap_host_uri;  /* "none" or a compute URI registered at start */
     char *bootstrap_image_dir; /* "none" or a directory with vmlinuz + initramfs.img */

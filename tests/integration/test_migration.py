@@ -53,7 +53,8 @@ class MigrationTest(unittest.TestCase):
         subprocess.run(["ip", "link", "add", "name", cls.bridge, "type", "bridge"], check=True)
         subprocess.run(["ip", "link", "set", cls.bridge, "up"], check=True)
         cls.d = gh.Daemon(extra=["--set", "bootstrap.host_uri=none",
-                                 "--set", "compute.virt_type=qemu"]).start()
+                                 "--set", "compute.virt_type=qemu",
+                                 "--set", "compute.host_refresh_interval=2"]).start()
         cls.admin = cls.d.login()
 
     @classmethod
@@ -137,6 +138,25 @@ class MigrationTest(unittest.TestCase):
                                          "host_id": host["id"], **extra})
         self.accepted(r)
         return self.get(f"/v1/vms/{r.json['resource_id']}")
+
+    def test_pool_defined_later_is_discovered(self):
+        """A storage pool defined on a connected host shows up in the host's facts at the
+        next refresh ([compute] host_refresh_interval, 2 s here), without a reconnection."""
+        b = self.host("pools-b", self.host2.uri)
+        name = "later-" + uuid.uuid4().hex[:6]
+        path = os.path.join(self.host2.dir, "varlib", name)  # seen from B's namespace below
+        os.makedirs(path)
+        lv.virsh("pool-define-as", name, "dir", "--target", f"/var/lib/libvirt/{name}",
+                 uri=self.host2.uri)
+        lv.virsh("pool-start", name, uri=self.host2.uri)
+        try:
+            pool = self.wait("the new pool in the host's facts", lambda: next(
+                (p for p in self.get(f"/v1/hosts/{b['id']}")["storage_pools"]
+                 if p["name"] == name), None), 30)
+            self.assertEqual((pool["type"], pool["state"]), ("dir", "running"))
+        finally:
+            lv.virsh("pool-destroy", name, uri=self.host2.uri, check=False)
+            lv.virsh("pool-undefine", name, uri=self.host2.uri, check=False)
 
     def test_security_group_change_reaches_a_host_that_was_away(self):
         """A security group changes while the host of one of its VMs is disconnected (its
