@@ -16,6 +16,9 @@
 #define BACKOFF_MAX_MS 60000
 #define SEEN_EVERY_MS 15000
 #define RECONCILE_EVERY_MS 5000
+/* Connection attempts running at once: a start with thousands of hosts must not start
+ * thousands of threads; the others wait for the next round of the loop. */
+#define MAX_CONNECTING 64
 
 struct hconn {
     char id[GC_ID_LEN + 1];
@@ -346,7 +349,8 @@ static void *loop(void *arg)
                 record(h->id, "disconnected", "connection lost", NULL, NULL, false);
                 mark_unknown(h->id);
                 pthread_mutex_lock(&M.lock);
-            } else if (!h->conn && !h->connecting && now >= h->next_try_ms) {
+            } else if (!h->conn && !h->connecting && now >= h->next_try_ms &&
+                       M.connects < MAX_CONNECTING) {
                 start_connect(h);
             } else if (h->conn && now - h->reconciled_ms >= RECONCILE_EVERY_MS) {
                 h->reconciled_ms = now;
