@@ -68,6 +68,9 @@ void gc_api_host_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_update(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_zone_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_zone_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_zone_put(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_flavor_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_flavor_create(struct gc_req *req, struct gc_resp *resp);

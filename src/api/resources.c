@@ -307,6 +307,25 @@ void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp)
     resp->ctype = "text/plain; charset=utf-8";
 }
 
+/* ---- zones ---- */
+
+static const char *const zone_filters[] = {NULL};
+
+void gc_api_zone_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_zone_list, zone_filters);
+}
+
+void gc_api_zone_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_zone_get);
+}
+
+void gc_api_zone_put(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_zone_put);
+}
+
 /* ---- quotas ---- */
 
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp)

@@ -63,6 +63,10 @@ const struct gc_route gc_routes[] = {
      "host.update", "host"},
     {"DELETE", "/v1/hosts/{id}", gc_api_host_delete, "hosts.delete", true, false, NULL,
      "host.delete", "host"},
+    {"GET", "/v1/zones", gc_api_zone_list, "zones.list", true, false, PAGE, NULL, NULL},
+    {"GET", "/v1/zones/{name}", gc_api_zone_get, "zones.get", true, false, NULL, NULL, NULL},
+    {"PUT", "/v1/zones/{name}", gc_api_zone_put, "zones.update", true, true, NULL,
+     "zone.update", "zone"},
 
     {"GET", "/v1/flavors", gc_api_flavor_list, "flavors.list", true, false, "name," PAGE, NULL,
      NULL},

@@ -287,6 +287,20 @@ int gc_host_reserve(struct gc_tx *tx, const char *host, int64_t vcpus, int64_t m
  * the over-commit in force. */
 int gc_host_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *host,
                              struct gc_error *err);
+/* The same for every host of a zone (after its ratios changed). */
+int gc_zone_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *zone,
+                             struct gc_error *err);
+/* The weigher placement uses in zone (NULL: no zone asked): the zone's, else the default. */
+int gc_zone_weigher(struct gc_tx *tx, const struct gc_config *cfg, const char *zone, char *out,
+                    size_t cap, struct gc_error *err);
+/* Zones (zone.c): over-commit ratios and weigher per zone; platform objects. */
+int gc_zone_get(const struct gc_ctx *ctx, const char *name, json_t **out, struct gc_error *err);
+int gc_zone_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                 json_t **items, char **next_cursor, struct gc_error *err);
+/* Replaces a zone's settings (absent or null: the [compute] default) and recomputes the
+ * free room of its hosts in the same transaction. */
+int gc_zone_put(const struct gc_ctx *ctx, const char *name, int64_t if_match, json_t *in,
+                json_t **out, struct gc_error *err);
 int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
 int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                json_t **items, char **next_cursor, struct gc_error *err);

@@ -303,6 +303,19 @@ static const char *const m7[] = {
     NULL,
 };
 
+/* zones: per-zone over-commit ratios and placement weigher (NULL: the [compute] default) */
+static const char *const m10[] = {
+    "CREATE TABLE zones ("
+    " name TEXT PRIMARY KEY,"
+    " cpu_overcommit_percent BIGINT,"
+    " ram_overcommit_percent BIGINT,"
+    " placement_weigher TEXT," /* spread | pack */
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -311,5 +324,6 @@ const struct gc_migration gc_migrations[] = {
     {5, "placement counters on hosts", m5},
     {6, "server groups and zones in placement", m6},
     {7, "volumes", m7},
+    {10, "zones, public IP addresses", m10},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);
