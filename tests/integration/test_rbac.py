@@ -131,6 +131,10 @@ EXPECTED = {
     "GET /v1/hosts/{id}": {"host": (200, 200, 200, 200, 404, 404)},
     "PATCH /v1/hosts/{id}": {"description": (200, 200, 403, 403, 404, 404)},
     "DELETE /v1/hosts/{id}": {"fresh host": (204, 204, 403, 403, 404, 404)},
+    # zones are platform objects like hosts; only platform_admin and operator change them
+    "GET /v1/zones": {"list": (200, 200, 200, 200, 403, 403)},
+    "GET /v1/zones/{name}": {"default": (200, 200, 200, 200, 404, 404)},
+    "PUT /v1/zones/{name}": {"fresh zone": (200, 200, 403, 403, 404, 404)},
 
     # the catalogue: every signed-in role reads it; platform admins and operators manage it
     "GET /v1/departments/{id}/quota": {
@@ -848,6 +852,35 @@ def _(t, role):
     else:
         t.assertEqual(still, 200, "a refused DELETE removed the host")
         t.assertEqual(t.d.request("DELETE", f"/v1/hosts/{hid}", token=t.admin).status, 204)
+    return r
+
+
+@case("GET /v1/zones", "list")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/zones?limit=500")
+    if r.status == 200:
+        t.assertIn("default", [z["name"] for z in r.json["items"]])
+    return r
+
+
+@case("GET /v1/zones/{name}", "default")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/zones/default")
+    if r.status == 200:
+        t.assertEqual(r.json["name"], "default")
+        t.assertGreaterEqual(r.json["hosts"], 1)
+    return r
+
+
+@case("PUT /v1/zones/{name}", "fresh zone")
+def _(t, role):
+    name = uniq("zone-")
+    r = t.as_(role, "PUT", f"/v1/zones/{name}", {"cpu_overcommit_percent": 300})
+    after = t.d.request("GET", f"/v1/zones/{name}", token=t.admin)
+    if r.status == 200:
+        t.assertEqual(after.json["cpu_overcommit_percent"], 300)
+    else:
+        t.assertEqual(after.status, 404, "a refused PUT stored the zone")
     return r
 
 
