@@ -111,6 +111,12 @@ void gc_api_volume_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_attach(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_detach(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_resize(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_associate(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_disassociate(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 

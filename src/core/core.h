@@ -327,6 +327,14 @@ int gc_net_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
  * address) make handing out one address twice impossible. */
 int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *network_id,
                   const char *vm_id, int position, json_t **nic, struct gc_error *err);
+/* A NIC of vm_id on the external network network_id with the public address ipv4 (already
+ * allocated in public_ips), after the VM's other NICs; *nic gets it. */
+int gc_net_attach_public(struct gc_tx *tx, const char *network_id, const char *vm_id,
+                         const char *ipv4, json_t **nic, struct gc_error *err);
+/* The lowest free IPv4 address of an external network, for a public IP: GC_EINVAL (field
+ * network_id) when the network is missing or not external, GC_ECONFLICT when it is full. */
+int gc_net_pick_public(struct gc_tx *tx, const char *network_id, char *out, size_t cap,
+                       struct gc_error *err);
 /* The interfaces of a VM: [{"network_id","mac","ipv4","ipv6"}]. */
 int gc_vm_nics(struct gc_tx *tx, const char *vm_id, json_t **out, struct gc_error *err);
 
@@ -385,6 +393,19 @@ int gc_quota_check_volume(struct gc_tx *tx, const char *dept_path, int64_t size_
                           struct gc_error *err);
 int gc_quota_check_volume_grow(struct gc_tx *tx, const char *dept_path, int64_t more_gib,
                                struct gc_error *err);
+/* One more public IP for the subtree at dept_path. */
+int gc_quota_check_public_ip(struct gc_tx *tx, const char *dept_path, struct gc_error *err);
+
+/* ---- public IP addresses (public_ip.c) ---- */
+int gc_pip_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_pip_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_pip_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                json_t **items, char **next_cursor, struct gc_error *err);
+int gc_pip_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                  struct gc_error *err);
+/* action: associate (in: {"vm_id"}) | disassociate; queues a job, *out gets it. */
+int gc_pip_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t *in,
+                  json_t **out, struct gc_error *err);
 
 /* ---- start-up registrations (bootstrap.c) ---- */
 /* Registers [bootstrap] host_uri and image_dir when they are set and not yet registered.

@@ -143,6 +143,10 @@ struct gc_compute_driver {
     /* Sets vCPUs and memory in the definition of a domain that is shut off. */
     int (*vm_resize)(struct gc_compute_conn *c, const char *uuid, int vcpus, int64_t memory_mib,
                      struct gc_error *err);
+    /* Attaches (attach) or detaches (by MAC) an interface of a domain, in its definition
+     * and, when it runs, live. */
+    int (*vm_nic)(struct gc_compute_conn *c, const char *uuid, const struct gc_vm_nic *nic,
+                  bool attach, struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

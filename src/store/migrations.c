@@ -303,7 +303,9 @@ static const char *const m7[] = {
     NULL,
 };
 
-/* zones: per-zone over-commit ratios and placement weigher (NULL: the [compute] default) */
+/* zones: per-zone over-commit ratios and placement weigher (NULL: the [compute] default);
+ * public IP addresses: external networks are pools, each address allocated to a department
+ * and associated with at most one VM (as an interface of that VM pinned to the address) */
 static const char *const m10[] = {
     "CREATE TABLE zones ("
     " name TEXT PRIMARY KEY,"
@@ -313,6 +315,22 @@ static const char *const m10[] = {
     " created_at BIGINT NOT NULL,"
     " updated_at BIGINT NOT NULL,"
     " version BIGINT NOT NULL)",
+    "ALTER TABLE networks ADD COLUMN external BIGINT NOT NULL DEFAULT 0",
+    "CREATE TABLE public_ips ("
+    " id TEXT PRIMARY KEY,"
+    " network_id TEXT NOT NULL REFERENCES networks(id),"
+    " address TEXT NOT NULL,"
+    " department_id TEXT NOT NULL REFERENCES departments(id),"
+    " vm_id TEXT REFERENCES vms(id),"
+    " state TEXT NOT NULL," /* available | associating | associated | disassociating */
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    /* an address is handed out once per network */
+    "CREATE UNIQUE INDEX public_ips_address ON public_ips (network_id, address)",
+    "CREATE INDEX public_ips_department ON public_ips (department_id)",
+    "CREATE INDEX public_ips_vm ON public_ips (vm_id)",
     NULL,
 };
 
