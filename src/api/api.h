@@ -68,6 +68,9 @@ void gc_api_host_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_update(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_zone_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_zone_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_zone_put(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_flavor_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_flavor_create(struct gc_req *req, struct gc_resp *resp);
@@ -115,6 +118,12 @@ void gc_api_volume_snapshot_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_snapshot_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_snapshot_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_volume_snapshot_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_associate(struct gc_req *req, struct gc_resp *resp);
+void gc_api_pip_disassociate(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 

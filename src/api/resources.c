@@ -307,6 +307,25 @@ void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp)
     resp->ctype = "text/plain; charset=utf-8";
 }
 
+/* ---- zones ---- */
+
+static const char *const zone_filters[] = {NULL};
+
+void gc_api_zone_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_zone_list, zone_filters);
+}
+
+void gc_api_zone_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_zone_get);
+}
+
+void gc_api_zone_put(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_zone_put);
+}
+
 /* ---- quotas ---- */
 
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp)
@@ -535,4 +554,47 @@ void gc_api_host_evacuate(struct gc_req *req, struct gc_resp *resp)
     json_t *job = NULL;
     int rc = gc_host_evacuate(&req->ctx, req->params[0], &job, &err);
     job_accepted(req, resp, rc, job, &err);
+}
+
+/* ---- public IPs ---- */
+
+static const char *const pip_filters[] = {"department_id", "network_id", "vm_id", "state",
+                                          NULL};
+
+void gc_api_pip_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_pip_list, pip_filters);
+}
+
+void gc_api_pip_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_pip_create, "/v1/public-ips");
+}
+
+void gc_api_pip_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_pip_get);
+}
+
+void gc_api_pip_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_pip_delete);
+}
+
+static void pip_action(struct gc_req *req, struct gc_resp *resp, const char *action)
+{
+    struct gc_error err = {0};
+    json_t *job = NULL;
+    int rc = gc_pip_action(&req->ctx, req->params[0], action, req->body, &job, &err);
+    job_accepted(req, resp, rc, job, &err);
+}
+
+void gc_api_pip_associate(struct gc_req *req, struct gc_resp *resp)
+{
+    pip_action(req, resp, "associate");
+}
+
+void gc_api_pip_disassociate(struct gc_req *req, struct gc_resp *resp)
+{
+    pip_action(req, resp, "disassociate");
 }

@@ -305,6 +305,20 @@ int gc_host_reserve(struct gc_tx *tx, const char *host, int64_t vcpus, int64_t m
  * the over-commit in force. */
 int gc_host_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *host,
                              struct gc_error *err);
+/* The same for every host of a zone (after its ratios changed). */
+int gc_zone_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *zone,
+                             struct gc_error *err);
+/* The weigher placement uses in zone (NULL: no zone asked): the zone's, else the default. */
+int gc_zone_weigher(struct gc_tx *tx, const struct gc_config *cfg, const char *zone, char *out,
+                    size_t cap, struct gc_error *err);
+/* Zones (zone.c): over-commit ratios and weigher per zone; platform objects. */
+int gc_zone_get(const struct gc_ctx *ctx, const char *name, json_t **out, struct gc_error *err);
+int gc_zone_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                 json_t **items, char **next_cursor, struct gc_error *err);
+/* Replaces a zone's settings (absent or null: the [compute] default) and recomputes the
+ * free room of its hosts in the same transaction. */
+int gc_zone_put(const struct gc_ctx *ctx, const char *name, int64_t if_match, json_t *in,
+                json_t **out, struct gc_error *err);
 int gc_vm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
 int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                json_t **items, char **next_cursor, struct gc_error *err);
@@ -331,6 +345,14 @@ int gc_net_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
  * address) make handing out one address twice impossible. */
 int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *network_id,
                   const char *vm_id, int position, json_t **nic, struct gc_error *err);
+/* A NIC of vm_id on the external network network_id with the public address ipv4 (already
+ * allocated in public_ips), after the VM's other NICs; *nic gets it. */
+int gc_net_attach_public(struct gc_tx *tx, const char *network_id, const char *vm_id,
+                         const char *ipv4, json_t **nic, struct gc_error *err);
+/* The lowest free IPv4 address of an external network, for a public IP: GC_EINVAL (field
+ * network_id) when the network is missing or not external, GC_ECONFLICT when it is full. */
+int gc_net_pick_public(struct gc_tx *tx, const char *network_id, char *out, size_t cap,
+                       struct gc_error *err);
 /* The interfaces of a VM: [{"network_id","mac","ipv4","ipv6"}]. */
 int gc_vm_nics(struct gc_tx *tx, const char *vm_id, json_t **out, struct gc_error *err);
 
@@ -407,6 +429,19 @@ int gc_quota_check_volume(struct gc_tx *tx, const char *dept_path, int64_t size_
                           struct gc_error *err);
 int gc_quota_check_volume_grow(struct gc_tx *tx, const char *dept_path, int64_t more_gib,
                                struct gc_error *err);
+/* One more public IP for the subtree at dept_path. */
+int gc_quota_check_public_ip(struct gc_tx *tx, const char *dept_path, struct gc_error *err);
+
+/* ---- public IP addresses (public_ip.c) ---- */
+int gc_pip_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_pip_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_pip_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                json_t **items, char **next_cursor, struct gc_error *err);
+int gc_pip_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                  struct gc_error *err);
+/* action: associate (in: {"vm_id"}) | disassociate; queues a job, *out gets it. */
+int gc_pip_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t *in,
+                  json_t **out, struct gc_error *err);
 
 /* ---- start-up registrations (bootstrap.c) ---- */
 /* Registers [bootstrap] host_uri and image_dir when they are set and not yet registered.

@@ -27,7 +27,7 @@ void (*gc_host_removed)(const char *id) = no_removed;
 #define HOST_COLS                                                                             \
     "id, name, uri, zone, description, state, maintenance, last_error, last_seen_at, arch,"    \
     " cpu_model, cpus, memory_mib, hypervisor, hypervisor_version, libvirt_version, hostname," \
-    " pools, created_at, updated_at, version, vcpus_used, memory_used_mib, vcpus_free,"        \
+    " pools, created_at, updated_at, version, vcpus_used, memory_used_mib, vcpus_free,"          \
     " memory_free_mib"
 
 static json_t *host_json(struct gc_rows *r)
@@ -55,13 +55,11 @@ static json_t *host_json(struct gc_rows *r)
     json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 18)));
     json_object_set_new(o, "updated_at", gc_json_time(gc_rows_int(r, 19)));
     json_object_set_new(o, "version", json_integer(gc_rows_int(r, 20)));
-    /* what its VMs hold, and the room left for placement (with over-commit) */
-    json_object_set_new(o, "usage",
-                        json_pack("{s:I,s:I,s:I,s:I}", "vcpus_used",
-                                  (json_int_t)gc_rows_int(r, 21), "memory_used_mib",
-                                  (json_int_t)gc_rows_int(r, 22), "vcpus_free",
-                                  (json_int_t)gc_rows_int(r, 23), "memory_free_mib",
-                                  (json_int_t)gc_rows_int(r, 24)));
+    /* placement's counters: free room is after the over-commit of the host's zone */
+    json_object_set_new(o, "vcpus_used", json_integer(gc_rows_int(r, 21)));
+    json_object_set_new(o, "memory_used_mib", json_integer(gc_rows_int(r, 22)));
+    json_object_set_new(o, "vcpus_free", json_integer(gc_rows_int(r, 23)));
+    json_object_set_new(o, "memory_free_mib", json_integer(gc_rows_int(r, 24)));
     return o;
 }
 
@@ -256,6 +254,9 @@ int gc_host_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, j
                                 GC_VINT_(gc_now_ms()), GC_VTXT(id)),
                         NULL, err);
     rc = conflict_msg(rc, err, name, NULL);
+    /* another zone may have other over-commit ratios: the free room follows at once */
+    if (!rc && gc_json_str(in, "zone"))
+        rc = gc_host_capacity_refresh(tx, ctx->cfg, id, err);
     json_t *after = NULL;
     if (!rc)
         rc = load(tx, id, &after, err);

@@ -16,7 +16,8 @@
 #define NET_COLS                                                                              \
     "n.id, n.name, n.mode, n.bridge, n.ipv4_cidr, n.ipv4_gateway, n.ipv6_cidr,"               \
     " n.ipv6_gateway, n.department_id, n.description, n.created_at, n.updated_at, n.version," \
-    " COALESCE(d.path, ''), (SELECT COUNT(*) FROM vm_nics x WHERE x.network_id = n.id)"
+    " COALESCE(d.path, ''), (SELECT COUNT(*) FROM vm_nics x WHERE x.network_id = n.id),"       \
+    " n.external, (SELECT COUNT(*) FROM public_ips p WHERE p.network_id = n.id)"
 #define NET_FROM " FROM networks n LEFT JOIN departments d ON d.id = n.department_id"
 
 static json_t *net_json(struct gc_rows *r, char *path)
@@ -29,7 +30,10 @@ static json_t *net_json(struct gc_rows *r, char *path)
     json_object_set_new(o, "department_id",
                         gc_rows_null(r, 8) ? json_null() : json_string(gc_rows_text(r, 8)));
     json_object_set_new(o, "description", json_string(gc_rows_text(r, 9)));
-    json_object_set_new(o, "addresses_used", json_integer(gc_rows_int(r, 14)));
+    json_object_set_new(o, "external", json_boolean(gc_rows_int(r, 15) != 0));
+    /* on an external network every address in use is a public IP (associated or not) */
+    json_object_set_new(o, "addresses_used",
+                        json_integer(gc_rows_int(r, 15) ? gc_rows_int(r, 16) : gc_rows_int(r, 14)));
     json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 10)));
     json_object_set_new(o, "updated_at", gc_json_time(gc_rows_int(r, 11)));
     json_object_set_new(o, "version", json_integer(gc_rows_int(r, 12)));
@@ -100,6 +104,7 @@ static const struct gc_jfield create_spec[] = {
     {"ipv6_cidr", GC_JT_STRING, false, false, 3, 43, GC_CS_TEXT},
     {"department_id", GC_JT_STRING, false, true, 1, 64, GC_CS_ANY},
     {"description", GC_JT_STRING, false, false, 0, 1024, GC_CS_ANY},
+    {"external", GC_JT_BOOL, false, false, 0, 0, GC_CS_ANY},
 };
 
 int gc_net_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err)
@@ -137,6 +142,11 @@ int gc_net_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_
     }
     json_t *jd = json_object_get(in, "department_id");
     const char *dept = json_is_string(jd) ? json_string_value(jd) : NULL;
+    bool external = json_is_true(json_object_get(in, "external"));
+    if (external && dept)
+        return gc_error_set(err, GC_EINVAL, "external",
+                            "an external network is a pool of public addresses for all "
+                            "departments: give no department_id");
     struct gc_tx *tx;
     rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
     if (rc)
@@ -156,11 +166,13 @@ int gc_net_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_
         rc = gc_tx_exec(tx,
                         "INSERT INTO networks (id, name, mode, bridge, ipv4_cidr, ipv4_gateway,"
                         " ipv6_cidr, ipv6_gateway, department_id, description, created_at,"
-                        " updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                        " updated_at, version, external)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
                         GC_ARGS(GC_VTXT(id), GC_VTXT(gc_json_str(in, "name")), GC_VTXT(mode),
                                 GC_VTXT(bridge ? bridge : ""), GC_VTXT(c4), GC_VTXT(gw4),
                                 GC_VTXT(c6 ? c6 : ""), GC_VTXT(gw6), GC_VTXT(dept),
-                                GC_VTXT(desc ? desc : ""), GC_VINT_(now), GC_VINT_(now)),
+                                GC_VTXT(desc ? desc : ""), GC_VINT_(now), GC_VINT_(now),
+                                GC_VINT_(external)),
                         NULL, err);
     if (rc == GC_ECONFLICT)
         rc = gc_error_set(err, GC_ECONFLICT, "name", "a network named '%s' exists",
@@ -327,11 +339,16 @@ static int pick(struct gc_tx *tx, const char *network, int family, const char *c
     uint64_t size = hostbits >= 63 ? UINT64_MAX : (uint64_t)1 << hostbits;
     /* taken addresses, as a set of offsets from the network address */
     struct gc_rows *r = NULL;
-    int rc = gc_tx_query(tx,
-                         family == AF_INET ? "SELECT ipv4 FROM vm_nics WHERE network_id = ?"
-                                           : "SELECT ipv6 FROM vm_nics WHERE network_id = ? AND"
-                                             " ipv6 IS NOT NULL",
-                         GC_ARGS(GC_VTXT(network)), &r, err);
+    /* on an external network, public IPs that are not associated hold their address too */
+    int rc = family == AF_INET
+                 ? gc_tx_query(tx,
+                               "SELECT ipv4 FROM vm_nics WHERE network_id = ?"
+                               " UNION SELECT address FROM public_ips WHERE network_id = ?",
+                               GC_ARGS(GC_VTXT(network), GC_VTXT(network)), &r, err)
+                 : gc_tx_query(tx,
+                               "SELECT ipv6 FROM vm_nics WHERE network_id = ? AND"
+                               " ipv6 IS NOT NULL",
+                               GC_ARGS(GC_VTXT(network)), &r, err);
     size_t n = 0, ncap = 64;
     uint64_t *taken = gc_malloc(ncap * sizeof(*taken));
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
@@ -374,26 +391,20 @@ static int pick(struct gc_tx *tx, const char *network, int family, const char *c
                         network, family == AF_INET ? "IPv4" : "IPv6");
 }
 
-int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *network_id,
-                  const char *vm_id, int position, json_t **nic, struct gc_error *err)
+/* A NIC of vm_id on network (loaded as net): the IPv4 address fixed_v4, or the lowest free
+ * one; the lowest free IPv6 address when the network has IPv6. */
+static int attach(struct gc_tx *tx, json_t *net, const char *network_id, const char *vm_id,
+                  int position, const char *fixed_v4, json_t **nic, struct gc_error *err)
 {
-    char path[GC_DEPT_PATH_MAX];
-    json_t *net = NULL;
-    int rc = load(tx, network_id, &net, path, err);
-    if (rc == GC_ENOTFOUND ||
-        (!rc && path[0] && strncmp(vm_dept_path, path, strlen(path)) != 0)) {
-        json_decref(net);
-        return gc_error_set(err, GC_EINVAL, "networks", "network '%.64s' not found",
-                            network_id);
-    }
-    if (rc)
-        return rc;
     char v4[64], v6[64] = "";
-    rc = pick(tx, network_id, AF_INET, gc_json_str(net, "ipv4_cidr"), v4, sizeof(v4), err);
+    int rc = 0;
+    if (fixed_v4)
+        snprintf(v4, sizeof(v4), "%s", fixed_v4);
+    else
+        rc = pick(tx, network_id, AF_INET, gc_json_str(net, "ipv4_cidr"), v4, sizeof(v4), err);
     const char *c6 = gc_json_str(net, "ipv6_cidr");
     if (!rc && c6 && c6[0])
         rc = pick(tx, network_id, AF_INET6, c6, v6, sizeof(v6), err);
-    json_decref(net);
     if (rc)
         return rc;
     for (int attempt = 0; attempt < 8; attempt++) {
@@ -418,6 +429,66 @@ int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *networ
         return rc;
     }
     return gc_error_set(err, GC_ECONFLICT, "networks", "no free MAC address found");
+}
+
+int gc_net_attach(struct gc_tx *tx, const char *vm_dept_path, const char *network_id,
+                  const char *vm_id, int position, json_t **nic, struct gc_error *err)
+{
+    char path[GC_DEPT_PATH_MAX];
+    json_t *net = NULL;
+    int rc = load(tx, network_id, &net, path, err);
+    if (rc == GC_ENOTFOUND ||
+        (!rc && path[0] && strncmp(vm_dept_path, path, strlen(path)) != 0)) {
+        json_decref(net);
+        return gc_error_set(err, GC_EINVAL, "networks", "network '%.64s' not found",
+                            network_id);
+    }
+    if (!rc && json_is_true(json_object_get(net, "external")))
+        rc = gc_error_set(err, GC_EINVAL, "networks",
+                          "network '%s' is external: its addresses are public IPs, allocated "
+                          "with POST /v1/public-ips and associated with a VM",
+                          network_id);
+    if (!rc)
+        rc = attach(tx, net, network_id, vm_id, position, NULL, nic, err);
+    json_decref(net);
+    return rc;
+}
+
+int gc_net_attach_public(struct gc_tx *tx, const char *network_id, const char *vm_id,
+                         const char *ipv4, json_t **nic, struct gc_error *err)
+{
+    json_t *net = NULL;
+    int64_t position = 0;
+    int rc = load(tx, network_id, &net, NULL, err);
+    if (!rc)
+        rc = gc_tx_query_int(tx, "SELECT COALESCE(MAX(position) + 1, 0) FROM vm_nics"
+                                 " WHERE vm_id = ?",
+                             GC_ARGS(GC_VTXT(vm_id)), &position, err);
+    if (!rc)
+        rc = attach(tx, net, network_id, vm_id, (int)position, ipv4, nic, err);
+    json_decref(net);
+    return rc;
+}
+
+int gc_net_pick_public(struct gc_tx *tx, const char *network_id, char *out, size_t cap,
+                       struct gc_error *err)
+{
+    json_t *net = NULL;
+    int rc = load(tx, network_id, &net, NULL, err);
+    if (rc == GC_ENOTFOUND)
+        rc = gc_error_set(err, GC_EINVAL, "network_id", "network '%.64s' not found", network_id);
+    else if (!rc && !json_is_true(json_object_get(net, "external")))
+        rc = gc_error_set(err, GC_EINVAL, "network_id",
+                          "network '%s' is not external: public IPs come from networks "
+                          "created with \"external\": true",
+                          network_id);
+    if (!rc)
+        rc = pick(tx, network_id, AF_INET, gc_json_str(net, "ipv4_cidr"), out, cap, err);
+    if (rc == GC_ECONFLICT)
+        rc = gc_error_set(err, GC_ECONFLICT, "network_id",
+                          "external network '%s' has no free address left", network_id);
+    json_decref(net);
+    return rc;
 }
 
 int gc_vm_nics(struct gc_tx *tx, const char *vm_id, json_t **out, struct gc_error *err)

@@ -14,8 +14,8 @@
 static const char *const res_names[NRES] = {"vms", "vcpus", "memory_mib", "disk_gib",
                                             "volumes", "public_ips"};
 
-/* Usage of the subtree at path: VMs, and volumes and their snapshots (their sizes count as
- * disk); public IPs come with later work. */
+/* Usage of the subtree at path: VMs, volumes and their snapshots (their sizes count as
+ * disk), and public IPs. */
 static int usage_of(struct gc_tx *tx, const char *path, int64_t u[NRES], struct gc_error *err)
 {
     char like[GC_DEPT_PATH_MAX + 2];
@@ -58,6 +58,11 @@ static int usage_of(struct gc_tx *tx, const char *path, int64_t u[NRES], struct 
         rc = 0;
     }
     gc_rows_free(r);
+    if (!rc)
+        rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM public_ips p JOIN departments d"
+                             " ON d.id = p.department_id WHERE d.path LIKE ?",
+                             GC_ARGS(GC_VTXT(like)), &u[5], err);
     return rc;
 }
 
@@ -153,6 +158,12 @@ int gc_quota_check_volume_grow(struct gc_tx *tx, const char *dept_path, int64_t 
                                struct gc_error *err)
 {
     const int64_t want[NRES] = {0, 0, 0, more_gib, 0, 0};
+    return check_want(tx, dept_path, want, err);
+}
+
+int gc_quota_check_public_ip(struct gc_tx *tx, const char *dept_path, struct gc_error *err)
+{
+    const int64_t want[NRES] = {0, 0, 0, 0, 0, 1};
     return check_want(tx, dept_path, want, err);
 }
 

@@ -65,13 +65,20 @@ static const struct gc_jfield create_spec[] = {
 };
 
 /* Chooses a host: filters (connected, not in maintenance, architecture, free capacity with
- * over-commit) then the spread weigher (most free memory), in one indexed query over the
- * hosts' usage counters. Runs inside the creating write transaction, so parallel creates
- * never overfill a host; the caller then adds the VM to the chosen host's counters. */
+ * the over-commit of the host's zone) then a weigher, in one indexed query over the hosts'
+ * usage counters: `spread` takes the most free memory, `pack` the least that still fits
+ * (both walk the placement index from one end of the range). The weigher is the zone's when
+ * the request names a zone that sets one, else [compute] placement_weigher. Runs inside the
+ * creating write transaction, so parallel creates never overfill a host; the caller then
+ * adds the VM to the chosen host's counters. */
 int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_place_req *q,
                 char *host_out, struct gc_error *err)
 {
     const int64_t cpu_pct = cfg->cpu_overcommit_percent, ram_pct = cfg->ram_overcommit_percent;
+    char weigher[16];
+    int rc = gc_zone_weigher(tx, cfg, q->zone, weigher, sizeof(weigher), err);
+    if (rc)
+        return rc;
     struct gc_buf sql;
     gc_buf_init(&sql, GC_BUF_UNLIMITED);
     struct gc_val args[14];
@@ -110,9 +117,10 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_p
         args[n++] = GC_VTXT(q->group);
         args[n++] = GC_VTXT(self);
     }
-    (void)gc_buf_adds(&sql, " ORDER BY memory_free_mib DESC LIMIT 1");
+    (void)gc_buf_adds(&sql, strcmp(weigher, "pack") == 0 ? " ORDER BY memory_free_mib ASC LIMIT 1"
+                                                         : " ORDER BY memory_free_mib DESC LIMIT 1");
     struct gc_rows *r = NULL;
-    int rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
+    rc = gc_tx_query(tx, gc_buf_str(&sql), args, n, &r, err);
     gc_buf_release(&sql);
     const char *arch = q->arch, *want_host = q->host;
     const int64_t vcpus = q->vcpus, mem = q->memory_mib;
@@ -127,9 +135,11 @@ int gc_vm_place(struct gc_tx *tx, const struct gc_config *cfg, const struct gc_p
     /* no host: say why, from the filter that failed */
     r = NULL;
     rc = gc_tx_query(tx,
-                     "SELECT id, state, maintenance, arch, cpus * ? / 100 - vcpus_used,"
-                     " memory_mib * ? / 100 - memory_used_mib FROM hosts"
-                     " WHERE zone = COALESCE(?, zone) ORDER BY id",
+                     "SELECT h.id, h.state, h.maintenance, h.arch,"
+                     " h.cpus * COALESCE(z.cpu_overcommit_percent, ?) / 100 - h.vcpus_used,"
+                     " h.memory_mib * COALESCE(z.ram_overcommit_percent, ?) / 100"
+                     " - h.memory_used_mib FROM hosts h LEFT JOIN zones z ON z.name = h.zone"
+                     " WHERE h.zone = COALESCE(?, h.zone) ORDER BY h.id",
                      GC_ARGS(GC_VINT_(cpu_pct), GC_VINT_(ram_pct), GC_VTXT(q->zone)), &r, err);
     int considered = 0;
     char why[200];
@@ -184,18 +194,52 @@ int gc_host_reserve(struct gc_tx *tx, const char *host, int64_t vcpus, int64_t m
                       NULL, err);
 }
 
+/* The free room of hosts from their size, their usage and their zone's ratios (or the
+ * [compute] defaults); where is "" (all), "WHERE id = ?" or "WHERE zone = ?". */
+static int refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *where,
+                   const char *arg, struct gc_error *err)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "UPDATE hosts SET vcpus_free = cpus * COALESCE((SELECT z.cpu_overcommit_percent"
+             " FROM zones z WHERE z.name = hosts.zone), ?) / 100 - vcpus_used,"
+             " memory_free_mib = memory_mib * COALESCE((SELECT z.ram_overcommit_percent"
+             " FROM zones z WHERE z.name = hosts.zone), ?) / 100 - memory_used_mib %s",
+             where);
+    struct gc_val a[3] = {GC_VINT_(cfg->cpu_overcommit_percent),
+                          GC_VINT_(cfg->ram_overcommit_percent), GC_VTXT(arg)};
+    return gc_tx_exec(tx, sql, a, arg ? 3 : 2, NULL, err);
+}
+
 int gc_host_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *host,
                              struct gc_error *err)
 {
-    const char *sql_all = "UPDATE hosts SET vcpus_free = cpus * ? / 100 - vcpus_used,"
-                          " memory_free_mib = memory_mib * ? / 100 - memory_used_mib";
-    const char *sql_one = "UPDATE hosts SET vcpus_free = cpus * ? / 100 - vcpus_used,"
-                          " memory_free_mib = memory_mib * ? / 100 - memory_used_mib WHERE id = ?";
-    struct gc_val a[3] = {GC_VINT_(cfg->cpu_overcommit_percent),
-                          GC_VINT_(cfg->ram_overcommit_percent), GC_VTXT(host)};
-    return gc_tx_exec(tx, host ? sql_one : sql_all, a, host ? 3 : 2, NULL, err);
+    return refresh(tx, cfg, host ? "WHERE id = ?" : "", host, err);
 }
 
+int gc_zone_capacity_refresh(struct gc_tx *tx, const struct gc_config *cfg, const char *zone,
+                             struct gc_error *err)
+{
+    return refresh(tx, cfg, "WHERE zone = ?", zone, err);
+}
+
+int gc_zone_weigher(struct gc_tx *tx, const struct gc_config *cfg, const char *zone, char *out,
+                    size_t cap, struct gc_error *err)
+{
+    snprintf(out, cap, "%s", cfg->placement_weigher);
+    if (!zone)
+        return 0;
+    struct gc_rows *r = NULL;
+    int rc = gc_tx_query(tx, "SELECT placement_weigher FROM zones WHERE name = ?",
+                         GC_ARGS(GC_VTXT(zone)), &r, err);
+    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        if (!gc_rows_null(r, 0))
+            snprintf(out, cap, "%s", gc_rows_text(r, 0));
+    }
+    gc_rows_free(r);
+    return rc;
+}
 
 /* Audits action on the virtual machine, commits, and answers with its job. */
 static int finish_with_job(struct gc_tx *tx, const struct gc_ctx *ctx, const char *action,

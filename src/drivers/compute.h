@@ -159,6 +159,11 @@ struct gc_compute_driver {
      * failure nothing changes on src and what was made on dst is removed. */
     int (*vm_migrate)(struct gc_compute_conn *src, struct gc_compute_conn *dst,
                       const char *uuid, json_t **src_volumes, struct gc_error *err);
+
+    /* Attaches (attach) or detaches (by MAC) an interface of a domain, in its definition
+     * and, when it runs, live. */
+    int (*vm_nic)(struct gc_compute_conn *c, const char *uuid, const struct gc_vm_nic *nic,
+                  bool attach, struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

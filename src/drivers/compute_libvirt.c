@@ -399,6 +399,23 @@ static int create_root_volume(struct gc_compute_conn *c, const struct gc_vm_spec
     return rc;
 }
 
+/* <interface> of a VM on a libvirt network, with its MAC and its nwfilter. */
+static int interface_xml(struct gc_buf *x, const struct gc_vm_nic *n)
+{
+    int rc = gc_buf_adds(x, "<interface type='network'><source network='");
+    rc |= xml_add(x, n->network);
+    rc |= gc_buf_adds(x, "'/><mac address='");
+    rc |= xml_add(x, n->mac);
+    rc |= gc_buf_adds(x, "'/><model type='virtio'/>");
+    if (n->filter) {
+        rc |= gc_buf_adds(x, "<filterref filter='");
+        rc |= xml_add(x, n->filter);
+        rc |= gc_buf_adds(x, "'/>");
+    }
+    rc |= gc_buf_adds(x, "</interface>");
+    return rc;
+}
+
 static int lv_vm_define(struct gc_compute_conn *c, const struct gc_vm_spec *s,
                         struct gc_error *err)
 {
@@ -441,19 +458,8 @@ static int lv_vm_define(struct gc_compute_conn *c, const struct gc_vm_spec *s,
         rc |= xml_add(&x, disk);
         rc |= gc_buf_adds(&x, "'/><target dev='vda' bus='virtio'/></disk>");
     }
-    for (int i = 0; i < s->nnics; i++) {
-        rc |= gc_buf_adds(&x, "<interface type='network'><source network='");
-        rc |= xml_add(&x, s->nics[i].network);
-        rc |= gc_buf_adds(&x, "'/><mac address='");
-        rc |= xml_add(&x, s->nics[i].mac);
-        rc |= gc_buf_adds(&x, "'/><model type='virtio'/>");
-        if (s->nics[i].filter) {
-            rc |= gc_buf_adds(&x, "<filterref filter='");
-            rc |= xml_add(&x, s->nics[i].filter);
-            rc |= gc_buf_adds(&x, "'/>");
-        }
-        rc |= gc_buf_adds(&x, "</interface>");
-    }
+    for (int i = 0; i < s->nnics; i++)
+        rc |= interface_xml(&x, &s->nics[i]);
     /* a pty console whose output virtlogd also writes to a file on the host */
     rc |= gc_buf_adds(&x, "<serial type='pty'>");
     if (s->serial_log) {
@@ -1112,6 +1118,51 @@ static int lv_vm_disk(struct gc_compute_conn *c, const char *uuid, const char *p
     return rc;
 }
 
+static int lv_vm_nic(struct gc_compute_conn *c, const char *uuid, const struct gc_vm_nic *nic,
+                     bool attach, struct gc_error *err)
+{
+    virDomainPtr d = lookup(c, uuid, err);
+    if (!d)
+        return err->code;
+    struct gc_buf x;
+    gc_buf_init(&x, 4096);
+    int rc = interface_xml(&x, nic);
+    unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
+    if (virDomainIsActive(d) == 1)
+        flags |= VIR_DOMAIN_AFFECT_LIVE;
+    int r = rc ? -1
+               : attach ? virDomainAttachDeviceFlags(d, gc_buf_str(&x), flags)
+                        : virDomainDetachDeviceFlags(d, gc_buf_str(&x), flags);
+    if (r < 0) {
+        int code = virGetLastErrorCode();
+        /* absent on detach: what a detach wants; no support: the driver cannot hot-plug */
+        rc = gc_error_set(err,
+                          !attach && code == VIR_ERR_DEVICE_MISSING ? GC_ENOTFOUND
+                          : code == VIR_ERR_NO_SUPPORT              ? GC_EUNSUPPORTED
+                                                                    : GC_EBUSY,
+                          "", "cannot %s the interface %s: %s", attach ? "attach" : "detach",
+                          nic->mac, virGetLastErrorMessage());
+    } else
+        rc = 0;
+    /* a live detach only asks the guest: done when the interface is gone from the domain */
+    for (int i = 0; !rc && !attach && (flags & VIR_DOMAIN_AFFECT_LIVE) && i <= 100; i++) {
+        char *xml = virDomainGetXMLDesc(d, 0);
+        bool still = xml && strstr(xml, nic->mac) != NULL;
+        free(xml);
+        if (!still)
+            break;
+        if (i == 100)
+            rc = gc_error_set(err, GC_EBUSY, "", "the guest did not release the interface %s "
+                                                 "within 10 s; it stays attached", nic->mac);
+        else
+            nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+    }
+    gc_buf_release(&x);
+    virDomainFree(d);
+    virResetLastError();
+    return rc;
+}
+
 static int lv_vm_resize(struct gc_compute_conn *c, const char *uuid, int vcpus,
                         int64_t memory_mib, struct gc_error *err)
 {
@@ -1537,6 +1588,7 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .vm_disk = lv_vm_disk,
     .vm_resize = lv_vm_resize,
     .vm_migrate = lv_vm_migrate,
+    .vm_nic = lv_vm_nic,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)

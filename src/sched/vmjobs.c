@@ -619,6 +619,12 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
                         "UPDATE volumes SET vm_id = NULL, target = NULL, state = 'available',"
                         " updated_at = ?, version = version + 1 WHERE vm_id = ?",
                         GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(v.id)), NULL, err);
+    /* its public IPs stay with the department, free to associate again */
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "UPDATE public_ips SET vm_id = NULL, state = 'available', updated_at = ?,"
+                        " version = version + 1 WHERE vm_id = ?",
+                        GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(v.id)), NULL, err);
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM vms WHERE id = ?", GC_ARGS(GC_VTXT(v.id)), NULL, err);
     if (rc)
@@ -1325,6 +1331,200 @@ static int vol_revert_run(struct gc_job_run *j, const json_t *p, json_t **r, str
     return volume_run(j, p, r, e, "revert");
 }
 
+/* ---- public IPs ---- */
+
+/* The interface a public IP has on its VM (the NIC with its address on its network). */
+static int pip_nic(const char *pip, char *vm, struct nic_info *out, struct gc_error *err)
+{
+    char want[64] = "", addr[64] = "";
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    rc = gc_tx_query(tx, "SELECT COALESCE(vm_id, ''), network_id, address FROM public_ips"
+                         " WHERE id = ?",
+                     GC_ARGS(GC_VTXT(pip)), &r, err);
+    if (!rc && gc_rows_next(r, err) > 0) {
+        snprintf(vm, GC_ID_LEN + 1, "%s", gc_rows_text(r, 0));
+        snprintf(want, sizeof(want), "gc-%s", gc_rows_text(r, 1));
+        snprintf(addr, sizeof(addr), "%s", gc_rows_text(r, 2));
+    } else if (!rc) {
+        rc = gc_error_set(err, GC_ENOTFOUND, "public_ip_id", "public IP %s is gone", pip);
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    struct nic_info *nics = NULL;
+    int n = 0;
+    if (!rc && vm[0])
+        rc = load_nics(vm, &nics, &n, err);
+    bool found = false;
+    for (int i = 0; !rc && i < n && !found; i++)
+        if (!strcmp(nics[i].network, want) && !strcmp(nics[i].ipv4, addr)) {
+            *out = nics[i];
+            found = true;
+        }
+    free(nics);
+    if (!rc && !found)
+        rc = gc_error_set(err, GC_ENOTFOUND, "vm_id", "the public IP has no interface on a VM");
+    return rc;
+}
+
+static int pip_set(const char *id, const char *state, bool keep_vm, const char *error,
+                   const char *vm, const char *mac)
+{
+    struct gc_error e = {0};
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_WRITE, &tx, &e);
+    /* an interface that is not (or no longer) on the VM goes from the records too */
+    if (!rc && !keep_vm && vm && mac)
+        rc = gc_tx_exec(tx, "DELETE FROM vm_nics WHERE vm_id = ? AND mac = ?",
+                        GC_ARGS(GC_VTXT(vm), GC_VTXT(mac)), NULL, &e);
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        keep_vm ? "UPDATE public_ips SET state = ?, last_error = COALESCE(?, ''),"
+                                  " updated_at = ?, version = version + 1 WHERE id = ?"
+                                : "UPDATE public_ips SET state = ?, last_error = COALESCE(?, ''),"
+                                  " vm_id = NULL, updated_at = ?, version = version + 1"
+                                  " WHERE id = ?",
+                        GC_ARGS(GC_VTXT(state), GC_VTXT(error), GC_VINT_(gc_now_ms()),
+                                GC_VTXT(id)),
+                        NULL, &e);
+    if (rc) {
+        if (tx)
+            gc_tx_rollback(tx);
+    } else {
+        rc = gc_tx_commit(tx, &e);
+    }
+    if (rc)
+        gc_err("vms", "public IP %s: cannot record state: %s", id, e.msg);
+    return rc;
+}
+
+static int pip_associate_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                             struct gc_error *err)
+{
+    const char *id = json_string_value(json_object_get(params, "public_ip_id"));
+    char vm[GC_ID_LEN + 1] = "";
+    struct nic_info nic = {0};
+    int rc = pip_nic(id ? id : "", vm, &nic, err);
+    if (rc == GC_ENOTFOUND && vm[0] == '\0') {
+        if (id)
+            pip_set(id, "available", false, err->msg, NULL, NULL);
+        return rc;
+    }
+    struct vm_info v;
+    if (!rc)
+        rc = load_vm(vm, &v, err);
+    const struct gc_compute_driver *drv = NULL;
+    struct gc_compute_conn *c = NULL;
+    if (!rc)
+        rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    if (rc) {
+        pip_set(id, "available", false, err->msg, vm, rc == GC_ENOTFOUND ? NULL : nic.mac);
+        return rc;
+    }
+    gc_job_progress(job, 30, "preparing the external network on the host");
+    struct gc_net_spec ns = {.name = nic.network,
+                             .mode = nic.mode,
+                             .bridge = nic.bridge,
+                             .ipv4_gateway = nic.gw4,
+                             .ipv4_prefix = nic.p4,
+                             .ipv6_gateway = nic.gw6,
+                             .ipv6_prefix = nic.p6};
+    bool dhcp = strcmp(nic.mode, "bridge") != 0, pinned = false;
+    rc = drv->net_ensure(c, &ns, err);
+    if (!rc && dhcp && !(rc = drv->net_dhcp_host(c, nic.network, nic.mac, nic.ipv4, true, err)))
+        pinned = true;
+    /* the VM's security groups guard its public interface as they guard the others */
+    char vmfilter[64];
+    snprintf(vmfilter, sizeof(vmfilter), "gc-vm-%s", vm);
+    json_t *groups = NULL;
+    if (!rc)
+        rc = load_groups(vm, &groups, err);
+    bool filtered = !rc && json_array_size(groups) > 0;
+    if (filtered)
+        rc = apply_vm_filter(drv, c, vm, groups, err);
+    json_decref(groups);
+    if (!rc) {
+        gc_job_progress(job, 60, "attaching the interface");
+        struct gc_vm_nic vn = {.network = nic.network,
+                               .mac = nic.mac,
+                               .filter = filtered ? vmfilter : NULL};
+        rc = drv->vm_nic ? drv->vm_nic(c, vm, &vn, true, err)
+                         : gc_error_set(err, GC_EUNSUPPORTED, "", "the compute driver cannot "
+                                                                  "attach interfaces");
+    }
+    if (rc && pinned) {
+        struct gc_error ignore = {0};
+        (void)drv->net_dhcp_host(c, nic.network, nic.mac, nic.ipv4, false, &ignore);
+    }
+    gc_hostmgr_release(v.host);
+    if (rc) {
+        pip_set(id, "available", false, err->msg, vm, nic.mac);
+        return rc;
+    }
+    rc = pip_set(id, "associated", true, NULL, NULL, NULL);
+    if (!rc)
+        *result = json_pack("{s:s,s:s,s:s,s:s}", "public_ip_id", id, "vm_id", vm, "address",
+                            nic.ipv4, "mac", nic.mac);
+    else
+        gc_error_set(err, GC_ESTORE, "", "the interface is attached but its state could not "
+                                         "be recorded");
+    return rc;
+}
+
+static int pip_disassociate_run(struct gc_job_run *job, const json_t *params, json_t **result,
+                                struct gc_error *err)
+{
+    const char *id = json_string_value(json_object_get(params, "public_ip_id"));
+    char vm[GC_ID_LEN + 1] = "";
+    struct nic_info nic = {0};
+    int rc = pip_nic(id ? id : "", vm, &nic, err);
+    if (rc == GC_ENOTFOUND) {
+        /* no VM or no interface any more: nothing on a host to undo */
+        gc_error_clear(err);
+        if (id && pip_set(id, "available", false, NULL, NULL, NULL))
+            return gc_error_set(err, GC_ESTORE, "", "the public IP could not be recorded as "
+                                                    "available");
+        *result = json_pack("{s:s?}", "public_ip_id", id);
+        return 0;
+    }
+    struct vm_info v;
+    if (!rc)
+        rc = load_vm(vm, &v, err);
+    const struct gc_compute_driver *drv = NULL;
+    struct gc_compute_conn *c = NULL;
+    if (!rc)
+        rc = gc_hostmgr_acquire(v.host, &drv, &c, err);
+    if (rc) {
+        pip_set(id, "associated", true, err->msg, NULL, NULL);
+        return rc;
+    }
+    gc_job_progress(job, 40, "detaching the interface");
+    struct gc_vm_nic vn = {.network = nic.network, .mac = nic.mac, .filter = NULL};
+    rc = drv->vm_nic ? drv->vm_nic(c, vm, &vn, false, err)
+                     : gc_error_set(err, GC_EUNSUPPORTED, "", "the compute driver cannot "
+                                                              "detach interfaces");
+    if (rc == GC_ENOTFOUND) { /* the domain or the interface is gone already */
+        gc_error_clear(err);
+        rc = 0;
+    }
+    if (!rc && strcmp(nic.mode, "bridge") != 0)
+        rc = drv->net_dhcp_host(c, nic.network, nic.mac, nic.ipv4, false, err);
+    gc_hostmgr_release(v.host);
+    if (rc) {
+        pip_set(id, "associated", true, err->msg, NULL, NULL);
+        return rc;
+    }
+    rc = pip_set(id, "available", false, NULL, vm, nic.mac);
+    if (rc)
+        return gc_error_set(err, GC_ESTORE, "", "the interface is detached but the public IP "
+                                                "could not be recorded as available");
+    *result = json_pack("{s:s,s:s}", "public_ip_id", id, "released_from", vm);
+    return 0;
+}
+
 static const struct gc_job_kind kinds[] = {
     {.name = "volume.create", .run = vol_create_run, .resumable = true},
     {.name = "volume.attach", .run = vol_attach_run, .resumable = false},
@@ -1346,6 +1546,10 @@ static const struct gc_job_kind kinds[] = {
     {.name = "vm.delete", .run = vm_delete_run, .resumable = true},
     {.name = "vm.migrate", .run = vm_migrate_run, .resumable = true},
     {.name = "host.evacuate", .run = host_evacuate_run, .resumable = true},
+    /* not resumable: after a crash the job fails and the public IP stays "associating" or
+     * "disassociating"; disassociating it again settles it */
+    {.name = "public_ip.associate", .run = pip_associate_run, .resumable = false},
+    {.name = "public_ip.disassociate", .run = pip_disassociate_run, .resumable = false},
 };
 
 /* A host has (re)connected: its VMs' security group filters are defined again as the groups

@@ -324,6 +324,37 @@ static const char *const m8[] = {
     NULL,
 };
 
+/* zones: per-zone over-commit ratios and placement weigher (NULL: the [compute] default);
+ * public IP addresses: external networks are pools, each address allocated to a department
+ * and associated with at most one VM (as an interface of that VM pinned to the address) */
+static const char *const m10[] = {
+    "CREATE TABLE zones ("
+    " name TEXT PRIMARY KEY,"
+    " cpu_overcommit_percent BIGINT,"
+    " ram_overcommit_percent BIGINT,"
+    " placement_weigher TEXT," /* spread | pack */
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "ALTER TABLE networks ADD COLUMN external BIGINT NOT NULL DEFAULT 0",
+    "CREATE TABLE public_ips ("
+    " id TEXT PRIMARY KEY,"
+    " network_id TEXT NOT NULL REFERENCES networks(id),"
+    " address TEXT NOT NULL,"
+    " department_id TEXT NOT NULL REFERENCES departments(id),"
+    " vm_id TEXT REFERENCES vms(id),"
+    " state TEXT NOT NULL," /* available | associating | associated | disassociating */
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    /* an address is handed out once per network */
+    "CREATE UNIQUE INDEX public_ips_address ON public_ips (network_id, address)",
+    "CREATE INDEX public_ips_department ON public_ips (department_id)",
+    "CREATE INDEX public_ips_vm ON public_ips (vm_id)",
+    NULL,
+};
+
 /* live migration and evacuation: where a moving VM goes, so that a restart can finish or
  * undo the move */
 static const char *const m11[] = {
@@ -340,6 +371,7 @@ const struct gc_migration gc_migrations[] = {
     {6, "server groups and zones in placement", m6},
     {7, "volumes", m7},
     {8, "volume formats and snapshots", m8},
+    {10, "zones, public IP addresses", m10},
     {11, "VM migration target", m11},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

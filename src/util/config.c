@@ -19,8 +19,8 @@ static const size_t option_offsets[] = {
     OFF(connection_timeout), OFF(data_dir), OFF(store_driver), OFF(log_format), OFF(log_level),
     OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
     OFF(virt_type), OFF(console_log_dir), OFF(storage_pool), OFF(cpu_overcommit_percent),
-    OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(host_refresh_interval),
-    OFF(bootstrap_host_uri),
+    OFF(ram_overcommit_percent), OFF(placement_weigher), OFF(stop_timeout),
+    OFF(host_refresh_interval), OFF(bootstrap_host_uri),
     OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
 };
 
@@ -64,6 +64,10 @@ const struct gc_config_option gc_config_options[] = {
      "vCPUs placed on a host, in percent of its CPUs (400 = 4 vCPUs per CPU)."},
     {"compute", "ram_overcommit_percent", GC_OPT_INT, "100", 50, 1000, NULL,
      "Memory of VMs placed on a host, in percent of its memory."},
+    {"compute", "placement_weigher", GC_OPT_ENUM, "spread", 0, 0, "spread|pack",
+     "How placement chooses among the hosts that fit: `spread` takes the host with the most "
+     "free memory (even load), `pack` the one with the least free memory that still fits "
+     "(fills hosts up so idle ones can be powered down). A zone may set its own."},
     {"compute", "stop_timeout", GC_OPT_INT, "60", 1, 3600, NULL,
      "Seconds a graceful stop waits for the guest to power off before it is forced off."},
     {"compute", "host_refresh_interval", GC_OPT_INT, "60", 1, 3600, NULL,

@@ -33,6 +33,7 @@ struct gc_config {
     char *storage_pool;
     int64_t cpu_overcommit_percent;
     int64_t ram_overcommit_percent;
+    char *placement_weigher;  /* spread | pack */
     int64_t stop_timeout;
     int64_t host_refresh_interval;
     /* [bootstrap] */

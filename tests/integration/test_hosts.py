@@ -51,7 +51,8 @@ LIBVIRTD = "/usr/sbin/libvirtd"
 HOST_FIELDS = {"id", "name", "uri", "zone", "description", "state", "maintenance",
                "last_error", "last_seen_at", "arch", "cpu_model", "cpus", "memory_mib",
                "hypervisor", "hypervisor_version", "libvirt_version", "hostname",
-               "storage_pools", "created_at", "updated_at", "version"}
+               "storage_pools", "created_at", "updated_at", "version",
+               "vcpus_used", "memory_used_mib", "vcpus_free", "memory_free_mib"}
 
 SANITIZER_MARKS = ("runtime error:", "AddressSanitizer", "LeakSanitizer", "ThreadSanitizer")
 
@@ -293,6 +294,9 @@ class HostsApiTest(HostTestCase):
         self.assertEqual(r.status, 201, r)
         h = r.json
         self.assertEqual(set(h), HOST_FIELDS, h)
+        # placement's counters: nothing placed; 16 CPUs x 400 % and 3072 MiB x 100 %
+        self.assertEqual((h["vcpus_used"], h["memory_used_mib"], h["vcpus_free"],
+                          h["memory_free_mib"]), (0, 0, 64, 3072), h)
         self.assertRegex(h["id"], UUID7)
         self.assertEqual(r.headers.get("Location"), f"/v1/hosts/{h['id']}")
         self.assertEqual(r.headers.get("ETag"), f'"{h["version"]}"')

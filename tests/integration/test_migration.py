@@ -207,8 +207,8 @@ class MigrationTest(unittest.TestCase):
         vm = self.setup_vm(tag, a)
         domain = vm["domain_name"]
         self.wait("the guest's heartbeat", lambda: len(self.heartbeat(domain)) >= 1, 120)
-        used_a = self.get(f"/v1/hosts/{a['id']}")["usage"]["vcpus_used"]
-        used_b = self.get(f"/v1/hosts/{b['id']}")["usage"]["vcpus_used"]
+        used_a = self.get(f"/v1/hosts/{a['id']}")["vcpus_used"]
+        used_b = self.get(f"/v1/hosts/{b['id']}")["vcpus_used"]
         r = self.req("POST", f"/v1/vms/{vm['id']}/migrate", {"host_id": b["id"]})
         self.assertEqual(r.status, 202, r)
         job_id = r.json["id"]
@@ -229,8 +229,8 @@ class MigrationTest(unittest.TestCase):
         self.assertEqual(vm["host_id"], a["id"] if on_a else b["id"], (vm, job))
         if job["state"] == "succeeded":
             self.assertEqual(vm["host_id"], b["id"])
-        ua = self.get(f"/v1/hosts/{a['id']}")["usage"]["vcpus_used"]
-        ub = self.get(f"/v1/hosts/{b['id']}")["usage"]["vcpus_used"]
+        ua = self.get(f"/v1/hosts/{a['id']}")["vcpus_used"]
+        ub = self.get(f"/v1/hosts/{b['id']}")["vcpus_used"]
         self.assertEqual((ua, ub), (used_a - 1, used_b + 1) if on_b else (used_a, used_b),
                          "the room is held on the wrong host")
         self.accepted(self.req("DELETE", f"/v1/vms/{vm['id']}"))
@@ -376,10 +376,10 @@ class MigrationTest(unittest.TestCase):
         self.assertIn(f"/var/lib/libvirt/images/{volfile}", xml)
         # the room moved with it
         a_now, b_now = self.get(f"/v1/hosts/{a['id']}"), self.get(f"/v1/hosts/{b['id']}")
-        self.assertEqual(a_now["usage"]["vcpus_used"], usage_a["usage"]["vcpus_used"] - 1)
-        self.assertEqual(b_now["usage"]["vcpus_used"], usage_b["usage"]["vcpus_used"] + 1)
-        self.assertEqual(b_now["usage"]["memory_used_mib"],
-                         usage_b["usage"]["memory_used_mib"] + 128)
+        self.assertEqual(a_now["vcpus_used"], usage_a["vcpus_used"] - 1)
+        self.assertEqual(b_now["vcpus_used"], usage_b["vcpus_used"] + 1)
+        self.assertEqual(b_now["memory_used_mib"],
+                         usage_b["memory_used_mib"] + 128)
         ev = self.get(f"/v1/audit-events?action=vm.migrate&resource_id={vm['id']}")["items"]
         self.assertEqual([e["outcome"] for e in ev],
                          ["denied"] + ["failure"] * 5 + ["success"], ev)

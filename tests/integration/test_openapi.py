@@ -200,6 +200,7 @@ class OpenApiTest(DaemonTestCase):
         patch_body = {"/v1/departments/{id}": {"name": "x"}, "/v1/users/{id}":
                       {"display_name": "x"}, "/v1/departments/{id}/quota": {"vms": 1},
                       "/v1/volumes/{id}/attach": {"vm_id": NOWHERE},
+                      "/v1/public-ips/{id}/associate": {"vm_id": NOWHERE},
                       "/v1/vms/{id}/resize": {"flavor_id": NOWHERE},
                       "/v1/vms/{id}/migrate": {"host_id": NOWHERE},
                       "/v1/volumes/{id}/resize": {"size_gib": 2},

@@ -435,6 +435,85 @@ class QemuVmTest(unittest.TestCase):
         self.wait_job(r.json["id"])
         self.assertFalse(os.path.exists(path))
 
+    def test_public_ip_is_attached_pinned_and_released(self):
+        """A public IP of an external (NAT, for the test) network associated with a stopped
+        VM: the domain gets an interface on the external network with the public IP's MAC,
+        the network's DHCP pins the public address to it; disassociating removes both, and
+        deleting the VM frees an associated address."""
+        flavor = self.get("/v1/flavors?name=tiny")["items"][0]
+        image = self.wait("the tiny image import", lambda: next(
+            (i for i in self.get("/v1/images?name=tiny")["items"] if i["state"] == "active"),
+            None), 60)
+        dept = self.d.request("POST", "/v1/departments", {"name": "公网测试 " + uuid.uuid4().hex[:6]},
+                              token=self.admin).json
+        r = self.d.request("POST", "/v1/networks", {
+            "name": "pub-" + uuid.uuid4().hex[:6], "mode": "nat", "ipv4_cidr": "10.237.41.0/24",
+            "external": True}, token=self.admin)
+        self.assertEqual(r.status, 201, r)
+        net = r.json
+        lvnet = "gc-" + net["id"]
+        vms = []
+        for name in ("p1", "p2"):
+            r = self.d.request("POST", "/v1/vms", {
+                "name": name, "department_id": dept["id"], "flavor_id": flavor["id"],
+                "image_id": image["id"], "start": False}, token=self.admin)
+            self.assertEqual(r.status, 202, r)
+            self.wait_job(r.json["id"])
+            vms.append(self.get(f"/v1/vms/{r.json['resource_id']}"))
+        pips = []
+        for vm in vms:
+            r = self.d.request("POST", "/v1/public-ips", {"network_id": net["id"],
+                                                          "department_id": dept["id"]},
+                               token=self.admin)
+            self.assertEqual(r.status, 201, r)
+            pip = r.json
+            r = self.d.request("POST", f"/v1/public-ips/{pip['id']}/associate",
+                               {"vm_id": vm["id"]}, token=self.admin)
+            self.assertEqual(r.status, 202, r)
+            self.wait_job(r.json["id"])
+            pips.append(self.get(f"/v1/public-ips/{pip['id']}"))
+        self.assertEqual([p["address"] for p in pips], ["10.237.41.2", "10.237.41.3"])
+        hostsfile = f"/var/lib/libvirt/dnsmasq/{lvnet}.hostsfile"
+        for p, vm in zip(pips, vms):
+            self.assertEqual((p["state"], p["vm_id"]), ("associated", vm["id"]), p)
+            nics = self.get(f"/v1/vms/{vm['id']}")["nics"]
+            self.assertEqual([(n["network_id"], n["ipv4"], n["mac"]) for n in nics],
+                             [(net["id"], p["address"], p["mac"])])
+            xml = self.virsh("dumpxml", vm["domain_name"]).stdout
+            self.assertIn(f"<mac address='{p['mac']}'/>", xml)
+            self.assertIn(f"<source network='{lvnet}'/>", xml)
+            with open(hostsfile) as f:
+                self.assertIn(f"{p['mac']},{p['address']}", f.read())
+        # an associated address cannot be released
+        self.assertEqual(self.d.request("DELETE", f"/v1/public-ips/{pips[0]['id']}",
+                                        token=self.admin).status, 409)
+        # disassociate the first: interface and reservation go, the address stays allocated
+        r = self.d.request("POST", f"/v1/public-ips/{pips[0]['id']}/disassociate",
+                           token=self.admin)
+        self.assertEqual(r.status, 202, r)
+        self.wait_job(r.json["id"])
+        p = self.get(f"/v1/public-ips/{pips[0]['id']}")
+        self.assertEqual((p["state"], p["vm_id"], p["mac"]), ("available", None, None), p)
+        self.assertNotIn(pips[0]["mac"], self.virsh("dumpxml", vms[0]["domain_name"]).stdout)
+        self.assertEqual(self.get(f"/v1/vms/{vms[0]['id']}")["nics"], [])
+        with open(hostsfile) as f:
+            pinned = f.read()
+        self.assertNotIn(pips[0]["mac"], pinned)
+        self.assertIn(f"{pips[1]['mac']},{pips[1]['address']}", pinned)
+        # deleting the second VM frees its association
+        for vm in vms:
+            r = self.d.request("DELETE", f"/v1/vms/{vm['id']}", token=self.admin)
+            self.wait_job(r.json["id"])
+        p = self.get(f"/v1/public-ips/{pips[1]['id']}")
+        self.assertEqual((p["state"], p["vm_id"]), ("available", None), p)
+        with open(hostsfile) as f:
+            self.assertNotIn("10.237.41.", f.read())
+        for p in pips:
+            self.assertEqual(self.d.request("DELETE", f"/v1/public-ips/{p['id']}",
+                                            token=self.admin).status, 204)
+        r = self.d.request("DELETE", f"/v1/networks/{net['id']}", token=self.admin)
+        self.assertEqual(r.status, 204, r)
+
 
 if __name__ == "__main__":
     unittest.main()

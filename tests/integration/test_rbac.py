@@ -133,6 +133,10 @@ EXPECTED = {
     "DELETE /v1/hosts/{id}": {"fresh host": (204, 204, 403, 403, 404, 404)},
     # the matrix's host is not in maintenance: refused with 409 to those allowed
     "POST /v1/hosts/{id}/evacuate": {"host": (409, 409, 403, 403, 404, 404)},
+    # zones are platform objects like hosts; only platform_admin and operator change them
+    "GET /v1/zones": {"list": (200, 200, 200, 200, 403, 403)},
+    "GET /v1/zones/{name}": {"default": (200, 200, 200, 200, 404, 404)},
+    "PUT /v1/zones/{name}": {"fresh zone": (200, 200, 403, 403, 404, 404)},
 
     # the catalogue: every signed-in role reads it; platform admins and operators manage it
     "GET /v1/departments/{id}/quota": {
@@ -202,6 +206,27 @@ EXPECTED = {
     "DELETE /v1/volumes/{id}/snapshots/{snapshot_id}": {
         "snapshot of an A1 volume": (202, 202, 403, 403, 202, 202),
         "snapshot of a B1 volume": (202, 202, 403, 403, 404, 404),
+    },
+    # public IPs are department objects like volumes; the pool (an external network) is shared
+    "GET /v1/public-ips": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/public-ips": {
+        "for A1": (201, 201, 403, 403, 201, 201),
+        "for B1": (201, 201, 403, 403, 400, 400),
+    },
+    "GET /v1/public-ips/{id}": {
+        "of A1": (200, 200, 200, 200, 200, 200),
+        "of B1": (200, 200, 200, 200, 404, 404),
+    },
+    "DELETE /v1/public-ips/{id}": {
+        "of A1": (204, 204, 403, 403, 204, 204),
+        "of B1": (204, 204, 403, 403, 404, 404),
+    },
+    "POST /v1/public-ips/{id}/associate": {
+        "A1 address to the A1 VM": (202, 202, 403, 403, 202, 202),
+        "B1 address to the B1 VM": (202, 202, 403, 403, 404, 404),
+    },
+    "POST /v1/public-ips/{id}/disassociate": {
+        "an available address of A1": (409, 409, 403, 403, 409, 409),
     },
     "GET /v1/server-groups": {"list": (200, 200, 200, 200, 200, 200)},
     "POST /v1/server-groups": {
@@ -878,6 +903,35 @@ def _(t, role):
     return r
 
 
+@case("GET /v1/zones", "list")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/zones?limit=500")
+    if r.status == 200:
+        t.assertIn("default", [z["name"] for z in r.json["items"]])
+    return r
+
+
+@case("GET /v1/zones/{name}", "default")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/zones/default")
+    if r.status == 200:
+        t.assertEqual(r.json["name"], "default")
+        t.assertGreaterEqual(r.json["hosts"], 1)
+    return r
+
+
+@case("PUT /v1/zones/{name}", "fresh zone")
+def _(t, role):
+    name = uniq("zone-")
+    r = t.as_(role, "PUT", f"/v1/zones/{name}", {"cpu_overcommit_percent": 300})
+    after = t.d.request("GET", f"/v1/zones/{name}", token=t.admin)
+    if r.status == 200:
+        t.assertEqual(after.json["cpu_overcommit_percent"], 300)
+    else:
+        t.assertEqual(after.status, 404, "a refused PUT stored the zone")
+    return r
+
+
 def _job_get(key):
     def run(t, role):
         r = t.as_(role, "GET", f"/v1/jobs/{t.job[key]}")
@@ -1271,6 +1325,111 @@ for _d in ("A1", "B1"):
     case("DELETE /v1/volumes/{id}", f"volume of {_d}")(_vol_delete(_d))
     case("POST /v1/volumes/{id}/resize", f"volume of {_d}")(_vol_resize(_d))
     case("POST /v1/volumes/{id}/attach", f"{_d} volume to the {_d} VM")(_vol_attach(_d))
+
+
+# -- public IPs --
+
+def _extnet(t):
+    if not getattr(t, "_ext", None):
+        r = t.d.request("POST", "/v1/networks", {"name": uniq("rbac-ext-"), "mode": "nat",
+                                                 "ipv4_cidr": "198.51.100.192/26",
+                                                 "external": True}, token=t.admin)
+        t.assertEqual(r.status, 201, r)
+        type(t)._ext = r.json["id"]
+    return t._ext
+
+
+def _mkpip(t, dept):
+    r = t.d.request("POST", "/v1/public-ips", {"network_id": _extnet(t),
+                                               "department_id": t.dept[dept]}, token=t.admin)
+    t.assertEqual(r.status, 201, r)
+    return r.json["id"]
+
+
+def _rmpip(t, pid):
+    t.d.request("DELETE", f"/v1/public-ips/{pid}", token=t.admin)
+
+
+@case("GET /v1/public-ips", "list")
+def _(t, role):
+    mine, foreign = _mkpip(t, "A1"), _mkpip(t, "B1")
+    r = t.as_(role, "GET", "/v1/public-ips?limit=500")
+    if r.status == 200:
+        ids = [p["id"] for p in r.json["items"]]
+        t.assertIn(mine, ids)
+        (t.assertNotIn if role.startswith("department_") else t.assertIn)(foreign, ids)
+    for p in (mine, foreign):
+        _rmpip(t, p)
+    return r
+
+
+def _pip_create(dept):
+    def run(t, role):
+        r = t.as_(role, "POST", "/v1/public-ips", {"network_id": _extnet(t),
+                                                   "department_id": t.dept[dept]})
+        mine = t.d.request("GET", "/v1/public-ips?" + _q(department_id=t.dept[dept]),
+                           token=t.admin).json["items"]
+        if r.status == 201:
+            t.assertEqual(r.json["department_id"], t.dept[dept])
+            t.assertEqual([p["id"] for p in mine], [r.json["id"]])
+        else:
+            t.assertEqual(mine, [], "a refused POST /v1/public-ips allocated an address")
+        for p in mine:
+            _rmpip(t, p["id"])
+        return r
+    return run
+
+
+def _pip_get(dept):
+    def run(t, role):
+        pid = _mkpip(t, dept)
+        r = t.as_(role, "GET", f"/v1/public-ips/{pid}")
+        if r.status == 200:
+            t.assertEqual(r.json["id"], pid)
+        _rmpip(t, pid)
+        return r
+    return run
+
+
+def _pip_delete(dept):
+    def run(t, role):
+        pid = _mkpip(t, dept)
+        r = t.as_(role, "DELETE", f"/v1/public-ips/{pid}")
+        still = t.d.request("GET", f"/v1/public-ips/{pid}", token=t.admin).status
+        t.assertEqual(still, 404 if r.status == 204 else 200)
+        _rmpip(t, pid)
+        return r
+    return run
+
+
+def _pip_associate(dept):
+    def run(t, role):
+        pid = _mkpip(t, dept)
+        r = t.as_(role, "POST", f"/v1/public-ips/{pid}/associate", {"vm_id": t.vm[dept]})
+        if r.status == 202:
+            # the test driver cannot attach an interface: the job fails, the address is free
+            _wait_job(t.d, t.admin, r.json["id"])
+        p = t.d.request("GET", f"/v1/public-ips/{pid}", token=t.admin).json
+        t.assertEqual((p["state"], p["vm_id"]), ("available", None), p)
+        _rmpip(t, pid)
+        return r
+    return run
+
+
+@case("POST /v1/public-ips/{id}/disassociate", "an available address of A1")
+def _(t, role):
+    pid = _mkpip(t, "A1")
+    r = t.as_(role, "POST", f"/v1/public-ips/{pid}/disassociate")
+    _rmpip(t, pid)
+    return r
+
+
+for _d in ("A1", "B1"):
+    case("POST /v1/public-ips", f"for {_d}")(_pip_create(_d))
+    case("GET /v1/public-ips/{id}", f"of {_d}")(_pip_get(_d))
+    case("DELETE /v1/public-ips/{id}", f"of {_d}")(_pip_delete(_d))
+    case("POST /v1/public-ips/{id}/associate", f"{_d} address to the {_d} VM")(
+        _pip_associate(_d))
 
 
 # -- server groups --
