@@ -91,7 +91,7 @@ struct gc_compute_driver {
     int (*facts)(struct gc_compute_conn *c, struct gc_host_facts *out, struct gc_error *err);
     /* Storage pools: [{"name","type","state","capacity_bytes","available_bytes","path"}] */
     int (*pools)(struct gc_compute_conn *c, json_t **out, struct gc_error *err);
-    /* Domains: [{"uuid","name","state"}] */
+    /* Domains: [{"uuid","name","state","vcpus","memory_mib"}] (0: unknown) */
     int (*domains)(struct gc_compute_conn *c, json_t **out, struct gc_error *err);
     /* Whether KVM acceleration is offered for arch (else software emulation). */
     bool (*has_kvm)(struct gc_compute_conn *c, const char *arch);

@@ -293,9 +293,16 @@ static int lv_domains(struct gc_compute_conn *c, json_t **out, struct gc_error *
         int state = 0, reason = 0;
         virDomainGetUUIDString(doms[i], uuid);
         virDomainGetState(doms[i], &state, &reason, 0);
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "uuid", uuid, "name",
+        /* the size it runs with (or will start with, shut off) */
+        virDomainInfo info;
+        memset(&info, 0, sizeof(info));
+        if (virDomainGetInfo(doms[i], &info) < 0)
+            virResetLastError();
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:i,s:I}", "uuid", uuid, "name",
                                              virDomainGetName(doms[i]), "state",
-                                             state >= 0 && state < 8 ? st[state] : "unknown"));
+                                             state >= 0 && state < 8 ? st[state] : "unknown",
+                                             "vcpus", (int)info.nrVirtCpu, "memory_mib",
+                                             (json_int_t)(info.maxMem / 1024)));
         virDomainFree(doms[i]);
     }
     free(doms);

@@ -213,21 +213,31 @@ static void start_connect(struct hconn *h)
     pthread_attr_destroy(&attr);
 }
 
-/* What the hypervisor shows against what govcloud recorded; "" when they agree. */
-static const char *drift_of(const char *state, const char *power)
+/* What the hypervisor shows against what govcloud recorded, into out; "" when they agree.
+ * vcpus/mem: recorded; dvcpus/dmem: the domain's (0: unknown). */
+static void drift_of(const char *state, const char *power, int64_t vcpus, int64_t mem,
+                     int64_t dvcpus, int64_t dmem, char *out, size_t cap)
 {
+    out[0] = '\0';
     if (strcmp(state, "building") == 0 || strcmp(state, "deleting") == 0 ||
-        strcmp(state, "error") == 0)
-        return "";
-    if (strcmp(power, "missing") == 0)
-        return "the domain is missing on the host: it was removed outside govcloud";
+        strcmp(state, "error") == 0 || strcmp(state, "migrating") == 0)
+        return;
+    if (strcmp(power, "missing") == 0) {
+        snprintf(out, cap, "the domain is missing on the host: it was removed outside govcloud");
+        return;
+    }
     bool on = strcmp(power, "running") == 0 || strcmp(power, "blocked") == 0 ||
               strcmp(power, "paused") == 0;
     if (strcmp(state, "running") == 0 && !on)
-        return "the domain stopped outside govcloud (or the guest powered itself off)";
-    if (strcmp(state, "stopped") == 0 && on)
-        return "the domain was started outside govcloud";
-    return "";
+        snprintf(out, cap,
+                 "the domain stopped outside govcloud (or the guest powered itself off)");
+    else if (strcmp(state, "stopped") == 0 && on)
+        snprintf(out, cap, "the domain was started outside govcloud");
+    else if ((dvcpus > 0 && dvcpus != vcpus) || (dmem > 0 && dmem != mem))
+        snprintf(out, cap,
+                 "the domain has %lld vCPUs and %lld MiB where govcloud recorded %lld and "
+                 "%lld: it was changed outside govcloud",
+                 (long long)dvcpus, (long long)dmem, (long long)vcpus, (long long)mem);
 }
 
 /* Compares the host's domains with the VMs recorded on it. The observed power state is
@@ -243,7 +253,7 @@ static void reconcile(struct hconn *h, json_t *domains)
     json_t *vms = json_array();
     int rc = gc_tx_query(tx,
                          "SELECT v.id, v.state, v.power_state, v.drift, v.department_id,"
-                         " COALESCE(d.path, '') FROM vms v"
+                         " COALESCE(d.path, ''), v.vcpus, v.memory_mib FROM vms v"
                          " LEFT JOIN departments d ON d.id = v.department_id WHERE v.host_id = ?"
                          /* a VM with a job in progress is changing on purpose */
                          " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.resource_type = 'vm'"
@@ -251,9 +261,11 @@ static void reconcile(struct hconn *h, json_t *domains)
                          GC_ARGS(GC_VTXT(h->id)), &r, &err);
     while (!rc && (rc = gc_rows_next(r, &err)) > 0) {
         rc = 0;
-        json_array_append_new(vms, json_pack("[ssssss]", gc_rows_text(r, 0), gc_rows_text(r, 1),
-                                             gc_rows_text(r, 2), gc_rows_text(r, 3),
-                                             gc_rows_text(r, 4), gc_rows_text(r, 5)));
+        json_array_append_new(vms, json_pack("[ssssssII]", gc_rows_text(r, 0),
+                                             gc_rows_text(r, 1), gc_rows_text(r, 2),
+                                             gc_rows_text(r, 3), gc_rows_text(r, 4),
+                                             gc_rows_text(r, 5), (json_int_t)gc_rows_int(r, 6),
+                                             (json_int_t)gc_rows_int(r, 7)));
     }
     gc_rows_free(r);
     size_t i;
@@ -265,13 +277,19 @@ static void reconcile(struct hconn *h, json_t *domains)
         const char *id = json_string_value(json_array_get(v, 0));
         const char *state = json_string_value(json_array_get(v, 1));
         const char *power = "missing";
+        int64_t dvcpus = 0, dmem = 0;
         size_t k;
         json_t *dom;
         json_array_foreach(domains, k, dom) {
-            if (strcmp(json_string_value(json_object_get(dom, "uuid")), id) == 0)
+            if (strcmp(json_string_value(json_object_get(dom, "uuid")), id) == 0) {
                 power = json_string_value(json_object_get(dom, "state"));
+                dvcpus = json_integer_value(json_object_get(dom, "vcpus"));
+                dmem = json_integer_value(json_object_get(dom, "memory_mib"));
+            }
         }
-        const char *drift = drift_of(state, power);
+        char drift[256];
+        drift_of(state, power, json_integer_value(json_array_get(v, 6)),
+                 json_integer_value(json_array_get(v, 7)), dvcpus, dmem, drift, sizeof(drift));
         if (strcmp(power, json_string_value(json_array_get(v, 2))) == 0 &&
             strcmp(drift, json_string_value(json_array_get(v, 3))) == 0)
             continue;

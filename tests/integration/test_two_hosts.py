@@ -1,6 +1,6 @@
-"""Moving VMs between two real libvirt hosts: the system libvirtd (host A, qemu:///system)
-and a second, independent libvirtd on this machine (host B, in its own mount namespace with
-its own host UUID and its own storage pool directory: libvirt.SecondHost).
+"""Two real libvirt hosts: the system libvirtd (host A, qemu:///system) and a second,
+independent libvirtd on this machine (host B, in its own mount namespace with its own host
+UUID and its own storage pool directory: libvirtd.SecondHost). Moving VMs between them:
 
 - live migration of a running guest with a network (a bridge), a security group and a data
   volume: the guest keeps running (its heartbeat on the serial console goes on counting, it
@@ -10,6 +10,10 @@ its own host UUID and its own storage pool directory: libvirt.SecondHost).
 - a host in maintenance is evacuated (its VMs move away), and can then be removed;
 - what must be refused: the same host, a host in maintenance, a department user, a host not
   in maintenance for evacuation, a VM with a job in progress.
+
+Also what needs a host of its own: a security group change made while host B was away reaches
+it when it is back; a storage pool defined later is discovered; a domain resized behind
+govcloud's back is drift.
 
 Skips, saying so, only when libvirt, QEMU, unshare or qemu-io is not installed."""
 
@@ -33,7 +37,7 @@ def virsh(uri, *args):
                           timeout=60)
 
 
-class MigrationTest(unittest.TestCase):
+class TwoHostsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -138,6 +142,27 @@ class MigrationTest(unittest.TestCase):
                                          "host_id": host["id"], **extra})
         self.accepted(r)
         return self.get(f"/v1/vms/{r.json['resource_id']}")
+
+    def test_domain_resized_outside_govcloud_is_drift(self):
+        """A domain whose size is changed with virsh behind govcloud's back shows drift naming
+        both sizes (and a vm.drift audit event); changing it back clears the drift."""
+        tag = uuid.uuid4().hex[:6]
+        a = self.host("drift-a-" + tag, "qemu:///system")
+        vm = self.setup_vm(tag, a, start=False)
+        dom = vm["domain_name"]
+        self.assertEqual(virsh("qemu:///system", "setvcpus", dom, "2", "--config",
+                               "--maximum").returncode, 0)
+        self.assertEqual(virsh("qemu:///system", "setvcpus", dom, "2", "--config").returncode, 0)
+        vm = self.wait("the drift", lambda: (lambda v: v if "vCPUs" in v["drift"] else None)(
+            self.get(f"/v1/vms/{vm['id']}")), 30)
+        self.assertIn("has 2 vCPUs and 128 MiB where govcloud recorded 1 and 128", vm["drift"])
+        ev = self.get(f"/v1/audit-events?action=vm.drift&resource_id={vm['id']}")["items"]
+        self.assertEqual(len(ev), 1, ev)
+        virsh("qemu:///system", "setvcpus", dom, "1", "--config")
+        virsh("qemu:///system", "setvcpus", dom, "1", "--config", "--maximum")
+        self.wait("the drift to clear", lambda: self.get(f"/v1/vms/{vm['id']}")["drift"] == "",
+                  30)
+        self.accepted(self.req("DELETE", f"/v1/vms/{vm['id']}"))
 
     def test_pool_defined_later_is_discovered(self):
         """A storage pool defined on a connected host shows up in the host's facts at the
