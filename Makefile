@@ -36,6 +36,7 @@ bench: deps build
 	bench/api/run "$(BUILD)"
 	cmake --build $(BUILD) --target bench_scale
 	$(BUILD)/bench_scale
+	bench/scale/daemon_rss "$(BUILD)"
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD)
