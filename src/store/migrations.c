@@ -303,6 +303,24 @@ static const char *const m7[] = {
     NULL,
 };
 
+/* uploaded images: kept as a volume on the image store host, copied to the other hosts on
+ * first use (one row per host that has it) */
+static const char *const m9[] = {
+    "ALTER TABLE images ADD COLUMN source TEXT NOT NULL DEFAULT 'path'", /* path | upload */
+    "ALTER TABLE images ADD COLUMN store_host_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE images ADD COLUMN store_pool TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE images ADD COLUMN store_volume TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE image_copies ("
+    " image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+    " host_id TEXT NOT NULL,"
+    " pool TEXT NOT NULL,"
+    " volume TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " PRIMARY KEY (image_id, host_id))",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -311,5 +329,6 @@ const struct gc_migration gc_migrations[] = {
     {5, "placement counters on hosts", m5},
     {6, "server groups and zones in placement", m6},
     {7, "volumes", m7},
+    {9, "uploaded images and their copies on hosts", m9},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -34,6 +34,10 @@ struct gc_config {
     int64_t cpu_overcommit_percent;
     int64_t ram_overcommit_percent;
     int64_t stop_timeout;
+    /* [images] */
+    char *images_store_host;  /* host id or name; "auto" = the first connected host */
+    char *images_store_pool;  /* "auto" = [compute] storage_pool */
+    int64_t images_max_upload_gib;
     /* [bootstrap] */
     char *bootstrap_host_uri;  /* "none" or a compute URI registered at start */
     char *bootstrap_image_dir; /* "none" or a directory with vmlinuz + initramfs.img */

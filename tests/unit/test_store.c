@@ -85,8 +85,10 @@ static void migrations_applied_once(void **state)
     /* every migration is applied, in order: the version is that of the last one */
     assert_true(gc_nmigrations >= 1);
     assert_int_equal(gc_migrations[0].version, 1);
+    /* numbers are handed out to branches in advance: on a branch that has 9 but not yet 8 the
+     * list has a gap, which the merge closes; they only have to increase */
     for (size_t i = 1; i < gc_nmigrations; i++)
-        assert_int_equal(gc_migrations[i].version, gc_migrations[i - 1].version + 1);
+        assert_true(gc_migrations[i].version > gc_migrations[i - 1].version);
     const int64_t latest = gc_migrations[gc_nmigrations - 1].version;
     assert_int_equal(gc_store_schema_version(f->st, &v, &err), 0);
     assert_int_equal(v, latest);
