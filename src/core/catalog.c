@@ -635,6 +635,13 @@ int gc_image_upload_begin(const struct gc_ctx *ctx, const char *id, int64_t byte
         for (size_t i = 0; i < 64; i++)
             want[i] = (char)(sha256[i] >= 'A' && sha256[i] <= 'F' ? sha256[i] + 32 : sha256[i]);
     }
+    /* before anything else: the answer must come before the client sends the body */
+    int64_t limit = ctx->cfg->images_max_upload_gib << 30;
+    if (bytes > limit)
+        return gc_error_set(err, GC_ETOOBIG, "Content-Length",
+                            "the image is %lld bytes, more than the upload limit of %lld GiB "
+                            "([images] max_upload_gib)",
+                            (long long)bytes, (long long)ctx->cfg->images_max_upload_gib);
     struct gc_tx *tx;
     rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
     if (rc)
@@ -655,12 +662,6 @@ int gc_image_upload_begin(const struct gc_ctx *ctx, const char *id, int64_t byte
                           "image '%s' is %s: only an image in state uploading takes an upload "
                           "(register a new image to upload another file)",
                           id, state);
-    int64_t limit = ctx->cfg->images_max_upload_gib << 30;
-    if (!rc && bytes > limit)
-        rc = gc_error_set(err, GC_ETOOBIG, "Content-Length",
-                          "the image is %lld bytes, more than the upload limit of %lld GiB "
-                          "([images] max_upload_gib)",
-                          (long long)bytes, (long long)ctx->cfg->images_max_upload_gib);
     if (!rc && !gc_image_store)
         rc = gc_error_set(err, GC_EUNSUPPORTED, "", "this daemon has no image store");
     if (!rc && !upload_claim(id))
