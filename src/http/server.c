@@ -499,8 +499,9 @@ static void log_access(struct conn_state *cs)
                  (double)(gc_mono_ns() - req->start_ns) / 1e6, req->source_ip);
 }
 
-/* Answers a streaming request now (an error before or while its body comes); the rest of
- * the body is not read: libmicrohttpd closes the connection after the answer. */
+/* Answers a streaming request with an error now. Before the body, libmicrohttpd then closes
+ * the connection without reading it. In the middle of a body, libmicrohttpd (0.9.75) refuses
+ * (MHD_NO): the caller drops the rest of the body and answers at its end. */
 static enum MHD_Result stream_answer(struct conn_state *cs, const struct gc_error *err)
 {
     struct gc_req *req = &cs->req;

@@ -353,6 +353,58 @@ class ImageUploadTest(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["sha256"], hashlib.sha256(data).hexdigest())
 
+    def test_shutdown_during_an_upload_keeps_nothing(self):
+        """A second daemon (same pools, its own database) stopped while a body comes in:
+        it stops promptly, the partial volume is deleted, the image is still uploading after
+        a restart and takes the whole file then."""
+        d = gh.Daemon(extra=["--set", "bootstrap.host_uri=qemu:///system",
+                             "--set", f"compute.storage_pool={self.pools['vms'][0]}",
+                             "--set", f"images.store_pool={self.pools['store'][0]}"]).start()
+        try:
+            tok = d.login()
+            self.wait_for("the host of the second daemon", lambda: any(
+                h["state"] == "connected"
+                for h in d.request("GET", "/v1/hosts", token=tok).json["items"]), 30)
+            r = d.request("POST", "/v1/images", {
+                "name": "sd-" + uuid.uuid4().hex[:8], "kind": "disk", "format": "raw",
+                "arch": self.host["arch"], "source": "upload"}, token=tok)
+            iid = r.json["id"]
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            s.sendall((f"PUT /v1/images/{iid}/file HTTP/1.1\r\nHost: x\r\n"
+                       f"Authorization: Bearer {tok}\r\n"
+                       "Content-Type: application/octet-stream\r\n"
+                       f"Content-Length: {32 << 20}\r\n\r\n").encode())
+            s.sendall(b"\0" * (8 << 20))
+            vol = os.path.join(self.pools["store"][1], f"gc-image-{iid}")
+            self.wait_for("the partial volume", lambda: os.path.exists(vol), 10)
+            t0 = time.monotonic()
+            self.assertEqual(d.stop(), 0)
+            self.assertLess(time.monotonic() - t0, 15)
+            s.close()
+            self.assertFalse(os.path.exists(vol), "the partial volume was left")
+            self.assertIn("the request ended before its body (shutdown)", d.read_log())
+            d.start()
+            self.assertEqual(d.request("GET", f"/v1/images/{iid}", token=tok).json["state"],
+                             "uploading")
+            self.wait_for("the host of the second daemon", lambda: any(
+                h["state"] == "connected"
+                for h in d.request("GET", "/v1/hosts", token=tok).json["items"]), 30)
+            c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+            c.request("PUT", f"/v1/images/{iid}/file", body=b"\0" * 4096,
+                      headers={"Authorization": "Bearer " + tok,
+                               "Content-Type": "application/octet-stream"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200, r.read())
+            c.close()
+            self.assertEqual(d.request("DELETE", f"/v1/images/{iid}", token=tok).status, 204)
+        finally:
+            rc = d.stop()
+            log = d.read_log()
+            d.cleanup()
+        self.assertEqual(rc, 0, log[-3000:])
+        for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer"):
+            self.assertNotIn(bad, log)
+
     def test_guest_boots_from_uploaded_qcow2_copied_to_the_host(self):
         msg = "up-" + uuid.uuid4().hex[:8]
         raw = boot_disk(self.work, os.path.join(self.work, "vmlinuz"),
