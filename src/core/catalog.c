@@ -695,6 +695,23 @@ int gc_image_upload_begin(const struct gc_ctx *ctx, const char *id, int64_t byte
     snprintf(vol, sizeof(vol), "gc-image-%s", id);
     if (!rc)
         rc = gc_image_store->open(vol, bytes > 0 ? bytes : 0, &u->sink, err);
+    /* where the volume is, recorded before a byte is written: should the daemon die during
+     * the upload, deleting the image still finds the volume to delete */
+    char host[GC_ID_LEN + 1] = "", pool[128] = "";
+    if (!rc) {
+        gc_image_store->where(u->sink, host, pool);
+        struct gc_tx *wtx;
+        rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &wtx, err);
+        if (!rc && (rc = gc_tx_exec(wtx,
+                                    "UPDATE images SET store_host_id = ?, store_pool = ?,"
+                                    " store_volume = ? WHERE id = ? AND state = 'uploading'",
+                                    GC_ARGS(GC_VTXT(host), GC_VTXT(pool), GC_VTXT(vol),
+                                            GC_VTXT(id)),
+                                    NULL, err)))
+            gc_tx_rollback(wtx);
+        else if (!rc)
+            rc = gc_tx_commit(wtx, err);
+    }
     if (rc) {
         upload_free(u);
         return rc;

@@ -278,6 +278,8 @@ struct gc_image_store_ops {
                   struct gc_error *err);
     /* Deletes the partial volume and frees s; accepts NULL. */
     void (*abort)(struct gc_image_sink *s);
+    /* Where s writes: host (GC_ID_LEN + 1 bytes), pool (128 bytes). */
+    void (*where)(const struct gc_image_sink *s, char *host, char *pool);
     /* Deletes a volume that finish completed but that could not be recorded. */
     void (*discard)(const char *host, const char *pool, const char *volume);
 };

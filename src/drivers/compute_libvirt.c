@@ -529,7 +529,9 @@ static int lv_vm_undefine(struct gc_compute_conn *c, const char *uuid, struct gc
     int gone = d ? 0 : GC_ENOTFOUND;
     gc_error_clear(err);
     int rc = 0;
-    if (d && virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0)
+    /* a guest may power off between the check and the destroy: only a domain still running
+     * afterwards is a failure */
+    if (d && virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) != 0)
         rc = gc_error_set(err, GC_EBUSY, "", "cannot stop domain %s: %s", uuid,
                           virGetLastErrorMessage());
     if (d && !rc && virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) < 0 &&

@@ -153,6 +153,12 @@ static int sink_finish(struct gc_image_sink *s, char *host, char *pool, char **p
     return rc;
 }
 
+static void sink_where(const struct gc_image_sink *s, char *host, char *pool)
+{
+    snprintf(host, GC_ID_LEN + 1, "%s", s->host);
+    snprintf(pool, 128, "%s", s->pool);
+}
+
 static void delete_volume(const char *host, const char *pool, const char *volume)
 {
     const struct gc_compute_driver *drv;
@@ -172,6 +178,7 @@ static const struct gc_image_store_ops store_ops = {
     .write = sink_write,
     .finish = sink_finish,
     .abort = sink_abort,
+    .where = sink_where,
     .discard = delete_volume,
 };
 

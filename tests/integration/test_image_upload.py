@@ -397,6 +397,31 @@ class ImageUploadTest(unittest.TestCase):
             self.assertEqual(r.status, 200, r.read())
             c.close()
             self.assertEqual(d.request("DELETE", f"/v1/images/{iid}", token=tok).status, 204)
+            # killed (no chance to clean up) during an upload: the partial volume stays, but
+            # deleting the image deletes it (its place was recorded before the first byte)
+            r = d.request("POST", "/v1/images", {
+                "name": "k9-" + uuid.uuid4().hex[:8], "kind": "disk", "format": "raw",
+                "arch": self.host["arch"], "source": "upload"}, token=tok)
+            iid = r.json["id"]
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            s.sendall((f"PUT /v1/images/{iid}/file HTTP/1.1\r\nHost: x\r\n"
+                       f"Authorization: Bearer {tok}\r\n"
+                       "Content-Type: application/octet-stream\r\n"
+                       f"Content-Length: {32 << 20}\r\n\r\n").encode())
+            s.sendall(b"\0" * (8 << 20))
+            vol = os.path.join(self.pools["store"][1], f"gc-image-{iid}")
+            self.wait_for("the partial volume", lambda: os.path.exists(vol), 10)
+            d.kill9()
+            s.close()
+            self.assertTrue(os.path.exists(vol))
+            d.start()
+            img = d.request("GET", f"/v1/images/{iid}", token=tok).json
+            self.assertEqual((img["state"], img["sha256"]), ("uploading", ""))
+            self.wait_for("the host of the second daemon", lambda: any(
+                h["state"] == "connected"
+                for h in d.request("GET", "/v1/hosts", token=tok).json["items"]), 30)
+            self.assertEqual(d.request("DELETE", f"/v1/images/{iid}", token=tok).status, 204)
+            self.wait_for("the purge of the left volume", lambda: not os.path.exists(vol), 30)
         finally:
             rc = d.stop()
             log = d.read_log()
