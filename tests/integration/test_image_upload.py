@@ -343,6 +343,19 @@ class ImageUploadTest(unittest.TestCase):
         # the volume is being written while the body comes
         vol = os.path.join(self.pools["store"][1], f"gc-image-{img['id']}")
         self.wait_for("the partial volume", lambda: os.path.exists(vol), 10)
+        # meanwhile: no second upload to it, no delete, no VM from it
+        self.assertProblem(self.put(img["id"], b"\0" * 4096), 409, "is in progress")
+        r = self.d.request("DELETE", f"/v1/images/{img['id']}", token=self.admin)
+        self.assertProblem(r, 409, "is in progress")
+        dept = self.d.request("POST", "/v1/departments", {"name": "up " + uuid.uuid4().hex[:6]},
+                              token=self.admin).json
+        flavor = self.d.request("POST", "/v1/flavors", {
+            "name": "u1-" + uuid.uuid4().hex[:6], "vcpus": 1, "memory_mib": 64,
+            "disk_gib": 1}, token=self.admin).json
+        r = self.d.request("POST", "/v1/vms", {"name": "early", "department_id": dept["id"],
+                                               "flavor_id": flavor["id"],
+                                               "image_id": img["id"]}, token=self.admin)
+        self.assertProblem(r, 409, "upload its file first")
         s.close()
         self.wait_for("the partial volume to be deleted", lambda: not os.path.exists(vol), 20)
         self.assertNothingKept(img["id"])
