@@ -80,6 +80,8 @@ void gc_api_image_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_image_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_image_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_image_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_image_upload(struct gc_req *req, struct gc_resp *resp);
+extern const struct gc_stream_ops gc_api_image_upload_ops;
 void gc_api_vm_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_get(struct gc_req *req, struct gc_resp *resp);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const dept_filters[] = {"parent_id", "name", "code", NULL};
 static const char *const user_filters[] = {"department_id", "role", "username", NULL};
@@ -217,6 +218,79 @@ void gc_api_image_get(struct gc_req *req, struct gc_resp *resp)
 void gc_api_image_delete(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_delete(req, resp, gc_image_delete);
+}
+
+/* PUT /v1/images/{id}/file: the body streams through gc_image_upload_* (never held whole). */
+static bool is_octet_stream(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/octet-stream", 24) != 0)
+        return false;
+    ct += 24;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+static int upload_begin(struct gc_req *req, struct gc_error *err)
+{
+    int rc = gc_require(req->ctx.who, GC_P_CATALOG_WRITE, err);
+    if (rc)
+        return rc;
+    const char *ct = gc_req_header(req, "Content-Type");
+    if (!is_octet_stream(ct))
+        return gc_error_set(err, GC_EMEDIA, "Content-Type",
+                            "Content-Type must be application/octet-stream (the image file as "
+                            "it is), got '%.64s'",
+                            ct ? ct : "none");
+    struct gc_image_upload *u = NULL;
+    rc = gc_image_upload_begin(&req->ctx, req->params[0], req->content_length,
+                               gc_req_query(req, "sha256"), &u, err);
+    if (!rc)
+        req->sink = u;
+    return rc;
+}
+
+static int upload_data(struct gc_req *req, const char *p, size_t n, struct gc_error *err)
+{
+    return gc_image_upload_write(req->sink, p, n, err);
+}
+
+static void upload_end(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *obj = NULL;
+    int rc = gc_image_upload_finish(req->sink, &obj, &err);
+    req->sink = NULL;
+    if (rc) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_resp_etag_from(resp, obj);
+    gc_resp_json(resp, 200, obj);
+}
+
+static void upload_abort(struct gc_req *req)
+{
+    gc_image_upload_abort(req->sink);
+    req->sink = NULL;
+}
+
+const struct gc_stream_ops gc_api_image_upload_ops = {
+    .begin = upload_begin,
+    .data = upload_data,
+    .end = upload_end,
+    .abort = upload_abort,
+};
+
+void gc_api_image_upload(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    gc_error_set(&err, GC_EINTERNAL, "", "the upload route is streamed, not dispatched");
+    gc_resp_error(resp, req, &err);
 }
 
 /* ---- virtual machines ---- */

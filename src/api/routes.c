@@ -85,6 +85,8 @@ const struct gc_route gc_routes[] = {
     {"GET", "/v1/images/{id}", gc_api_image_get, "images.get", true, false, NULL, NULL, NULL},
     {"DELETE", "/v1/images/{id}", gc_api_image_delete, "images.delete", true, false, NULL,
      "image.delete", "image"},
+    {"PUT", "/v1/images/{id}/file", gc_api_image_upload, "images.upload", true, GC_BODY_STREAM,
+     "sha256", "image.upload", "image"},
 
     {"GET", "/v1/networks", gc_api_net_list, "networks.list", true, false, "name,mode," PAGE,
      NULL, NULL},
@@ -181,3 +183,10 @@ const struct gc_route gc_routes[] = {
      "job.cancel", "job"},
 };
 const size_t gc_nroutes = sizeof(gc_routes) / sizeof(gc_routes[0]);
+
+const struct gc_stream_ops *gc_route_stream(const struct gc_route *r)
+{
+    if (r->handler == gc_api_image_upload)
+        return &gc_api_image_upload_ops;
+    return NULL;
+}

@@ -261,6 +261,53 @@ int gc_image_list(const struct gc_ctx *ctx, json_t *filters, int limit, const ch
                   json_t **items, char **next_cursor, struct gc_error *err);
 int gc_image_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
                     struct gc_error *err);
+/* ---- image upload (catalog.c) ----
+ * An image registered with "source": "upload" waits in state uploading for its file, which
+ * PUT /v1/images/{id}/file streams through gc_image_upload_*: hashed (SHA-256 and SM3) and
+ * checked (format) on the way into a volume on the image store host. The host side is
+ * sched/imagestore.c, reached through gc_image_store (set by the daemon). */
+struct gc_image_sink;
+struct gc_image_store_ops {
+    /* Opens a new volume named volume on the store host; bytes: the size, or 0 if unknown. */
+    int (*open)(const char *volume, int64_t bytes, struct gc_image_sink **out,
+                struct gc_error *err);
+    int (*write)(struct gc_image_sink *s, const void *p, size_t n, struct gc_error *err);
+    /* Completes the volume and frees s: host (GC_ID_LEN + 1 bytes), pool (128 bytes) and
+     * *path (malloc'd) say where it is. On failure the volume is deleted. */
+    int (*finish)(struct gc_image_sink *s, char *host, char *pool, char **path,
+                  struct gc_error *err);
+    /* Deletes the partial volume and frees s; accepts NULL. */
+    void (*abort)(struct gc_image_sink *s);
+    /* Where s writes: host (GC_ID_LEN + 1 bytes), pool (128 bytes). */
+    void (*where)(const struct gc_image_sink *s, char *host, char *pool);
+    /* Deletes a volume that finish completed but that could not be recorded. */
+    void (*discard)(const char *host, const char *pool, const char *volume);
+};
+extern const struct gc_image_store_ops *gc_image_store;
+
+struct gc_image_upload; /* one upload in progress */
+/* Checks that the caller may upload the image's file now (it is in state uploading and no
+ * other upload to it runs) and that bytes (the Content-Length; -1 unknown) is within
+ * [images] max_upload_gib; sha256 (or NULL) is the checksum the client expects. */
+int gc_image_upload_begin(const struct gc_ctx *ctx, const char *id, int64_t bytes,
+                          const char *sha256, struct gc_image_upload **out,
+                          struct gc_error *err);
+int gc_image_upload_write(struct gc_image_upload *u, const void *p, size_t n,
+                          struct gc_error *err);
+/* Checks the whole file and makes the image active (audited); frees u. On failure nothing
+ * is kept and the image stays uploading. *out: the image. */
+int gc_image_upload_finish(struct gc_image_upload *u, json_t **out, struct gc_error *err);
+/* The upload ended early (error answered, connection dropped): nothing is kept; frees u.
+ * Accepts NULL. */
+void gc_image_upload_abort(struct gc_image_upload *u);
+/* Checks the first bytes of a disk image (n of them; all of the file when complete) against
+ * its declared format: raw must not be another known format; qcow2 must be qcow2 version 2
+ * or 3 without a backing file, an external data file or encryption. GC_EINVAL says why. */
+int gc_image_header_check(const char *format, const unsigned char *p, size_t n, bool complete,
+                          struct gc_error *err);
+/* Bytes of a file's start gc_image_header_check needs (fewer if the file is shorter). */
+#define GC_IMAGE_HEADER_BYTES 4096
+
 /* Checksums an image's files: out needs 65 bytes each. */
 int gc_image_checksum(const char *kind, const char *f1, const char *f2, char *sha256, char *sm3,
                       int64_t *size, struct gc_error *err);

@@ -328,8 +328,12 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
     }
     if (!rc && strcmp(istate, "active") != 0)
         rc = gc_error_set(err, GC_ECONFLICT, "image_id",
-                          "image '%s' is %s, not active: wait for its import to finish", image,
-                          istate);
+                          "image '%s' is %s, not active: %s", image, istate,
+                          strcmp(istate, "uploading") == 0
+                              ? "upload its file first (PUT /v1/images/{id}/file)"
+                              : strcmp(istate, "importing") == 0
+                                    ? "wait for its import to finish"
+                                    : "register it again");
     if (!rc && (mem < min_mem || disk < min_disk))
         rc = gc_error_set(err, GC_EINVAL, "flavor_id",
                           "the flavor is too small for the image (it needs %lld MiB of memory and "

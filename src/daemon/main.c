@@ -4,6 +4,7 @@
 #include "core/repcache.h"
 #include "http/http.h"
 #include "sched/hostmgr.h"
+#include "sched/imagestore.h"
 #include "sched/runner.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     gc_register_vm_job_kinds(&cfg, st);
+    gc_imagestore_register(&cfg, st);
     if (cfg.test_job_kinds) {
         gc_register_test_job_kinds();
         gc_warn("daemon", "test job kinds are enabled ([jobs] test_job_kinds); keep this off in "

@@ -75,6 +75,8 @@ struct gc_vm_spec {
     X("nostate") X("running") X("blocked") X("paused") X("shutdown") X("shutoff") \
     X("crashed") X("pmsuspended")
 
+struct gc_vol_stream; /* a volume upload or download in progress */
+
 /* Called (from the driver's event thread) when a connection drops. */
 typedef void (*gc_compute_closed_cb)(void *opaque, const char *reason);
 
@@ -164,6 +166,28 @@ struct gc_compute_driver {
      * and, when it runs, live. */
     int (*vm_nic)(struct gc_compute_conn *c, const char *uuid, const struct gc_vm_nic *nic,
                   bool attach, struct gc_error *err);
+
+    /* Creates volume name in pool (a plain file of the bytes sent; one of that name left by
+     * an abandoned transfer is replaced) and opens a stream that writes into it. bytes: the
+     * size when known, else 0. The stream is the caller's until finish or abort. */
+    int (*vol_upload_open)(struct gc_compute_conn *c, const char *pool, const char *name,
+                           int64_t bytes, struct gc_vol_stream **out, struct gc_error *err);
+    /* Opens a stream that reads volume name of pool; *bytes gets its size. GC_ENOTFOUND when
+     * there is no such volume. */
+    int (*vol_download_open)(struct gc_compute_conn *c, const char *pool, const char *name,
+                             int64_t *bytes, struct gc_vol_stream **out, struct gc_error *err);
+    int (*vol_send)(struct gc_vol_stream *s, const void *p, size_t n, struct gc_error *err);
+    /* *got = 0 at the end of the volume. */
+    int (*vol_recv)(struct gc_vol_stream *s, void *p, size_t cap, size_t *got,
+                    struct gc_error *err);
+    /* Completes the transfer and frees s; after an upload, *path (malloc'd, when path is not
+     * NULL) gets where the volume is on the host. On failure an upload's volume is deleted. */
+    int (*vol_stream_finish)(struct gc_vol_stream *s, char **path, struct gc_error *err);
+    /* Abandons the transfer and frees s; an upload's volume is deleted. Accepts NULL. */
+    void (*vol_stream_abort)(struct gc_vol_stream *s);
+    /* *path (malloc'd): where volume name of pool is on the host; GC_ENOTFOUND when absent. */
+    int (*vol_path)(struct gc_compute_conn *c, const char *pool, const char *name, char **path,
+                    struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

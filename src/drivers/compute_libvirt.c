@@ -542,7 +542,9 @@ static int lv_vm_undefine(struct gc_compute_conn *c, const char *uuid, struct gc
     int gone = d ? 0 : GC_ENOTFOUND;
     gc_error_clear(err);
     int rc = 0;
-    if (d && virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0)
+    /* a guest may power off between the check and the destroy: only a domain still running
+     * afterwards is a failure */
+    if (d && virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) != 0)
         rc = gc_error_set(err, GC_EBUSY, "", "cannot stop domain %s: %s", uuid,
                           virGetLastErrorMessage());
     if (d && !rc && virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM) < 0 &&
@@ -1194,6 +1196,184 @@ static int lv_vm_resize(struct gc_compute_conn *c, const char *uuid, int vcpus,
     return rc;
 }
 
+/* ---- volume transfers ---- */
+
+struct gc_vol_stream {
+    virStreamPtr st;
+    virStorageVolPtr vol;
+    bool upload;
+};
+
+static void stream_free(struct gc_vol_stream *s)
+{
+    if (s->st)
+        virStreamFree(s->st);
+    if (s->vol)
+        virStorageVolFree(s->vol);
+    free(s);
+}
+
+static int lv_vol_upload_open(struct gc_compute_conn *c, const char *pool, const char *name,
+                              int64_t bytes, struct gc_vol_stream **out, struct gc_error *err)
+{
+    virStoragePoolPtr p = virStoragePoolLookupByName(c->conn, pool);
+    if (!p) {
+        int rc = gc_error_set(err, GC_EBUSY, "pool", "storage pool '%s' not found on the host: %s",
+                              pool, virGetLastErrorMessage());
+        virResetLastError();
+        return rc;
+    }
+    virStorageVolPtr old = virStorageVolLookupByName(p, name);
+    if (old) { /* left by an upload that did not end */
+        if (virStorageVolDelete(old, 0) < 0)
+            gc_warn("compute", "cannot delete the old volume %s: %s", name,
+                    virGetLastErrorMessage());
+        virStorageVolFree(old);
+    }
+    virResetLastError();
+    struct gc_buf x;
+    gc_buf_init(&x, 4096);
+    int rc = gc_buf_adds(&x, "<volume><name>");
+    rc |= xml_add(&x, name);
+    /* allocation 0: a sparse file, not one written full of zeros first */
+    rc |= gc_buf_addf(&x,
+                      "</name><capacity unit='bytes'>%lld</capacity>"
+                      "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
+                      "<permissions><mode>0644</mode></permissions></target></volume>",
+                      (long long)bytes);
+    struct gc_vol_stream *s = gc_calloc(1, sizeof(*s));
+    s->upload = true;
+    s->vol = rc ? NULL : virStorageVolCreateXML(p, gc_buf_str(&x), 0);
+    gc_buf_release(&x);
+    virStoragePoolFree(p);
+    if (!s->vol) {
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot create volume %s in pool %s: %s", name, pool,
+                          virGetLastErrorMessage());
+        virResetLastError();
+        stream_free(s);
+        return rc;
+    }
+    s->st = virStreamNew(c->conn, 0);
+    if (!s->st || virStorageVolUpload(s->vol, s->st, 0, 0, 0) < 0) {
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot upload into volume %s: %s", name,
+                          virGetLastErrorMessage());
+        virResetLastError();
+        if (s->st) {
+            virStreamFree(s->st);
+            s->st = NULL;
+        }
+        virStorageVolDelete(s->vol, 0);
+        virResetLastError();
+        stream_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static int lv_vol_download_open(struct gc_compute_conn *c, const char *pool, const char *name,
+                                int64_t *bytes, struct gc_vol_stream **out, struct gc_error *err)
+{
+    virStorageVolPtr v = vol_lookup(c, pool, name, err);
+    if (!v)
+        return err->code;
+    virStorageVolInfo info;
+    struct gc_vol_stream *s = gc_calloc(1, sizeof(*s));
+    s->vol = v;
+    s->st = virStreamNew(c->conn, 0);
+    if (virStorageVolGetInfo(v, &info) < 0 || !s->st ||
+        virStorageVolDownload(v, s->st, 0, 0, 0) < 0) {
+        int rc = gc_error_set(err, GC_EBUSY, "", "cannot read volume %s: %s", name,
+                              virGetLastErrorMessage());
+        virResetLastError();
+        if (s->st) {
+            virStreamFree(s->st);
+            s->st = NULL;
+        }
+        stream_free(s);
+        return rc;
+    }
+    *bytes = (int64_t)info.capacity;
+    *out = s;
+    return 0;
+}
+
+static int lv_vol_send(struct gc_vol_stream *s, const void *p, size_t n, struct gc_error *err)
+{
+    const char *q = p;
+    while (n > 0) {
+        int k = virStreamSend(s->st, q, n);
+        if (k <= 0) {
+            int rc = gc_error_set(err, GC_EBUSY, "", "writing to the volume failed: %s",
+                                  virGetLastErrorMessage());
+            virResetLastError();
+            return rc;
+        }
+        q += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int lv_vol_recv(struct gc_vol_stream *s, void *p, size_t cap, size_t *got,
+                       struct gc_error *err)
+{
+    int k = virStreamRecv(s->st, p, cap);
+    if (k < 0) {
+        int rc = gc_error_set(err, GC_EBUSY, "", "reading the volume failed: %s",
+                              virGetLastErrorMessage());
+        virResetLastError();
+        return rc;
+    }
+    *got = (size_t)k;
+    return 0;
+}
+
+static void lv_vol_stream_abort(struct gc_vol_stream *s)
+{
+    if (!s)
+        return;
+    virStreamAbort(s->st);
+    if (s->upload && virStorageVolDelete(s->vol, 0) < 0)
+        gc_warn("compute", "cannot delete an abandoned upload: %s", virGetLastErrorMessage());
+    virResetLastError();
+    stream_free(s);
+}
+
+static int lv_vol_stream_finish(struct gc_vol_stream *s, char **path, struct gc_error *err)
+{
+    if (virStreamFinish(s->st) < 0) {
+        int rc = gc_error_set(err, GC_EBUSY, "", "the volume transfer failed: %s",
+                              virGetLastErrorMessage());
+        virResetLastError();
+        lv_vol_stream_abort(s);
+        return rc;
+    }
+    int rc = 0;
+    if (path) {
+        *path = virStorageVolGetPath(s->vol);
+        if (!*path)
+            rc = gc_error_set(err, GC_EBUSY, "", "the volume has no path: %s",
+                              virGetLastErrorMessage());
+        virResetLastError();
+    }
+    stream_free(s);
+    return rc;
+}
+
+static int lv_vol_path(struct gc_compute_conn *c, const char *pool, const char *name,
+                       char **path, struct gc_error *err)
+{
+    virStorageVolPtr v = vol_lookup(c, pool, name, err);
+    if (!v)
+        return err->code;
+    *path = virStorageVolGetPath(v);
+    virStorageVolFree(v);
+    int rc = *path ? 0 : gc_error_set(err, GC_EBUSY, "", "volume %s has no path", name);
+    virResetLastError();
+    return rc;
+}
+
 /* ---- migration ---- */
 
 /* One disk of a domain being moved: where it is here, where it goes there. */
@@ -1596,6 +1776,13 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .vm_resize = lv_vm_resize,
     .vm_migrate = lv_vm_migrate,
     .vm_nic = lv_vm_nic,
+    .vol_upload_open = lv_vol_upload_open,
+    .vol_download_open = lv_vol_download_open,
+    .vol_send = lv_vol_send,
+    .vol_recv = lv_vol_recv,
+    .vol_stream_finish = lv_vol_stream_finish,
+    .vol_stream_abort = lv_vol_stream_abort,
+    .vol_path = lv_vol_path,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)

@@ -22,14 +22,36 @@ struct gc_route {
     gc_handler handler;
     const char *name;     /* metrics label, e.g. "departments.get" */
     bool auth;            /* needs a bearer token */
-    bool body;            /* takes a JSON body */
+    int body;             /* GC_BODY_NONE, GC_BODY_JSON (true) or GC_BODY_STREAM */
     const char *query;    /* allowed query parameters, comma separated, or NULL for none */
     const char *action;   /* audit action recorded when a change fails, or NULL */
     const char *resource; /* audit resource type for that record */
 };
 
+/* What a route takes as its body. */
+#define GC_BODY_NONE 0
+#define GC_BODY_JSON 1
+/* A body handed over in pieces as it arrives, never held whole (uploads): the route's
+ * gc_stream_ops run instead of its handler, and [server] max_body_bytes does not apply. */
+#define GC_BODY_STREAM 2
+
+struct gc_stream_ops {
+    /* The headers are in (the caller authenticated): check and open req->sink. An error is
+     * answered at once, before the body is read, and the connection is closed. */
+    int (*begin)(struct gc_req *req, struct gc_error *err);
+    /* The next piece of the body. An error is answered; the rest of the body is not used. */
+    int (*data)(struct gc_req *req, const char *p, size_t n, struct gc_error *err);
+    /* The whole body is in: answer. Must leave req->sink NULL. */
+    void (*end)(struct gc_req *req, struct gc_resp *resp);
+    /* The request ends without end (error, dropped connection, shutdown): drop req->sink
+     * and anything half made. Must leave req->sink NULL. */
+    void (*abort)(struct gc_req *req);
+};
+
 extern const struct gc_route gc_routes[];
 extern const size_t gc_nroutes;
+/* The stream operations of a GC_BODY_STREAM route (routes.c). */
+const struct gc_stream_ops *gc_route_stream(const struct gc_route *r);
 
 struct gc_req {
     struct gc_server *srv;
@@ -42,6 +64,8 @@ struct gc_req {
     json_t *body;          /* parsed JSON body when route->body, else NULL */
     struct gc_buf raw;     /* the body as received */
     bool too_big;
+    int64_t content_length; /* -1 when not given */
+    void *sink;             /* a streaming route's state, from its begin to its end/abort */
     struct gc_principal who;
     struct gc_ctx ctx;
     char request_id[72];

@@ -217,6 +217,9 @@ struct conn_state {
     int route_index;
     int status; /* of the response queued, for metrics */
     bool started;
+    const struct gc_stream_ops *stream; /* a streaming route's, once its begin succeeded */
+    bool stream_failed;                 /* its data failed: the rest of the body is dropped */
+    struct gc_error stream_err;
     bool encoded_slash; /* the raw path had %2F or %00, which routing must not see decoded */
     bool done;
 };
@@ -281,7 +284,9 @@ static bool is_json_ctype(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
-static void dispatch(struct conn_state *cs, struct gc_resp *resp)
+/* Finds the route and checks everything but the body: method, shutdown, query parameters,
+ * authentication. false: resp holds the error. */
+static bool prepare(struct conn_state *cs, struct gc_resp *resp)
 {
     struct gc_req *req = &cs->req;
     struct gc_error err = {0};
@@ -316,14 +321,14 @@ static void dispatch(struct conn_state *cs, struct gc_resp *resp)
                          req->method, req->url);
         }
         gc_resp_error(resp, req, &err);
-        return;
+        return false;
     }
     const struct gc_route *r = req->route;
     if (atomic_load(&req->srv->stopping)) {
         gc_error_set(&err, GC_EBUSY, "", "the daemon is shutting down; retry shortly");
         err.retry_after = 5;
         gc_resp_error(resp, req, &err);
-        return;
+        return false;
     }
     struct qcheck q = {.route = r};
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_iter, &q);
@@ -334,7 +339,7 @@ static void dispatch(struct conn_state *cs, struct gc_resp *resp)
             gc_error_set(&err, GC_EINVAL, q.bad, "unknown query parameter '%.64s'; allowed: %s",
                          q.bad, r->query ? r->query : "none");
         gc_resp_error(resp, req, &err);
-        return;
+        return false;
     }
     if (r->auth) {
         const char *h = gc_req_header(req, "Authorization");
@@ -354,11 +359,37 @@ static void dispatch(struct conn_state *cs, struct gc_resp *resp)
         }
         if (rc) {
             gc_resp_error(resp, req, &err);
-            return;
+            return false;
         }
         req->ctx.who = &req->who;
     }
-    if (r->body) {
+    return true;
+}
+
+/* A failed attempt to change something is audited (successes are audited by core in the
+ * same transaction as the change). */
+static void audit_failure(struct gc_req *req, const struct gc_resp *resp)
+{
+    const struct gc_route *r = req->route;
+    if (r && r->action && resp->status >= 400 && req->ctx.who) {
+        json_t *d = json_object_get(resp->json, "detail");
+        const char *reason = json_is_string(d) ? json_string_value(d) : "";
+        const char *rid = req->nparams > 0 ? req->params[0] : NULL;
+        if (rid && !gc_id_valid(rid) && strcmp(rid, "me") != 0)
+            rid = "(invalid id)";
+        gc_audit_failure(&req->ctx, r->action, r->resource, rid,
+                         resp->status == 403 ? GC_OUTCOME_DENIED : GC_OUTCOME_FAILURE, reason);
+    }
+}
+
+static void dispatch(struct conn_state *cs, struct gc_resp *resp)
+{
+    struct gc_req *req = &cs->req;
+    struct gc_error err = {0};
+    if (!prepare(cs, resp))
+        return;
+    const struct gc_route *r = req->route;
+    if (r->body == GC_BODY_JSON) {
         const char *ct = gc_req_header(req, "Content-Type");
         json_error_t jerr;
         if (req->raw.len == 0) {
@@ -382,17 +413,7 @@ static void dispatch(struct conn_state *cs, struct gc_resp *resp)
     } else {
         r->handler(req, resp);
     }
-    /* a failed attempt to change something is audited (successes are audited by core in
-     * the same transaction as the change) */
-    if (r->action && resp->status >= 400 && req->ctx.who) {
-        json_t *d = json_object_get(resp->json, "detail");
-        const char *reason = json_is_string(d) ? json_string_value(d) : "";
-        const char *rid = req->nparams > 0 ? req->params[0] : NULL;
-        if (rid && !gc_id_valid(rid) && strcmp(rid, "me") != 0)
-            rid = "(invalid id)";
-        gc_audit_failure(&req->ctx, r->action, r->resource, rid,
-                         resp->status == 403 ? GC_OUTCOME_DENIED : GC_OUTCOME_FAILURE, reason);
-    }
+    audit_failure(req, resp);
 }
 
 static bool valid_request_id(const char *s)
@@ -453,6 +474,79 @@ static void resp_release(struct gc_resp *resp)
 {
     json_decref(resp->json);
     free(resp->owned_text);
+}
+
+/* Whether method and url name a route whose body is streamed. */
+static bool is_stream_route(struct conn_state *cs, const char *method, const char *url)
+{
+    const char *params[4];
+    int np;
+    for (size_t i = 0; i < gc_nroutes; i++)
+        if (gc_routes[i].body == GC_BODY_STREAM && strcmp(gc_routes[i].method, method) == 0 &&
+            match(gc_routes[i].pattern, url, params, &np, cs->scratch, sizeof(cs->scratch)))
+            return true;
+    return false;
+}
+
+static void log_access(struct conn_state *cs)
+{
+    struct gc_req *req = &cs->req;
+    if (cs->status >= 400 || strcmp(req->method, "GET") != 0)
+        gc_info("http", "%s %s %d %.1fms %s", req->method, req->url, cs->status,
+                (double)(gc_mono_ns() - req->start_ns) / 1e6, req->source_ip);
+    else
+        gc_debug("http", "%s %s %d %.1fms %s", req->method, req->url, cs->status,
+                 (double)(gc_mono_ns() - req->start_ns) / 1e6, req->source_ip);
+}
+
+/* Answers a streaming request with an error now. Before the body, libmicrohttpd then closes
+ * the connection without reading it. In the middle of a body, libmicrohttpd (0.9.75) refuses
+ * (MHD_NO): the caller drops the rest of the body and answers at its end. */
+static enum MHD_Result stream_answer(struct conn_state *cs, const struct gc_error *err)
+{
+    struct gc_req *req = &cs->req;
+    struct gc_resp resp = {.status = 500};
+    gc_resp_error(&resp, req, err);
+    enum MHD_Result ret = queue(req->conn, req, &resp);
+    if (ret == MHD_YES) {
+        cs->status = resp.status;
+        audit_failure(req, &resp);
+        log_access(cs);
+    }
+    resp_release(&resp);
+    return ret;
+}
+
+/* The headers of a streaming request are in: the same checks as any request, then the
+ * route's begin. */
+static enum MHD_Result stream_begin(struct conn_state *cs)
+{
+    struct gc_req *req = &cs->req;
+    struct gc_resp resp = {.status = 500};
+    gc_log_set_request_id(req->request_id);
+    enum MHD_Result ret = MHD_YES;
+    if (!prepare(cs, &resp)) {
+        cs->done = true;
+        ret = queue(req->conn, req, &resp);
+        cs->status = resp.status;
+        log_access(cs);
+    } else {
+        const struct gc_stream_ops *ops = gc_route_stream(req->route);
+        struct gc_error err = {0};
+        if (!ops)
+            gc_error_set(&err, GC_EINTERNAL, "", "streaming route without operations");
+        else
+            ops->begin(req, &err);
+        if (err.code) {
+            cs->done = true;
+            ret = stream_answer(cs, &err);
+        } else {
+            cs->stream = ops;
+        }
+    }
+    resp_release(&resp);
+    gc_log_set_request_id(NULL);
+    return ret;
 }
 
 /* Sees the request target before libmicrohttpd decodes it: an encoded '/' or NUL in the path
@@ -520,6 +614,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->ctx.source_ip = req->source_ip;
         atomic_fetch_add(&srv->in_flight, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        req->content_length = -1;
+        if (cl) {
+            char *end;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (end != cl && *end == '\0' && v <= INT64_MAX)
+                req->content_length = (int64_t)v;
+        }
+        if (!cs->encoded_slash && is_stream_route(cs, method, url))
+            return stream_begin(cs);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
             /* answer before the body is read: libmicrohttpd then closes the connection */
             req->too_big = true;
@@ -537,6 +640,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     struct gc_req *req = &cs->req;
+    if (cs->stream) {
+        if (*upload_data_size > 0) {
+            if (!cs->stream_failed && !cs->done &&
+                cs->stream->data(req, upload_data, *upload_data_size, &cs->stream_err) != 0) {
+                cs->stream_failed = true;
+                cs->stream->abort(req);
+                gc_log_set_request_id(req->request_id);
+                /* answered now if libmicrohttpd takes a response in the middle of a body;
+                 * else at its end, the rest being dropped unread by us */
+                if (stream_answer(cs, &cs->stream_err) == MHD_YES)
+                    cs->done = true;
+                gc_log_set_request_id(NULL);
+            }
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (cs->done)
+            return MHD_YES;
+        cs->done = true;
+        gc_log_set_request_id(req->request_id);
+        if (cs->stream_failed)
+            return stream_answer(cs, &cs->stream_err);
+        atomic_fetch_add(&srv->dispatching, 1);
+        struct gc_resp resp = {.status = 500};
+        cs->stream->end(req, &resp);
+        audit_failure(req, &resp);
+        enum MHD_Result ret = queue(conn, req, &resp);
+        atomic_fetch_sub(&srv->dispatching, 1);
+        cs->status = resp.status;
+        resp_release(&resp);
+        log_access(cs);
+        gc_log_set_request_id(NULL);
+        return ret;
+    }
     if (*upload_data_size > 0) {
         if (!req->too_big && gc_buf_add(&req->raw, upload_data, *upload_data_size) != 0)
             req->too_big = true;
@@ -568,12 +705,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cs->status = resp.status;
     resp_release(&resp);
     /* access log: every change and every error at info, plain reads at debug */
-    if (cs->status >= 400 || strcmp(method, "GET") != 0)
-        gc_info("http", "%s %s %d %.1fms %s", method, url, cs->status,
-                (double)(gc_mono_ns() - req->start_ns) / 1e6, req->source_ip);
-    else
-        gc_debug("http", "%s %s %d %.1fms %s", method, url, cs->status,
-                 (double)(gc_mono_ns() - req->start_ns) / 1e6, req->source_ip);
+    log_access(cs);
     gc_log_set_request_id(NULL);
     return ret;
 }
@@ -582,11 +714,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)conn;
-    (void)toe;
     struct gc_server *srv = cls;
     struct conn_state *cs = *con_cls;
     if (!cs || *con_cls == &encoded_slash_marker)
         return;
+    if (cs->stream && cs->req.sink) { /* the body never came whole: drop what was made */
+        gc_log_set_request_id(cs->req.request_id);
+        gc_info("http", "%s %s: the request ended before its body (%s)", cs->req.method,
+                cs->req.url, toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                                                           : "connection lost");
+        cs->stream->abort(&cs->req);
+        gc_log_set_request_id(NULL);
+    }
     if (cs->done)
         gc_metrics_observe(cs->route_index, cs->status, gc_mono_ns() - cs->req.start_ns);
     json_decref(cs->req.body);

@@ -3,6 +3,7 @@
  * can run again after a crash: it looks at what the hypervisor has before it acts. */
 #include "core/core.h"
 #include "sched/hostmgr.h"
+#include "sched/imagestore.h"
 #include "sched/runner.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -133,6 +134,8 @@ struct vm_info {
     char kind[16], format[16], arch[33];
     char kernel[1100], initrd[1100], cmdline[1100], disk_path[1100];
     char sha[65], sm3[65];
+    char image[GC_ID_LEN + 1];
+    bool uploaded; /* kept by the image store, copied to the host on first use */
 };
 
 static int load_vm(const char *id, struct vm_info *v, struct gc_error *err)
@@ -147,7 +150,7 @@ static int load_vm(const char *id, struct vm_info *v, struct gc_error *err)
                      "SELECT v.id, COALESCE(v.host_id, ''), v.domain_name, v.vcpus,"
                      " v.memory_mib, v.disk_gib, i.kind, i.format, i.arch, i.kernel_path,"
                      " i.initrd_path, i.cmdline, i.disk_path, i.sha256, i.sm3,"
-                     " COALESCE(h.uri, '')"
+                     " COALESCE(h.uri, ''), i.id, i.source"
                      " FROM vms v JOIN images i ON i.id = v.image_id"
                      " LEFT JOIN hosts h ON h.id = v.host_id WHERE v.id = ?",
                      GC_ARGS(GC_VTXT(id)), &r, err);
@@ -169,6 +172,8 @@ static int load_vm(const char *id, struct vm_info *v, struct gc_error *err)
         snprintf(v->sm3, sizeof(v->sm3), "%s", gc_rows_text(r, 14));
         const char *uri = gc_rows_text(r, 15);
         v->host_local = strncmp(uri, "qemu:///", 8) == 0 || strncmp(uri, "test:///", 8) == 0;
+        snprintf(v->image, sizeof(v->image), "%s", gc_rows_text(r, 16));
+        v->uploaded = strcmp(gc_rows_text(r, 17), "upload") == 0;
     } else if (!rc) {
         rc = gc_error_set(err, GC_ENOTFOUND, "vm_id", "virtual machine %s is gone", id);
     }
@@ -396,21 +401,37 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
         return rc;
     const struct gc_compute_driver *drv;
     struct gc_compute_conn *c;
-    gc_job_progress(job, 10, "verifying the image checksums");
-    char sha[65] = "", sm3[65] = "";
-    int64_t size = 0;
     bool kernel = strcmp(v.kind, "kernel") == 0;
-    rc = gc_image_checksum(v.kind, kernel ? v.kernel : v.disk_path, kernel ? v.initrd : "", sha,
-                           sm3, &size, err);
-    if (!rc && (strcmp(sha, v.sha) != 0 || strcmp(sm3, v.sm3) != 0))
-        rc = gc_error_set(err, GC_ECONFLICT, "image_id",
-                          "the image files changed since they were imported (checksums differ); "
-                          "import the image again");
+    if (!v.uploaded) {
+        gc_job_progress(job, 10, "verifying the image checksums");
+        char sha[65] = "", sm3[65] = "";
+        int64_t size = 0;
+        rc = gc_image_checksum(v.kind, kernel ? v.kernel : v.disk_path, kernel ? v.initrd : "",
+                               sha, sm3, &size, err);
+        if (!rc && (strcmp(sha, v.sha) != 0 || strcmp(sm3, v.sm3) != 0))
+            rc = gc_error_set(err, GC_ECONFLICT, "image_id",
+                              "the image files changed since they were imported (checksums "
+                              "differ); import the image again");
+    }
     if (!rc)
         rc = acquire(v.host, &drv, &c, err);
     if (rc) {
         set_vm(v.id, "error", NULL, err->msg);
         return rc;
+    }
+    /* an uploaded image: the host's own copy, verified (copied from the store first if the
+     * host has none) */
+    if (v.uploaded) {
+        char *copy = NULL;
+        rc = gc_image_on_host(job, v.image, v.host, drv, c, &copy, err);
+        if (!rc)
+            snprintf(v.disk_path, sizeof(v.disk_path), "%s", copy);
+        free(copy);
+        if (rc) {
+            gc_hostmgr_release(v.host);
+            set_vm(v.id, "error", NULL, err->msg);
+            return rc;
+        }
     }
     struct nic_info *nics = NULL;
     int nnics = 0;

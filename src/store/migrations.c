@@ -324,6 +324,24 @@ static const char *const m8[] = {
     NULL,
 };
 
+/* uploaded images: kept as a volume on the image store host, copied to the other hosts on
+ * first use (one row per host that has it) */
+static const char *const m9[] = {
+    "ALTER TABLE images ADD COLUMN source TEXT NOT NULL DEFAULT 'path'", /* path | upload */
+    "ALTER TABLE images ADD COLUMN store_host_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE images ADD COLUMN store_pool TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE images ADD COLUMN store_volume TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE image_copies ("
+    " image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+    " host_id TEXT NOT NULL,"
+    " pool TEXT NOT NULL,"
+    " volume TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " PRIMARY KEY (image_id, host_id))",
+    NULL,
+};
+
 /* zones: per-zone over-commit ratios and placement weigher (NULL: the [compute] default);
  * public IP addresses: external networks are pools, each address allocated to a department
  * and associated with at most one VM (as an interface of that VM pinned to the address) */
@@ -371,6 +389,7 @@ const struct gc_migration gc_migrations[] = {
     {6, "server groups and zones in placement", m6},
     {7, "volumes", m7},
     {8, "volume formats and snapshots", m8},
+    {9, "uploaded images and their copies on hosts", m9},
     {10, "zones, public IP addresses", m10},
     {11, "VM migration target", m11},
 };

@@ -20,7 +20,8 @@ static const size_t option_offsets[] = {
     OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
     OFF(virt_type), OFF(console_log_dir), OFF(storage_pool), OFF(cpu_overcommit_percent),
     OFF(ram_overcommit_percent), OFF(placement_weigher), OFF(stop_timeout),
-    OFF(host_refresh_interval), OFF(bootstrap_host_uri),
+    OFF(host_refresh_interval), OFF(images_store_host),
+    OFF(images_store_pool), OFF(images_max_upload_gib), OFF(bootstrap_host_uri),
     OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
 };
 
@@ -73,6 +74,15 @@ const struct gc_config_option gc_config_options[] = {
     {"compute", "host_refresh_interval", GC_OPT_INT, "60", 1, 3600, NULL,
      "Seconds between two readings of a connected host's facts and storage pools (capacity, "
      "pools defined later)."},
+    {"images", "store_host", GC_OPT_STR, "auto", 0, 0, NULL,
+     "Host (id or name) whose storage pool keeps uploaded images (`PUT /v1/images/{id}/file`); "
+     "`auto`: the connected host registered first. VMs on other hosts get a copy from it."},
+    {"images", "store_pool", GC_OPT_STR, "auto", 0, 0, NULL,
+     "Storage pool on the store host that keeps uploaded images; `auto`: `[compute] "
+     "storage_pool`. Copies on the other hosts go to their `[compute] storage_pool`."},
+    {"images", "max_upload_gib", GC_OPT_INT, "64", 1, 65536, NULL,
+     "Largest image upload in GiB; a larger `Content-Length` gets 413 before the body is read "
+     "(the `[server] max_body_bytes` limit does not apply to uploads)."},
     {"bootstrap", "host_uri", GC_OPT_STR, "none", 0, 0, NULL,
      "A hypervisor host registered at start when no host has this URI (`make run` uses "
      "`qemu:///system`); `none` registers nothing."},

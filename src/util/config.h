@@ -36,6 +36,10 @@ struct gc_config {
     char *placement_weigher;  /* spread | pack */
     int64_t stop_timeout;
     int64_t host_refresh_interval;
+    /* [images] */
+    char *images_store_host;  /* host id or name; "auto" = the first connected host */
+    char *images_store_pool;  /* "auto" = [compute] storage_pool */
+    int64_t images_max_upload_gib;
     /* [bootstrap] */
     char *bootstrap_host_uri;  /* "none" or a compute URI registered at start */
     char *bootstrap_image_dir; /* "none" or a directory with vmlinuz + initramfs.img */

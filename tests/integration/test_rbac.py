@@ -270,7 +270,14 @@ EXPECTED = {
         "flavor in use": (409, 409, 403, 403, 403, 403),
     },
     "GET /v1/images": {"list": (200, 200, 200, 200, 200, 200)},
-    "POST /v1/images": {"kernel image": (201, 201, 403, 403, 403, 403)},
+    "POST /v1/images": {"kernel image": (201, 201, 403, 403, 403, 403),
+                        "image to upload": (201, 201, 403, 403, 403, 403)},
+    # uploads: the roles that manage images only; the state and the query are checked after
+    # the role (a real upload needs a pool that can take one: test_image_upload.py)
+    "PUT /v1/images/{id}/file": {
+        "active image": (409, 409, 403, 403, 403, 403),
+        "uploading image, malformed sha256": (400, 400, 403, 403, 403, 403),
+    },
     "GET /v1/images/{id}": {"image": (200, 200, 200, 200, 200, 200)},
     "DELETE /v1/images/{id}": {
         "unused image": (204, 204, 403, 403, 403, 403),
@@ -1690,6 +1697,51 @@ def _(t, role):
     for i in found:
         t.assertEqual(t.d.request("DELETE", f"/v1/images/{i['id']}", token=t.admin).status,
                       204)
+    return r
+
+
+@case("POST /v1/images", "image to upload")
+def _(t, role):
+    name = uniq("iu-")
+    r = t.as_(role, "POST", "/v1/images", {"name": name, "kind": "disk", "format": "raw",
+                                           "arch": "i686", "source": "upload"})
+    found = t.d.request("GET", "/v1/images?" + _q(name=name), token=t.admin).json["items"]
+    if r.status == 201:
+        t.assertEqual((r.json["state"], r.json["source"]), ("uploading", "upload"))
+        t.assertEqual([i["id"] for i in found], [r.json["id"]])
+    else:
+        t.assertEqual(found, [], "a refused POST /v1/images created an image")
+    for i in found:
+        t.assertEqual(t.d.request("DELETE", f"/v1/images/{i['id']}", token=t.admin).status,
+                      204)
+    return r
+
+
+def _upload(t, role, image, query=""):
+    before = t.d.request("GET", f"/v1/images/{image}", token=t.admin).json
+    r = t.as_(role, "PUT", f"/v1/images/{image}/file{query}", raw=b"\0" * 4096,
+              headers={"Content-Type": "application/octet-stream"})
+    after = t.d.request("GET", f"/v1/images/{image}", token=t.admin).json
+    t.assertEqual(after, before, "a refused upload changed the image")
+    return r
+
+
+@case("PUT /v1/images/{id}/file", "active image")
+def _(t, role):
+    r = _upload(t, role, t.image)
+    if r.status == 409:
+        t.assertIn("only an image registered", r.json["detail"])
+    return r
+
+
+@case("PUT /v1/images/{id}/file", "uploading image, malformed sha256")
+def _(t, role):
+    img = t.admin_post("/v1/images", {"name": uniq("iu-"), "kind": "disk", "format": "raw",
+                                      "arch": "i686", "source": "upload"})
+    r = _upload(t, role, img["id"], "?sha256=xyz")
+    if r.status == 400:
+        t.assertEqual(r.json["field"], "sha256")
+    t.assertEqual(t.d.request("DELETE", f"/v1/images/{img['id']}", token=t.admin).status, 204)
     return r
 
 

@@ -1635,12 +1635,98 @@ static void volume_pool_rules(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* qcow2 header fields are big-endian */
+static void put_be(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)(v & 0xff);
+}
+
+static void image_header_rules(void **state)
+{
+    (void)state;
+    struct gc_error err = {0};
+    unsigned char h[GC_IMAGE_HEADER_BYTES];
+    memset(h, 0, sizeof(h));
+    /* raw: anything that is not another format */
+    assert_int_equal(gc_image_header_check("raw", h, sizeof(h), false, &err), 0);
+    assert_int_equal(gc_image_header_check("raw", h, 10, true, &err), 0);
+    assert_int_equal(gc_image_header_check("raw", h, 0, true, &err), GC_EINVAL);
+    assert_non_null(strstr(err.msg, "empty"));
+    static const struct {
+        const char *magic;
+        size_t off, len;
+        const char *name;
+    } foreign[] = {{"QFI\xfb", 0, 4, "qcow"}, {"KDMV", 0, 4, "VMDK"},
+                   {"\x7f\x10\xda\xbe", 64, 4, "VDI"}, {"vhdxfile", 0, 8, "VHDX"},
+                   {"conectix", 0, 8, "VHD"}, {"LUKS\xba\xbe", 0, 6, "LUKS"},
+                   {"QED\0", 0, 4, "QED"}};
+    for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
+        memset(h, 0, sizeof(h));
+        memcpy(h + foreign[i].off, foreign[i].magic, foreign[i].len);
+        gc_error_clear(&err);
+        assert_int_equal(gc_image_header_check("raw", h, sizeof(h), false, &err), GC_EINVAL);
+        assert_non_null(strstr(err.msg, foreign[i].name));
+        /* a file shorter than the signature's end is raw */
+        assert_int_equal(gc_image_header_check("raw", h, foreign[i].off + foreign[i].len - 1,
+                                               true, &err),
+                         0);
+    }
+    /* qcow2 v3, standalone: accepted */
+    memset(h, 0, sizeof(h));
+    memcpy(h, "QFI\xfb", 4);
+    put_be(h + 4, 3, 4);
+    put_be(h + 20, 16, 4);
+    put_be(h + 24, 1ull << 30, 8);
+    put_be(h + 100, 104, 4);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), 0);
+    /* version 2 too (72-byte header) */
+    put_be(h + 4, 2, 4);
+    assert_int_equal(gc_image_header_check("qcow2", h, 72, true, &err), 0);
+    put_be(h + 4, 3, 4);
+    /* a backing file (offset, or a name length alone) */
+    put_be(h + 8, 512, 8);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), GC_EINVAL);
+    assert_non_null(strstr(err.msg, "backing file"));
+    put_be(h + 8, 0, 8);
+    put_be(h + 16, 11, 4);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), GC_EINVAL);
+    put_be(h + 16, 0, 4);
+    /* encryption */
+    put_be(h + 32, 2, 4);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), GC_EINVAL);
+    assert_non_null(strstr(err.msg, "encrypted"));
+    put_be(h + 32, 0, 4);
+    /* external data file, corrupt, unknown incompatible feature; dirty (bit 0) is fine */
+    put_be(h + 72, 4, 8);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), GC_EINVAL);
+    assert_non_null(strstr(err.msg, "external"));
+    put_be(h + 72, 2, 8);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), GC_EINVAL);
+    put_be(h + 72, 1ull << 40, 8);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), GC_EINVAL);
+    put_be(h + 72, 1, 8);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), 0);
+    put_be(h + 72, 0, 8);
+    /* other versions, truncated headers, no magic */
+    put_be(h + 4, 1, 4);
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), GC_EINVAL);
+    put_be(h + 4, 3, 4);
+    assert_int_equal(gc_image_header_check("qcow2", h, 80, true, &err), GC_EINVAL);
+    assert_int_equal(gc_image_header_check("qcow2", h, 40, true, &err), GC_EINVAL);
+    h[0] = 'X';
+    assert_int_equal(gc_image_header_check("qcow2", h, sizeof(h), false, &err), GC_EINVAL);
+    assert_non_null(strstr(err.msg, "not a qcow2"));
+    assert_int_equal(gc_image_header_check("vmdk", h, sizeof(h), false, &err), GC_EINVAL);
+}
+
 int main(void)
 {
     gc_log_min_level = GC_LOG_WARN;
     gc_password_set_cost_for_tests(10);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(roles_parse_and_name),
+        cmocka_unit_test(image_header_rules),
         cmocka_unit_test(role_permission_matrix),
         cmocka_unit_test(scope_rules),
         cmocka_unit_test(json_check_rules),
