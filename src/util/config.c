@@ -19,7 +19,7 @@ static const size_t option_offsets[] = {
     OFF(connection_timeout), OFF(data_dir), OFF(store_driver), OFF(log_format), OFF(log_level),
     OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
     OFF(virt_type), OFF(console_log_dir), OFF(storage_pool), OFF(cpu_overcommit_percent),
-    OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(bootstrap_host_uri),
+    OFF(ram_overcommit_percent), OFF(stop_timeout), OFF(vnc_listen), OFF(bootstrap_host_uri),
     OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
 };
 
@@ -65,6 +65,11 @@ const struct gc_config_option gc_config_options[] = {
      "Memory of VMs placed on a host, in percent of its memory."},
     {"compute", "stop_timeout", GC_OPT_INT, "60", 1, 3600, NULL,
      "Seconds a graceful stop waits for the guest to power off before it is forced off."},
+    {"compute", "vnc_listen", GC_OPT_STR, "127.0.0.1", 0, 0, NULL,
+     "Address on each hypervisor host where the VNC consoles of new VMs listen (port chosen "
+     "by libvirt from 5900, password per VM; see `GET /v1/vms/{id}/vnc`): a numeric IPv4 or "
+     "IPv6 address every host has (`127.0.0.1`: reachable only on the host, e.g. through an SSH "
+     "tunnel; `0.0.0.0` or `::`: every interface), or `none` for no console."},
     {"bootstrap", "host_uri", GC_OPT_STR, "none", 0, 0, NULL,
      "A hypervisor host registered at start when no host has this URI (`make run` uses "
      "`qemu:///system`); `none` registers nothing."},
@@ -279,6 +284,18 @@ void gc_config_write_reference(FILE *out)
         fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", o->name, tn[o->type], o->def, allowed,
                 o->doc);
     }
+}
+
+int gc_vnc_listen_check(const char *s, struct gc_error *err)
+{
+    unsigned char addr[16];
+    if (strcmp(s, "none") == 0 || inet_pton(AF_INET, s, addr) == 1 ||
+        inet_pton(AF_INET6, s, addr) == 1)
+        return 0;
+    return gc_error_set(err, GC_EINVAL, "vnc_listen",
+                        "vnc_listen '%s': expected a numeric IPv4 or IPv6 address (e.g. "
+                        "127.0.0.1, 0.0.0.0, ::) or none",
+                        s);
 }
 
 int gc_parse_listen(const char *s, char *host, size_t hostcap, int *port, struct gc_error *err)

@@ -34,6 +34,7 @@ struct gc_config {
     int64_t cpu_overcommit_percent;
     int64_t ram_overcommit_percent;
     int64_t stop_timeout;
+    char *vnc_listen;         /* numeric address, or "none" */
     /* [bootstrap] */
     char *bootstrap_host_uri;  /* "none" or a compute URI registered at start */
     char *bootstrap_image_dir; /* "none" or a directory with vmlinuz + initramfs.img */
@@ -69,5 +70,7 @@ void gc_config_write_reference(FILE *out);
 
 /* Splits "host:port" / "[v6]:port"; host gets at most hostcap bytes. */
 int gc_parse_listen(const char *s, char *host, size_t hostcap, int *port, struct gc_error *err);
+/* 0 when s is a numeric IPv4 or IPv6 address or "none" ([compute] vnc_listen). */
+int gc_vnc_listen_check(const char *s, struct gc_error *err);
 
 #endif
