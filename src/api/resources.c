@@ -307,6 +307,11 @@ void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp)
     resp->ctype = "text/plain; charset=utf-8";
 }
 
+void gc_api_vm_vnc(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_vm_vnc);
+}
+
 /* ---- quotas ---- */
 
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp)

@@ -796,9 +796,8 @@ int gc_vm_vnc(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_
         rc = gc_error_set(err, GC_EUNSUPPORTED, "", "no host manager runs");
     char listen[64] = "", password[64] = "", host[256] = "";
     int port = 0;
-    if (!rc)
-        rc = gc_vm_vnc_probe(gc_json_str(obj, "host_id"), id, listen, &port, password, err);
-    if (rc == GC_ENOTFOUND)
+    if (!rc && (rc = gc_vm_vnc_probe(gc_json_str(obj, "host_id"), id, listen, &port, password,
+                                     err)) == GC_ENOTFOUND)
         rc = gc_error_set(err, GC_ECONFLICT, "id",
                           "the host of virtual machine '%s' has no domain for it", id);
     if (!rc) {
