@@ -323,7 +323,7 @@ EXPECTED = {
 }
 
 SLUG = {400: "invalid-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-        409: "conflict"}
+        409: "conflict", 503: "unavailable"}
 
 
 def list_routes():
