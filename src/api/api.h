@@ -93,6 +93,7 @@ void gc_api_vm_resize(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_migrate(struct gc_req *req, struct gc_resp *resp);
 void gc_api_host_evacuate(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_console(struct gc_req *req, struct gc_resp *resp);
+void gc_api_vm_vnc(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_net_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_net_create(struct gc_req *req, struct gc_resp *resp);

@@ -400,6 +400,11 @@ void gc_api_zone_put(struct gc_req *req, struct gc_resp *resp)
     gc_api_update(req, resp, gc_zone_put);
 }
 
+void gc_api_vm_vnc(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_vm_vnc);
+}
+
 /* ---- quotas ---- */
 
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp)

@@ -137,6 +137,7 @@ const struct gc_route gc_routes[] = {
      "vm.migrate", "vm"},
     {"GET", "/v1/vms/{id}/console", gc_api_vm_console, "vms.console", true, false, NULL, NULL,
      NULL},
+    {"GET", "/v1/vms/{id}/vnc", gc_api_vm_vnc, "vms.vnc", true, false, NULL, NULL, NULL},
 
     {"GET", "/v1/volumes", gc_api_volume_list, "volumes.list", true, false,
      "department_id,vm_id,state," PAGE, NULL, NULL},

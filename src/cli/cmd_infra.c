@@ -348,7 +348,7 @@ static const struct gc_cli_opt vm_stop_opts[] = {
 };
 
 static const struct gc_cli_opt vm_resize_opts[] = {
-    REF_OPT("flavor", "flavor_id", flavor_res, "the new flavor (same disk_gib)",
+    REF_OPT("flavor", "flavor_id", flavor_res, "the new flavor (disk_gib the same or larger: the root disk grows)",
             GC_OPT_REQUIRED),
     GC_CLI_OPT_WAIT, GC_CLI_OPT_TIMEOUT, {0},
 };

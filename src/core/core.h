@@ -373,12 +373,22 @@ int gc_vm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char 
 int gc_vm_action(const struct gc_ctx *ctx, const char *id, const char *action, json_t **out,
                  struct gc_error *err);
 int gc_vm_delete(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
-/* Gives a stopped VM another flavor (vCPUs and memory): the difference is reserved on its
- * host and counted against the quotas in this transaction; a job changes the domain. */
+/* Gives a stopped VM another flavor (vCPUs, memory, and a root disk that may grow, never
+ * shrink): the difference is reserved on its host and counted against the quotas in this
+ * transaction; a job changes the domain and grows the root volume. */
 int gc_vm_resize(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **out,
                  struct gc_error *err);
 /* Tail of the serial console log (malloc'd text). */
 int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct gc_error *err);
+/* The largest user data (cloud-init) a VM is created with, in bytes. */
+#define GC_USER_DATA_MAX 65536
+/* GET /v1/vms/{id}/vnc: the VNC console of a running VM, {"host","port","password",...}, for
+ * platform administrators and operators and the administrators of the VM's department. */
+int gc_vm_vnc(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+/* Set by the daemon: asks host host_id for the VNC console of domain uuid (listen 64,
+ * password 64). */
+extern int (*gc_vm_vnc_probe)(const char *host_id, const char *uuid, char *listen, int *port,
+                              char *password, struct gc_error *err);
 
 /* ---- networks and IP address management (network.c) ---- */
 int gc_net_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);

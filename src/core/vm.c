@@ -4,6 +4,7 @@
 #include "core/core.h"
 
 #include "core/validate.h"
+#include "crypto/crypto.h"
 #include "util/buf.h"
 #include "util/mem.h"
 #include "util/timeutil.h"
@@ -17,7 +18,7 @@
     "v.id, v.name, v.department_id, v.host_id, v.flavor_id, v.image_id, v.state,"            \
     " v.power_state, v.vcpus, v.memory_mib, v.disk_gib, v.domain_name, v.last_error,"        \
     " v.created_by, v.created_at, v.updated_at, v.version, COALESCE(d.path, ''), v.drift,"     \
-    " v.server_group_id"
+    " v.server_group_id, length(CAST(v.user_data AS BLOB)), v.user_data_sm3"
 #define VM_FROM " FROM vms v JOIN departments d ON d.id = v.department_id"
 
 static json_t *vm_json(struct gc_rows *r, char *path)
@@ -36,6 +37,10 @@ static json_t *vm_json(struct gc_rows *r, char *path)
     json_object_set_new(o, "drift", json_string(gc_rows_text(r, 18)));
     json_object_set_new(o, "server_group_id",
                         gc_rows_null(r, 19) ? json_null() : json_string(gc_rows_text(r, 19)));
+    /* the user data itself (it may hold secrets) is never shown: its size and digest are */
+    json_object_set_new(o, "user_data_bytes", json_integer(gc_rows_int(r, 20)));
+    json_object_set_new(o, "user_data_sm3",
+                        gc_rows_int(r, 20) ? json_string(gc_rows_text(r, 21)) : json_null());
     json_object_set_new(o, "created_by",
                         gc_rows_null(r, 13) ? json_null() : json_string(gc_rows_text(r, 13)));
     json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 14)));
@@ -62,6 +67,8 @@ static const struct gc_jfield create_spec[] = {
     {"security_groups", GC_JT_ARRAY, false, false, 0, 8, GC_CS_ANY},
     {"zone", GC_JT_STRING, false, false, 1, 64, GC_CS_CODE},
     {"server_group_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    /* bounded in bytes below (a character is at least one) */
+    {"user_data", GC_JT_STRING, false, false, 0, GC_USER_DATA_MAX, GC_CS_ANY},
 };
 
 /* Chooses a host: filters (connected, not in maintenance, architecture, free capacity with
@@ -273,6 +280,15 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
     if (host && !gc_role_is_platform(ctx->who->role))
         return gc_error_set(err, GC_EPERM, "host_id",
                             "only platform administrators and operators choose the host");
+    const char *udata = gc_json_str(in, "user_data");
+    size_t ulen = udata ? strlen(udata) : 0;
+    if (ulen > GC_USER_DATA_MAX)
+        return gc_error_set(err, GC_EINVAL, "user_data",
+                            "user_data is %zu bytes: at most %d bytes (64 KiB) are accepted",
+                            ulen, GC_USER_DATA_MAX);
+    char usm3[GC_SM3_HEX_LEN + 1] = "";
+    if (ulen)
+        gc_sm3_hex(udata, ulen, usm3);
     json_t *jstart = json_object_get(in, "start");
     bool start = !jstart || json_is_true(jstart);
     struct gc_tx *tx;
@@ -370,12 +386,14 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
         rc = gc_tx_exec(tx,
                         "INSERT INTO vms (id, name, department_id, host_id, flavor_id, image_id,"
                         " state, vcpus, memory_mib, disk_gib, domain_name, created_by,"
-                        " created_at, updated_at, version, server_group_id)"
-                        " VALUES (?, ?, ?, ?, ?, ?, 'building', ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                        " created_at, updated_at, version, server_group_id, user_data,"
+                        " user_data_sm3)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 'building', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
                         GC_ARGS(GC_VTXT(id), GC_VTXT(name), GC_VTXT(dept), GC_VTXT(host_id),
                                 GC_VTXT(flavor), GC_VTXT(image), GC_VINT_(vcpus), GC_VINT_(mem),
                                 GC_VINT_(disk), GC_VTXT(domain), GC_VTXT(ctx->who->user_id),
-                                GC_VINT_(now), GC_VINT_(now), GC_VTXT(group)),
+                                GC_VINT_(now), GC_VINT_(now), GC_VTXT(group),
+                                GC_VTXT(udata ? udata : ""), GC_VTXT(usm3)),
                         NULL, err);
     if (rc == GC_ECONFLICT && strstr(err->msg, "name"))
         rc = gc_error_set(err, GC_ECONFLICT, "name",
@@ -427,6 +445,11 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
                                "flavor_id", flavor ? flavor : "", "image_id", image ? image : "",
                                "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem, "nics",
                                nics);
+    /* never the user data itself: it can hold secrets */
+    if (ulen) {
+        json_object_set_new(detail, "user_data_bytes", json_integer((json_int_t)ulen));
+        json_object_set_new(detail, "user_data_sm3", json_string(usm3));
+    }
     rc = finish_with_job(tx, ctx, "vm.create", id, dept, path, job, detail, rc, out, err);
     json_decref(detail);
     return rc;
@@ -638,10 +661,7 @@ int gc_vm_resize(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **
     if (!rc && disk < json_integer_value(json_object_get(obj, "disk_gib")))
         rc = gc_error_set(err, GC_EINVAL, "flavor_id",
                           "the flavor's disk is smaller than the VM's: disks do not shrink");
-    if (!rc && disk != json_integer_value(json_object_get(obj, "disk_gib")))
-        rc = gc_error_set(err, GC_EINVAL, "flavor_id",
-                          "growing the root disk is not supported yet: choose a flavor with "
-                          "the same disk_gib");
+    int64_t dd = rc ? 0 : disk - json_integer_value(json_object_get(obj, "disk_gib"));
     const char *host = obj ? gc_json_str(obj, "host_id") : NULL;
     /* the host must have room for the difference, like a placement on that host */
     int64_t room = 0;
@@ -658,15 +678,16 @@ int gc_vm_resize(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **
                               "(with over-commit)",
                               (long long)dv, (long long)dm);
     }
-    if (!rc && (dv > 0 || dm > 0))
-        rc = gc_quota_check(tx, path, 0, dv > 0 ? dv : 0, dm > 0 ? dm : 0, 0, err);
+    /* a grown root disk counts against disk_gib like a new one */
+    if (!rc && (dv > 0 || dm > 0 || dd > 0))
+        rc = gc_quota_check(tx, path, 0, dv > 0 ? dv : 0, dm > 0 ? dm : 0, dd, err);
     if (!rc && host)
         rc = gc_host_reserve(tx, host, dv, dm, err);
     if (!rc)
         rc = gc_tx_exec(tx,
-                        "UPDATE vms SET flavor_id = ?, vcpus = ?, memory_mib = ?, updated_at = ?,"
-                        " version = version + 1 WHERE id = ?",
-                        GC_ARGS(GC_VTXT(flavor), GC_VINT_(vcpus), GC_VINT_(mem),
+                        "UPDATE vms SET flavor_id = ?, vcpus = ?, memory_mib = ?, disk_gib = ?,"
+                        " updated_at = ?, version = version + 1 WHERE id = ?",
+                        GC_ARGS(GC_VTXT(flavor), GC_VINT_(vcpus), GC_VINT_(mem), GC_VINT_(disk),
                                 GC_VINT_(gc_now_ms()), GC_VTXT(id)),
                         NULL, err);
     char dept[GC_ID_LEN + 1] = "";
@@ -677,8 +698,9 @@ int gc_vm_resize(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **
         rc = gc_job_submit(tx, ctx, "vm.resize", p, dept, "vm", id, job, err);
         json_decref(p);
     }
-    json_t *detail = json_pack("{s:O?,s:s,s:I,s:I}", "before", obj, "flavor_id", flavor,
-                               "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem);
+    json_t *detail = json_pack("{s:O?,s:s,s:I,s:I,s:I}", "before", obj, "flavor_id", flavor,
+                               "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem,
+                               "disk_gib", (json_int_t)disk);
     rc = finish_with_job(tx, ctx, "vm.resize", id, dept, path, job, detail, rc, out, err);
     json_decref(detail);
     json_decref(obj);
@@ -752,6 +774,95 @@ int gc_vm_console(const struct gc_ctx *ctx, const char *id, char **text, struct 
     }
     *text = buf;
     return 0;
+}
+
+/* ---- VNC console ---- */
+
+int (*gc_vm_vnc_probe)(const char *host_id, const char *uuid, char *listen, int *port,
+                       char *password, struct gc_error *err);
+
+/* The host part of a libvirt URI (driver+transport://user@host:port/path), or "" (local). */
+static void uri_host(const char *uri, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *p = strstr(uri, "://");
+    if (!p)
+        return;
+    p += 3;
+    size_t n = strcspn(p, "/?");
+    const char *at = memchr(p, '@', n);
+    if (at) {
+        n -= (size_t)(at + 1 - p);
+        p = at + 1;
+    }
+    if (*p == '[') { /* [IPv6]:port */
+        const char *e = memchr(p, ']', n);
+        if (e)
+            snprintf(out, cap, "%.*s", (int)(e - p - 1), p + 1);
+        return;
+    }
+    const char *colon = memchr(p, ':', n);
+    snprintf(out, cap, "%.*s", (int)(colon ? (size_t)(colon - p) : n), p);
+}
+
+int gc_vm_vnc(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX], uri[1100] = "", hostname[256] = "";
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    struct gc_rows *r = NULL;
+    if (!rc && !json_is_null(json_object_get(obj, "host_id")))
+        rc = gc_tx_query(tx, "SELECT uri, hostname FROM hosts WHERE id = ?",
+                         GC_ARGS(GC_VTXT(gc_json_str(obj, "host_id"))), &r, err);
+    if (!rc && r && gc_rows_next(r, err) > 0) {
+        snprintf(uri, sizeof(uri), "%s", gc_rows_text(r, 0));
+        snprintf(hostname, sizeof(hostname), "%s", gc_rows_text(r, 1));
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    /* the console is the VM's keyboard: those who may operate it, but not department users
+     * (their VMs' consoles are their administrators' to hand out) nor the read-only platform
+     * roles (auditor, supervisor) */
+    if (!rc)
+        rc = gc_authorize(ctx->who, GC_P_VM_WRITE, path, "virtual machine", id, err);
+    if (!rc && !gc_role_is_platform(ctx->who->role) &&
+        ctx->who->role != GC_ROLE_DEPARTMENT_ADMIN)
+        rc = gc_error_set(err, GC_EPERM, "",
+                          "only platform administrators and operators and the department's "
+                          "administrators may open the console of virtual machine '%s'",
+                          id);
+    const char *state = obj ? gc_json_str(obj, "state") : "";
+    if (!rc && (!uri[0] || strcmp(state, "running") != 0))
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "virtual machine '%s' is %s: only a running VM has a console", id,
+                          state);
+    if (!rc && !gc_vm_vnc_probe)
+        rc = gc_error_set(err, GC_EUNSUPPORTED, "", "no host manager runs");
+    char listen[64] = "", password[64] = "", host[256] = "";
+    int port = 0;
+    if (!rc && (rc = gc_vm_vnc_probe(gc_json_str(obj, "host_id"), id, listen, &port, password,
+                                     err)) == GC_ENOTFOUND)
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "the host of virtual machine '%s' has no domain for it", id);
+    if (!rc) {
+        /* a wildcard listen address: reach it at the host's own address */
+        bool any = !strcmp(listen, "0.0.0.0") || !strcmp(listen, "::") || !listen[0];
+        uri_host(uri, host, sizeof(host));
+        if (!any)
+            snprintf(host, sizeof(host), "%s", listen);
+        else if (!host[0])
+            snprintf(host, sizeof(host), "%s", hostname[0] ? hostname : "127.0.0.1");
+        *out = json_pack("{s:s,s:s,s:s,s:i,s:s?}", "vm_id", id, "host_id",
+                         gc_json_str(obj, "host_id"), "host", host, "port", port, "password",
+                         password[0] ? password : NULL);
+        json_object_set_new(*out, "listen", json_string(listen));
+    }
+    json_decref(obj);
+    return rc;
 }
 
 /* ---- migration ---- */

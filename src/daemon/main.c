@@ -169,6 +169,11 @@ int main(int argc, char **argv)
         gc_config_release(&cfg);
         return 2;
     }
+    if (gc_vnc_listen_check(cfg.vnc_listen, &err) != 0) {
+        fprintf(stderr, "govcloudd: option [compute] %s\n", err.msg);
+        gc_config_release(&cfg);
+        return 2;
+    }
     if (check_only) {
         printf("govcloudd: configuration is valid\n");
         gc_config_release(&cfg);
@@ -248,6 +253,7 @@ int main(int argc, char **argv)
     }
     gc_host_added = gc_hostmgr_add;
     gc_host_removed = gc_hostmgr_remove;
+    gc_vm_vnc_probe = gc_vmjobs_vnc;
     runner = gc_runner_start(st, &cfg);
     struct gc_server_opts so = {
         .listen = cfg.listen,

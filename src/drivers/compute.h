@@ -66,6 +66,11 @@ struct gc_vm_spec {
     int64_t disk_gib;
     const char *pool;        /* storage pool for the root volume */
     const char *serial_log;  /* file that receives the serial console, or NULL */
+    /* a volume of pool attached read-only as a virtio disk (the NoCloud config drive that
+     * vol_upload made), or NULL */
+    const char *config_drive;
+    /* a VNC console on this address (port chosen by libvirt) with this password, or NULL */
+    const char *vnc_listen, *vnc_password;
     const struct gc_vm_nic *nics;
     int nnics;
 };
@@ -106,7 +111,8 @@ struct gc_compute_driver {
     /* Pulls the plug. */
     int (*vm_destroy)(struct gc_compute_conn *c, const char *uuid, struct gc_error *err);
     int (*vm_reboot)(struct gc_compute_conn *c, const char *uuid, struct gc_error *err);
-    /* Removes the definition and the volumes it created; GC_ENOTFOUND when absent. */
+    /* Removes the definition and the volumes it created (root volume, config drive);
+     * GC_ENOTFOUND when absent. */
     int (*vm_undefine)(struct gc_compute_conn *c, const char *uuid, struct gc_error *err);
     /* state: one of GC_POWER_STATES; GC_ENOTFOUND when no such domain. */
     int (*vm_state)(struct gc_compute_conn *c, const char *uuid, char *state, size_t cap,
@@ -141,7 +147,16 @@ struct gc_compute_driver {
     /* GC_ENOTFOUND when absent. */
     int (*vol_delete)(struct gc_compute_conn *c, const char *pool, const char *name,
                       struct gc_error *err);
-    /* Grows a volume that no running VM uses. */
+    /* A raw volume name in pool holding exactly the len bytes of data (replacing one of that
+     * name), written through a libvirt stream: works on remote hosts too. */
+    int (*vol_upload)(struct gc_compute_conn *c, const char *pool, const char *name,
+                      const void *data, size_t len, struct gc_error *err);
+    /* The VNC console of a running domain, from its live definition: listen (64) the
+     * address, *port the TCP port, password (64) its password ("" when none). GC_ENOTFOUND
+     * when absent; GC_ECONFLICT when it does not run or has no VNC console. */
+    int (*vm_vnc)(struct gc_compute_conn *c, const char *uuid, char *listen, int *port,
+                  char *password, struct gc_error *err);
+    /* Grows a volume that no running VM uses (no-op when it is that large already). */
     int (*vol_resize)(struct gc_compute_conn *c, const char *pool, const char *name,
                       int64_t size_gib, struct gc_error *err);
     /* Attaches (attach) or detaches volume name of pool as device target (vdb…) of a domain,

@@ -363,6 +363,9 @@ static virDomainPtr lookup(struct gc_compute_conn *c, const char *uuid, struct g
     return d;
 }
 
+static virStorageVolPtr vol_lookup(struct gc_compute_conn *c, const char *pool, const char *name,
+                                   struct gc_error *err);
+
 static char *volume_name(const char *uuid)
 {
     char *n = gc_malloc(GC_ID_LEN + 16);
@@ -426,10 +429,32 @@ static int interface_xml(struct gc_buf *x, const struct gc_vm_nic *n)
 static int lv_vm_define(struct gc_compute_conn *c, const struct gc_vm_spec *s,
                         struct gc_error *err)
 {
-    char *disk = NULL;
+    char *disk = NULL, *cd = NULL;
+    bool cd_block = false;
     int rc = 0;
     if (s->disk_image && (rc = create_root_volume(c, s, &disk, err)))
         return rc;
+    if (s->config_drive) {
+        virStorageVolPtr v = vol_lookup(c, s->pool ? s->pool : "default", s->config_drive, err);
+        virStorageVolInfo info;
+        if (!v || virStorageVolGetInfo(v, &info) < 0 || !(cd = virStorageVolGetPath(v)))
+            rc = v ? gc_error_set(err, GC_EBUSY, "", "cannot read volume %s: %s",
+                                  s->config_drive, virGetLastErrorMessage())
+                   : err->code;
+        else if (info.type == VIR_STORAGE_VOL_NETWORK)
+            rc = gc_error_set(err, GC_EUNSUPPORTED, "pool",
+                              "the config drive cannot be in a network (RBD) pool");
+        else
+            cd_block = info.type == VIR_STORAGE_VOL_BLOCK;
+        if (v)
+            virStorageVolFree(v);
+        virResetLastError();
+        if (rc) {
+            free(disk);
+            free(cd);
+            return rc;
+        }
+    }
     struct gc_buf x;
     gc_buf_init(&x, 1 << 20);
     rc |= gc_buf_addf(&x, "<domain type='%s'><name>", s->virt_type);
@@ -465,6 +490,15 @@ static int lv_vm_define(struct gc_compute_conn *c, const struct gc_vm_spec *s,
         rc |= xml_add(&x, disk);
         rc |= gc_buf_adds(&x, "'/><target dev='vda' bus='virtio'/></disk>");
     }
+    /* vdz: data volumes take vdb, vdc, ... (a guest names virtio disks in PCI order, and
+     * cloud-init finds the drive by its label, not its name) */
+    if (cd) {
+        rc |= gc_buf_addf(&x, "<disk type='%s' device='disk'><driver name='qemu' type='raw'/>"
+                              "<source %s='", cd_block ? "block" : "file",
+                          cd_block ? "dev" : "file");
+        rc |= xml_add(&x, cd);
+        rc |= gc_buf_adds(&x, "'/><target dev='vdz' bus='virtio'/><readonly/></disk>");
+    }
     for (int i = 0; i < s->nnics; i++)
         rc |= interface_xml(&x, &s->nics[i]);
     /* a pty console whose output virtlogd also writes to a file on the host */
@@ -476,8 +510,22 @@ static int lv_vm_define(struct gc_compute_conn *c, const struct gc_vm_spec *s,
     }
     rc |= gc_buf_adds(&x, "<target port='0'/></serial><console type='pty'><target type='serial' "
                           "port='0'/></console>");
+    if (s->vnc_listen) {
+        rc |= gc_buf_adds(&x, "<graphics type='vnc' autoport='yes' listen='");
+        rc |= xml_add(&x, s->vnc_listen);
+        rc |= gc_buf_adds(&x, "'");
+        if (s->vnc_password) {
+            rc |= gc_buf_adds(&x, " passwd='");
+            rc |= xml_add(&x, s->vnc_password);
+            rc |= gc_buf_adds(&x, "'");
+        }
+        rc |= gc_buf_adds(&x, "><listen type='address' address='");
+        rc |= xml_add(&x, s->vnc_listen);
+        rc |= gc_buf_adds(&x, "'/></graphics>");
+    }
     rc |= gc_buf_adds(&x, "<memballoon model='none'/></devices></domain>");
     free(disk);
+    free(cd);
     if (rc) {
         gc_buf_release(&x);
         return gc_error_set(err, GC_EINVAL, "", "domain description too large");
@@ -553,19 +601,24 @@ static int lv_vm_undefine(struct gc_compute_conn *c, const char *uuid, struct gc
                           virGetLastErrorMessage());
     if (d)
         virDomainFree(d);
-    /* the root volume, if this VM had one */
+    /* the root volume and the config drive, if this VM had them */
     if (!rc) {
         char *vname = volume_name(uuid);
+        char cdname[GC_ID_LEN + 32];
+        snprintf(cdname, sizeof(cdname), "gc-%s-cidata.iso", uuid);
+        const char *names[] = {vname, cdname};
         virStoragePoolPtr *pools = NULL;
         int n = virConnectListAllStoragePools(c->conn, &pools,
                                               VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
         for (int i = 0; i < n; i++) {
-            virStorageVolPtr v = virStorageVolLookupByName(pools[i], vname);
-            if (v) {
-                if (virStorageVolDelete(v, 0) < 0)
-                    rc = gc_error_set(err, GC_EBUSY, "", "cannot delete volume %s: %s", vname,
-                                      virGetLastErrorMessage());
-                virStorageVolFree(v);
+            for (int k = 0; k < 2; k++) {
+                virStorageVolPtr v = virStorageVolLookupByName(pools[i], names[k]);
+                if (v) {
+                    if (virStorageVolDelete(v, 0) < 0 && !rc)
+                        rc = gc_error_set(err, GC_EBUSY, "", "cannot delete volume %s: %s",
+                                          names[k], virGetLastErrorMessage());
+                    virStorageVolFree(v);
+                }
             }
             virStoragePoolFree(pools[i]);
         }
@@ -978,10 +1031,71 @@ static int lv_vol_resize(struct gc_compute_conn *c, const char *pool, const char
     if (!v)
         return err->code;
     int rc = 0;
-    if (virStorageVolResize(v, (unsigned long long)size_gib << 30, 0) < 0)
+    virStorageVolInfo info;
+    if (virStorageVolGetInfo(v, &info) == 0 && info.capacity >= (unsigned long long)size_gib << 30)
+        ; /* done already (a job run again) */
+    else if (virStorageVolResize(v, (unsigned long long)size_gib << 30, 0) < 0)
         rc = gc_error_set(err, GC_EBUSY, "", "cannot resize volume %s: %s", name,
                           virGetLastErrorMessage());
     virStorageVolFree(v);
+    virResetLastError();
+    return rc;
+}
+
+static int lv_vol_upload(struct gc_compute_conn *c, const char *pool, const char *name,
+                         const void *data, size_t len, struct gc_error *err)
+{
+    virStoragePoolPtr p = virStoragePoolLookupByName(c->conn, pool);
+    if (!p) {
+        int rc = gc_error_set(err, GC_EBUSY, "pool", "storage pool '%s' not found on the host: %s",
+                              pool, virGetLastErrorMessage());
+        virResetLastError();
+        return rc;
+    }
+    virStorageVolPtr old = virStorageVolLookupByName(p, name);
+    if (old) { /* a job run again: made afresh */
+        (void)virStorageVolDelete(old, 0);
+        virStorageVolFree(old);
+    }
+    struct gc_buf x;
+    gc_buf_init(&x, 4096);
+    int rc = gc_buf_adds(&x, "<volume><name>");
+    rc |= xml_add(&x, name);
+    rc |= gc_buf_addf(&x, "</name><capacity unit='B'>%zu</capacity>"
+                          "<target><format type='raw'/><permissions><mode>0644</mode>"
+                          "</permissions></target></volume>",
+                      len);
+    virStorageVolPtr v = rc ? NULL : virStorageVolCreateXML(p, gc_buf_str(&x), 0);
+    gc_buf_release(&x);
+    virStreamPtr st = v ? virStreamNew(c->conn, 0) : NULL;
+    rc = 0;
+    if (!v || !st || virStorageVolUpload(v, st, 0, len, 0) < 0) {
+        rc = gc_error_set(err, GC_EBUSY, "", "cannot write volume %s: %s", name,
+                          virGetLastErrorMessage());
+        if (st)
+            virStreamFree(st);
+        st = NULL;
+    }
+    for (size_t off = 0; !rc && off < len;) {
+        int k = virStreamSend(st, (const char *)data + off, len - off);
+        if (k < 0)
+            rc = gc_error_set(err, GC_EBUSY, "", "writing volume %s: %s", name,
+                              virGetLastErrorMessage());
+        else
+            off += (size_t)k;
+    }
+    if (st && !rc && virStreamFinish(st) < 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "finishing volume %s: %s", name,
+                          virGetLastErrorMessage());
+    else if (st && rc)
+        (void)virStreamAbort(st);
+    if (st)
+        virStreamFree(st);
+    if (v && rc)
+        (void)virStorageVolDelete(v, 0);
+    if (v)
+        virStorageVolFree(v);
+    virStoragePoolFree(p);
     virResetLastError();
     return rc;
 }
@@ -1374,6 +1488,38 @@ static int lv_vol_path(struct gc_compute_conn *c, const char *pool, const char *
     return rc;
 }
 
+static int lv_vm_vnc(struct gc_compute_conn *c, const char *uuid, char *listen, int *port,
+                     char *password, struct gc_error *err)
+{
+    virDomainPtr d = lookup(c, uuid, err);
+    if (!d)
+        return err->code;
+    int rc = 0;
+    /* SECURE: the password is part of the definition only with it */
+    char *xml = virDomainIsActive(d) == 1 ? virDomainGetXMLDesc(d, VIR_DOMAIN_XML_SECURE) : NULL;
+    const char *g = xml ? strstr(xml, "<graphics type='vnc'") : NULL;
+    char p[16] = "";
+    listen[0] = password[0] = '\0';
+    if (!xml)
+        rc = gc_error_set(err, GC_ECONFLICT, "id", "domain %s does not run", uuid);
+    else if (!g)
+        rc = gc_error_set(err, GC_ECONFLICT, "id",
+                          "domain %s has no VNC console (defined before consoles existed)",
+                          uuid);
+    else if (!xml_attr(g, "port", p, sizeof(p)) || atoi(p) <= 0)
+        rc = gc_error_set(err, GC_EBUSY, "", "domain %s has no VNC port yet", uuid);
+    else {
+        *port = atoi(p);
+        if (!xml_attr(g, "listen", listen, 64))
+            snprintf(listen, 64, "127.0.0.1");
+        (void)xml_attr(g, "passwd", password, 64);
+    }
+    free(xml);
+    virDomainFree(d);
+    virResetLastError();
+    return rc;
+}
+
 /* ---- migration ---- */
 
 /* One disk of a domain being moved: where it is here, where it goes there. */
@@ -1383,6 +1529,7 @@ struct mig_disk {
     char pool[128], name[256], format[16], target[16];
     unsigned long long capacity;
     bool file_pool;           /* dir, fs or netfs: a file that can start empty */
+    bool readonly;            /* QEMU does not mirror it: copied before a live migration */
 };
 
 static void mig_disks_free(struct mig_disk *d, int n)
@@ -1438,6 +1585,8 @@ static int disk_paths(const char *xml, struct mig_disk **out, int *n, struct gc_
         struct mig_disk *d = &(*out)[(*n)++];
         memset(d, 0, sizeof(*d));
         d->src_path = gc_strndup(s, (size_t)(q - s));
+        const char *ro = strstr(p, "<readonly/>");
+        d->readonly = ro && ro < end;
         snprintf(d->target, sizeof(d->target), "%.*s", (int)strcspn(t, "'"), t);
     }
     return 0;
@@ -1538,7 +1687,7 @@ static int prepare_disks(struct gc_compute_conn *src, struct gc_compute_conn *ds
         /* live, QEMU writes the guest's view of the disk into an image of the same format
          * and size; shut off, a file starts empty and takes the copied bytes as they are
          * (a block device needs its size either way) */
-        bool empty = !live && d[i].file_pool;
+        bool empty = (!live || d[i].readonly) && d[i].file_pool;
         b |= gc_buf_addf(&x, "</name><capacity unit='B'>%llu</capacity>"
                              "<target><format type='%s'/></target></volume>",
                          empty ? 0ULL : d[i].capacity, empty ? "raw" : d[i].format);
@@ -1676,15 +1825,24 @@ static int lv_vm_migrate(struct gc_compute_conn *src, struct gc_compute_conn *ds
             virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_PERSIST_XML, dxml) <
                 0)
             rc = gc_error_set(err, GC_EINTERNAL, "", "out of memory");
-        /* exactly the local disks are copied; network disks (RBD) are shared */
-        for (int i = 0; !rc && i < n; i++)
-            if (virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_MIGRATE_DISKS,
-                                        disks[i].target) < 0)
+        /* exactly the local disks are copied; network disks (RBD) are shared. QEMU cannot
+         * mirror a read-only disk (libvirt refuses it): the config drive never changes, so
+         * its bytes go first, through streams, and the destination opens the copy */
+        int nrw = 0;
+        for (int i = 0; !rc && i < n; i++) {
+            if (disks[i].readonly)
+                rc = copy_volume(src, dst, &disks[i], err);
+            else if (virTypedParamsAddString(&params, &np, &maxp,
+                                             VIR_MIGRATE_PARAM_MIGRATE_DISKS,
+                                             disks[i].target) < 0)
                 rc = gc_error_set(err, GC_EINTERNAL, "", "out of memory");
+            else
+                nrw++;
+        }
         unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PERSIST_DEST |
                          VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_AUTO_CONVERGE |
                          VIR_MIGRATE_ABORT_ON_ERROR;
-        if (n > 0)
+        if (nrw > 0)
             flags |= VIR_MIGRATE_NON_SHARED_DISK;
         virDomainPtr moved = rc ? NULL : virDomainMigrate3(d, dst->conn, params, (unsigned)np,
                                                            flags);
@@ -1772,6 +1930,8 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .vol_clone = lv_vol_clone,
     .vol_delete = lv_vol_delete,
     .vol_resize = lv_vol_resize,
+    .vol_upload = lv_vol_upload,
+    .vm_vnc = lv_vm_vnc,
     .vm_disk = lv_vm_disk,
     .vm_resize = lv_vm_resize,
     .vm_migrate = lv_vm_migrate,

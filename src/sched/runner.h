@@ -19,6 +19,9 @@ void gc_runner_stop(struct gc_runner *r);
 
 /* Registers the job kinds of images and virtual machines (vmjobs.c). */
 void gc_register_vm_job_kinds(const struct gc_config *cfg, struct gc_store *st);
+/* The VNC console of domain uuid on host host_id (gc_vm_vnc_probe). */
+int gc_vmjobs_vnc(const char *host_id, const char *uuid, char *listen, int *port, char *password,
+                  struct gc_error *err);
 
 /* Registers the job kinds that exist only for tests (test.sleep, test.sleep_once). */
 void gc_register_test_job_kinds(void);

@@ -2,9 +2,12 @@
  * starting, stopping, rebooting and deleting a VM through its host's compute driver. Each
  * can run again after a crash: it looks at what the hypervisor has before it acts. */
 #include "core/core.h"
+#include "crypto/crypto.h"
+#include "drivers/configdrive.h"
 #include "sched/hostmgr.h"
 #include "sched/imagestore.h"
 #include "sched/runner.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/timeutil.h"
@@ -390,6 +393,92 @@ static int host_forget(const struct gc_compute_driver *drv, struct gc_compute_co
     return rc;
 }
 
+/* The VM's name and user data (malloc'd; "" when none). */
+static int load_user_data(const char *vm, char *name, size_t cap, char **udata,
+                          struct gc_error *err)
+{
+    *udata = NULL;
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(job_store(), GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct gc_rows *r = NULL;
+    rc = gc_tx_query(tx, "SELECT name, user_data FROM vms WHERE id = ?", GC_ARGS(GC_VTXT(vm)),
+                     &r, err);
+    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        snprintf(name, cap, "%s", gc_rows_text(r, 0));
+        *udata = gc_strdup(gc_rows_text(r, 1));
+        rc = 0;
+    } else if (rc == 0) {
+        rc = gc_error_set(err, GC_ENOTFOUND, "vm_id", "virtual machine %s is gone", vm);
+    }
+    gc_rows_free(r);
+    gc_tx_rollback(tx);
+    return rc;
+}
+
+/* The NoCloud config drive of a VM with user data: an ISO 9660 volume labelled cidata,
+ * gc-<id>-cidata.iso in the storage pool, holding user-data, meta-data (instance-id,
+ * local-hostname) and network-config (DHCP on each interface, found by its MAC). *made
+ * tells whether the VM has one. */
+static int config_drive(const struct gc_compute_driver *drv, struct gc_compute_conn *c,
+                        const char *vm, const struct nic_info *nics, int nnics, char *volname,
+                        size_t cap, bool *made, struct gc_error *err)
+{
+    *made = false;
+    char name[128] = "";
+    char *udata = NULL;
+    int rc = load_user_data(vm, name, sizeof(name), &udata, err);
+    if (rc || !udata[0]) {
+        free(udata);
+        return rc;
+    }
+    if (!drv->vol_upload) {
+        free(udata);
+        return gc_error_set(err, GC_EUNSUPPORTED, "user_data",
+                            "the host's driver cannot write volumes: no user data");
+    }
+    char meta[512];
+    snprintf(meta, sizeof(meta), "instance-id: \"%s\"\nlocal-hostname: \"%s\"\n", vm, name);
+    struct gc_buf net;
+    gc_buf_init(&net, GC_BUF_UNLIMITED);
+    (void)gc_buf_adds(&net, "version: 2\nethernets:\n");
+    for (int i = 0; i < nnics; i++)
+        (void)gc_buf_addf(&net,
+                          "  nic%d:\n    match:\n      macaddress: \"%s\"\n    dhcp4: true\n",
+                          i, nics[i].mac);
+    if (nnics == 0)
+        (void)gc_buf_adds(&net, "  {}\n");
+    struct gc_cd_file files[] = {
+        {"user-data", udata, strlen(udata)},
+        {"meta-data", meta, strlen(meta)},
+        {"network-config", gc_buf_str(&net), strlen(gc_buf_str(&net))},
+    };
+    unsigned char *iso = NULL;
+    size_t len = 0;
+    rc = gc_configdrive_iso("cidata", files, 3, &iso, &len, err);
+    snprintf(volname, cap, "gc-%s-cidata.iso", vm);
+    if (!rc)
+        rc = drv->vol_upload(c, cfg->storage_pool, volname, iso, len, err);
+    *made = rc == 0;
+    free(iso);
+    gc_buf_release(&net);
+    free(udata);
+    return rc;
+}
+
+/* Eight characters from an alphabet without look-alikes: VNC's authentication uses only the
+ * first eight bytes of a password. */
+static void vnc_password(char out[9])
+{
+    static const char abc[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    unsigned char b[8];
+    gc_random_bytes(b, sizeof(b));
+    for (int i = 0; i < 8; i++)
+        out[i] = abc[b[i] % (sizeof(abc) - 1)];
+    out[8] = '\0';
+}
+
 static int vm_create(struct gc_job_run *job, const json_t *params, json_t **result,
                      struct gc_error *err)
 {
@@ -450,7 +539,15 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
     /* idempotent: after a crash the domain may already be there */
     int found = drv->vm_state(c, v.id, state, sizeof(state), err);
     gc_error_clear(err); /* absent is the usual answer here */
+    char cdname[GC_ID_LEN + 32] = "", vncpw[9] = "";
+    bool cd = false;
     if (found == GC_ENOTFOUND) {
+        gc_job_progress(job, 35, "writing the config drive");
+        rc = config_drive(drv, c, v.id, nics, nnics, cdname, sizeof(cdname), &cd, err);
+        vnc_password(vncpw);
+    }
+    if (!rc && found == GC_ENOTFOUND) {
+        bool vnc = strcmp(cfg->vnc_listen, "none") != 0;
         char log[1200];
         snprintf(log, sizeof(log), "%s/%s-console.log", cfg->console_log_dir, v.domain);
         const char *virt = cfg->virt_type;
@@ -471,11 +568,19 @@ static int vm_create(struct gc_job_run *job, const json_t *params, json_t **resu
             .disk_gib = v.disk,
             .pool = cfg->storage_pool,
             .serial_log = log,
+            .config_drive = cd ? cdname : NULL,
+            .vnc_listen = vnc ? cfg->vnc_listen : NULL,
+            .vnc_password = vnc ? vncpw : NULL,
             .nics = vnics,
             .nnics = nnics < 4 ? nnics : 4,
         };
         rc = drv->vm_define(c, &spec, err);
+        if (rc && cd) { /* the domain holds it, or nothing does */
+            struct gc_error e2 = {0};
+            (void)drv->vol_delete(c, cfg->storage_pool, cdname, &e2);
+        }
     }
+    memset(vncpw, 0, sizeof(vncpw));
     if (!rc && start) {
         gc_job_progress(job, 70, "starting");
         if (drv->vm_state(c, v.id, state, sizeof(state), err) == 0 &&
@@ -547,7 +652,6 @@ static int vm_power(struct gc_job_run *job, const json_t *params, json_t **resul
 static int vm_resize_run(struct gc_job_run *job, const json_t *params, json_t **result,
                          struct gc_error *err)
 {
-    (void)job;
     const char *id = json_string_value(json_object_get(params, "vm_id"));
     struct vm_info v;
     int rc = load_vm(id ? id : "", &v, err);
@@ -559,13 +663,21 @@ static int vm_resize_run(struct gc_job_run *job, const json_t *params, json_t **
     if (rc)
         return rc;
     rc = drv->vm_resize(c, v.id, (int)v.vcpus, v.mem, err);
+    /* the root volume of a disk image grows to the flavor's disk (no-op when it has that
+     * size; the guest grows its file system itself, e.g. cloud-init's growpart) */
+    if (!rc && strcmp(v.kind, "disk") == 0) {
+        char root[GC_ID_LEN + 16];
+        snprintf(root, sizeof(root), "%s-root.qcow2", v.id);
+        gc_job_progress(job, 50, "growing the root volume");
+        rc = drv->vol_resize(c, cfg->storage_pool, root, v.disk, err);
+    }
     gc_hostmgr_release(v.host);
     if (rc) {
         set_vm(v.id, "error", NULL, err->msg);
         return rc;
     }
-    *result = json_pack("{s:I,s:I}", "vcpus", (json_int_t)v.vcpus, "memory_mib",
-                        (json_int_t)v.mem);
+    *result = json_pack("{s:I,s:I,s:I}", "vcpus", (json_int_t)v.vcpus, "memory_mib",
+                        (json_int_t)v.mem, "disk_gib", (json_int_t)v.disk);
     return 0;
 }
 
@@ -1544,6 +1656,20 @@ static int pip_disassociate_run(struct gc_job_run *job, const json_t *params, js
                                                 "could not be recorded as available");
     *result = json_pack("{s:s,s:s}", "public_ip_id", id, "released_from", vm);
     return 0;
+}
+
+int gc_vmjobs_vnc(const char *host_id, const char *uuid, char *listen, int *port, char *password,
+                  struct gc_error *err)
+{
+    const struct gc_compute_driver *drv;
+    struct gc_compute_conn *c;
+    int rc = gc_hostmgr_acquire(host_id, &drv, &c, err);
+    if (rc)
+        return rc;
+    rc = drv->vm_vnc ? drv->vm_vnc(c, uuid, listen, port, password, err)
+                     : gc_error_set(err, GC_EUNSUPPORTED, "", "the host's driver has no consoles");
+    gc_hostmgr_release(host_id);
+    return rc;
 }
 
 static const struct gc_job_kind kinds[] = {

@@ -380,6 +380,13 @@ static const char *const m11[] = {
     NULL,
 };
 
+/* cloud-init user data: vms.user_data (from migration 3) holds it; its SM3 digest is what
+ * the API and the audit trail show, never the data */
+static const char *const m12[] = {
+    "ALTER TABLE vms ADD COLUMN user_data_sm3 TEXT NOT NULL DEFAULT ''",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -392,5 +399,6 @@ const struct gc_migration gc_migrations[] = {
     {9, "uploaded images and their copies on hosts", m9},
     {10, "zones, public IP addresses", m10},
     {11, "VM migration target", m11},
+    {12, "VM user data digest", m12},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -20,7 +20,7 @@ static const size_t option_offsets[] = {
     OFF(token_ttl), OFF(max_failed_logins), OFF(lockout_seconds), OFF(password_min_length),
     OFF(virt_type), OFF(console_log_dir), OFF(storage_pool), OFF(cpu_overcommit_percent),
     OFF(ram_overcommit_percent), OFF(placement_weigher), OFF(stop_timeout),
-    OFF(host_refresh_interval), OFF(images_store_host),
+    OFF(host_refresh_interval), OFF(vnc_listen), OFF(images_store_host),
     OFF(images_store_pool), OFF(images_max_upload_gib), OFF(bootstrap_host_uri),
     OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
 };
@@ -74,6 +74,11 @@ const struct gc_config_option gc_config_options[] = {
     {"compute", "host_refresh_interval", GC_OPT_INT, "60", 1, 3600, NULL,
      "Seconds between two readings of a connected host's facts and storage pools (capacity, "
      "pools defined later)."},
+    {"compute", "vnc_listen", GC_OPT_STR, "127.0.0.1", 0, 0, NULL,
+     "Address on each hypervisor host where the VNC consoles of new VMs listen (port chosen "
+     "by libvirt from 5900, password per VM; see `GET /v1/vms/{id}/vnc`): a numeric IPv4 or "
+     "IPv6 address every host has (`127.0.0.1`: reachable only on the host, e.g. through an SSH "
+     "tunnel; `0.0.0.0` or `::`: every interface), or `none` for no console."},
     {"images", "store_host", GC_OPT_STR, "auto", 0, 0, NULL,
      "Host (id or name) whose storage pool keeps uploaded images (`PUT /v1/images/{id}/file`); "
      "`auto`: the connected host registered first. VMs on other hosts get a copy from it."},
@@ -297,6 +302,18 @@ void gc_config_write_reference(FILE *out)
         fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", o->name, tn[o->type], o->def, allowed,
                 o->doc);
     }
+}
+
+int gc_vnc_listen_check(const char *s, struct gc_error *err)
+{
+    unsigned char addr[16];
+    if (strcmp(s, "none") == 0 || inet_pton(AF_INET, s, addr) == 1 ||
+        inet_pton(AF_INET6, s, addr) == 1)
+        return 0;
+    return gc_error_set(err, GC_EINVAL, "vnc_listen",
+                        "vnc_listen '%s': expected a numeric IPv4 or IPv6 address (e.g. "
+                        "127.0.0.1, 0.0.0.0, ::) or none",
+                        s);
 }
 
 int gc_parse_listen(const char *s, char *host, size_t hostcap, int *port, struct gc_error *err)

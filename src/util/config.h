@@ -36,6 +36,7 @@ struct gc_config {
     char *placement_weigher;  /* spread | pack */
     int64_t stop_timeout;
     int64_t host_refresh_interval;
+    char *vnc_listen;         /* numeric address, or "none" */
     /* [images] */
     char *images_store_host;  /* host id or name; "auto" = the first connected host */
     char *images_store_pool;  /* "auto" = [compute] storage_pool */
@@ -75,5 +76,7 @@ void gc_config_write_reference(FILE *out);
 
 /* Splits "host:port" / "[v6]:port"; host gets at most hostcap bytes. */
 int gc_parse_listen(const char *s, char *host, size_t hostcap, int *port, struct gc_error *err);
+/* 0 when s is a numeric IPv4 or IPv6 address or "none" ([compute] vnc_listen). */
+int gc_vnc_listen_check(const char *s, struct gc_error *err);
 
 #endif

@@ -327,6 +327,15 @@ EXPECTED = {
         "VM of A1a": (200, 200, 200, 200, 200, 404),
         "VM of B1": (200, 200, 200, 200, 404, 404),
     },
+    # the VNC console is the VM's keyboard: platform admins and operators, and the VM's
+    # department admins; not its users, nor the read-only platform roles. The test driver's
+    # domains get no VNC port: those allowed get 503 there (a real host answers 200, see
+    # test_guest_data.py)
+    "GET /v1/vms/{id}/vnc": {
+        "VM of A1": (503, 503, 403, 403, 503, 403),
+        "VM of A1a": (503, 503, 403, 403, 503, 404),
+        "VM of B1": (503, 503, 403, 403, 404, 404),
+    },
 
     "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
     "POST /v1/jobs": {"test.sleep": (202, 202, 403, 403, 202, 403)},
@@ -346,7 +355,7 @@ EXPECTED = {
 }
 
 SLUG = {400: "invalid-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-        409: "conflict"}
+        409: "conflict", 503: "unavailable"}
 
 
 def list_routes():
@@ -1818,6 +1827,8 @@ def _vm_get(key, suffix=""):
 for _k in ("A1", "A1a", "B1"):
     case("GET /v1/vms/{id}", f"VM of {_k}")(_vm_get(_k))
     case("GET /v1/vms/{id}/console", f"VM of {_k}")(_vm_get(_k, "/console"))
+    case("GET /v1/vms/{id}/vnc", f"VM of {_k}")(
+        lambda t, role, _k=_k: t.as_(role, "GET", f"/v1/vms/{t.vm[_k]}/vnc"))
 
 
 def _vm_action(key, action, power, query=""):
@@ -2042,6 +2053,7 @@ class TestDepartmentScope(RbacBase):
                     ("DELETE", base, None)]
         if kind == "vms":
             return [("GET", base, None), ("GET", base + "/console", None),
+                    ("GET", base + "/vnc", None),
                     ("POST", base + "/start", None), ("POST", base + "/stop", None),
                     ("POST", base + "/stop?force=true", None),
                     ("POST", base + "/reboot", None), ("DELETE", base, None)]

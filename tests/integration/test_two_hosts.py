@@ -2,8 +2,8 @@
 independent libvirtd on this machine (host B, in its own mount namespace with its own host
 UUID and its own storage pool directory: libvirtd.SecondHost). Moving VMs between them:
 
-- live migration of a running guest with a network (a bridge), a security group and a data
-  volume: the guest keeps running (its heartbeat on the serial console goes on counting, it
+- live migration of a running guest with a network (a bridge), a security group, a data
+  volume and user data (its read-only config drive is copied before the move): the guest keeps running (its heartbeat on the serial console goes on counting, it
   never restarts), the data volume's bytes arrive in B's pool, nothing stays on A;
 - a stopped VM moves back by copying its volumes through libvirt streams and its definition,
   then starts on A;
@@ -322,15 +322,20 @@ class TwoHostsTest(unittest.TestCase):
         self.assertEqual(r.status, 201, r)
         dept_token = self.d.login("mig-" + tag, user_pw)
 
-        # a running guest on A with an interface, a security group and a data volume
+        # a running guest on A with an interface, a security group, a data volume and user
+        # data (a read-only config drive, which QEMU cannot mirror: copied before the move)
         r = self.req("POST", "/v1/vms", {"name": "live1", "department_id": dept["id"],
                                          "flavor_id": flavor["id"], "image_id": image["id"],
                                          "host_id": a["id"], "networks": [net["id"]],
-                                         "security_groups": [sg["id"]]})
+                                         "security_groups": [sg["id"]],
+                                         "user_data": f"#cloud-config mig-{tag}\n"})
         self.accepted(r)
         vm = self.get(f"/v1/vms/{r.json['resource_id']}")
         self.assertEqual((vm["host_id"], vm["state"]), (a["id"], "running"))
         domain = vm["domain_name"]
+        drive = f"gc-{vm['id']}-cidata.iso"
+        self.assertIn(drive, self.files_of_a())
+        vnc_a = self.get(f"/v1/vms/{vm['id']}/vnc")
         r = self.req("POST", "/v1/volumes", {"name": "data-" + tag, "size_gib": 1,
                                              "department_id": dept["id"], "vm_id": vm["id"]})
         self.accepted(r)
@@ -387,9 +392,16 @@ class TwoHostsTest(unittest.TestCase):
         beats = self.heartbeat(domain)
         self.assertEqual(beats, list(range(1, len(beats) + 1)),
                          "the heartbeat restarted: the guest was rebooted, not migrated")
-        # the volumes moved: in B's pool, gone from A's
+        # the volumes moved: in B's pool, gone from A's; the config drive too, still read-only
         self.assertIn(volfile, self.files_of_b())
         self.assertNotIn(volfile, self.files_of_a())
+        self.assertIn(drive, self.files_of_b())
+        self.assertNotIn(drive, self.files_of_a())
+        with open(os.path.join(self.host2.images, drive), "rb") as f:
+            self.assertIn(f"#cloud-config mig-{tag}".encode(), f.read())
+        # the console moved with the guest: B's port, the same password
+        vnc_b = self.get(f"/v1/vms/{vm['id']}/vnc")
+        self.assertEqual((vnc_b["host_id"], vnc_b["password"]), (b["id"], vnc_a["password"]))
         self.assertEqual(self.get(f"/v1/volumes/{vol['id']}")["host_id"], b["id"])
         # the security group's filters are on B, the VM's own filter gone from A
         self.assertEqual(virsh(self.host2.uri, "nwfilter-dumpxml",
@@ -399,6 +411,8 @@ class TwoHostsTest(unittest.TestCase):
         xml = virsh(self.host2.uri, "dumpxml", domain).stdout
         self.assertIn(f"bridge='{self.bridge}'", xml)
         self.assertIn(f"/var/lib/libvirt/images/{volfile}", xml)
+        cd = xml[xml.index(f"/var/lib/libvirt/images/{drive}"):]
+        self.assertIn("<readonly/>", cd[:cd.index("</disk>")])
         # the room moved with it
         a_now, b_now = self.get(f"/v1/hosts/{a['id']}"), self.get(f"/v1/hosts/{b['id']}")
         self.assertEqual(a_now["vcpus_used"], usage_a["vcpus_used"] - 1)
@@ -422,6 +436,8 @@ class TwoHostsTest(unittest.TestCase):
         self.assertEqual((vm["host_id"], vm["state"], vm["power_state"]),
                          (a["id"], "stopped", "shutoff"), vm)
         self.assertNotIn(volfile, self.files_of_b())
+        self.assertIn(drive, self.files_of_a())
+        self.assertNotIn(drive, self.files_of_b())
         afile = os.path.join("/var/lib/libvirt/images", volfile)
         check = subprocess.run(["qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x5a 0 1M",
                                 afile], capture_output=True, text=True)

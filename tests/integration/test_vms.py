@@ -635,7 +635,7 @@ class TestVmLifecycle(Base):
             ({"name": "x", "flavor_id": f, "image_id": i, "department_id": d,
               "start": "yes"}, 400, "start"),
             ({"name": "x", "flavor_id": f, "image_id": i, "department_id": d,
-              "user_data": "x"}, 400, "user_data"),
+              "user_data": 5}, 400, "user_data"),
         ]
         for body, status, field in cases:
             with self.subTest(body=body):

@@ -903,6 +903,28 @@ static void mem_and_log_helpers(void **state)
     assert_null(gc_log_request_id());
 }
 
+static void vnc_listen_values(void **state)
+{
+    (void)state;
+    struct gc_error err = {0};
+    static const char *const good[] = {"127.0.0.1", "0.0.0.0", "::", "::1", "10.1.2.3",
+                                       "fd00::5", "none"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(gc_vnc_listen_check(good[i], &err), 0);
+    static const char *const bad[] = {"", "localhost", "127.0.0.1:5900", "[::1]", "None",
+                                      "1.2.3.4 ", "300.1.1.1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(gc_vnc_listen_check(bad[i], &err), GC_EINVAL);
+        assert_string_equal(err.field, "vnc_listen");
+    }
+    /* the default passes its own check */
+    struct gc_config cfg;
+    gc_config_init(&cfg);
+    assert_string_equal(cfg.vnc_listen, "127.0.0.1");
+    assert_int_equal(gc_vnc_listen_check(cfg.vnc_listen, &err), 0);
+    gc_config_release(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -931,6 +953,7 @@ int main(void)
         cmocka_unit_test(config_reference_lists_every_option),
         cmocka_unit_test(parse_listen_good),
         cmocka_unit_test(parse_listen_bad),
+        cmocka_unit_test(vnc_listen_values),
         cmocka_unit_test(error_tables),
         cmocka_unit_test(error_set_fills_record),
         cmocka_unit_test(mem_and_log_helpers),
