@@ -8,7 +8,6 @@
 #include "drivers/compute.h"
 #include "monitor/checks.h"
 #include "monitor/latest.h"
-#include "sched/hostmgr.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/timeutil.h"
@@ -156,9 +155,37 @@ static struct {
     struct gc_store *st;
     int64_t interval_ms;
     int64_t started_ms;
-    json_t *in_flight; /* host id -> start time (ms) of the round still running */
+    struct hostconn **hc; /* the collector's own connection to each host */
+    size_t nhc;
     int workers;
 } C = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+/* The collector talks to each host over a connection of its own, not the host manager's:
+ * libvirt has no per-call timeout and its keepalive does not fire while a call waits, so a
+ * call stuck on a hung host must not hold the host manager's connection (that would keep it
+ * from noticing the host is gone, and a host removal would wait for it). A stuck worker
+ * keeps only its own connection; the host is skipped until the call returns. */
+struct hostconn {
+    char id[GC_ID_LEN + 1];
+    char uri[1024];
+    const struct gc_compute_driver *drv;
+    struct gc_compute_conn *conn;
+    bool busy;
+    int64_t busy_since_ms;
+    bool seen; /* still registered, this round */
+};
+
+static struct hostconn *hostconn_get(const char *id)
+{
+    for (size_t i = 0; i < C.nhc; i++)
+        if (strcmp(C.hc[i]->id, id) == 0)
+            return C.hc[i];
+    struct hostconn *h = gc_calloc(1, sizeof(*h));
+    snprintf(h->id, sizeof(h->id), "%s", id);
+    C.hc = gc_realloc(C.hc, (C.nhc + 1) * sizeof(*C.hc));
+    C.hc[C.nhc++] = h;
+    return h;
+}
 
 /* Runs sql (two columns: a label value, a count) and adds one sample per row. */
 static void add_counts(struct gc_batch *b, struct gc_tx *tx, const char *sql, const char *metric,
@@ -225,15 +252,17 @@ static json_t *platform_round(int64_t t)
         add_counts(&b, tx, "SELECT state, COUNT(*) FROM vms GROUP BY state",
                    "govcloud_platform_vms", "state", t);
         r = NULL;
-        rc = gc_tx_query(tx, "SELECT id, zone, state FROM hosts ORDER BY id", GC_NOARGS, &r,
-                         &err);
+        rc = gc_tx_query(tx, "SELECT id, zone, state, uri FROM hosts ORDER BY id", GC_NOARGS,
+                         &r, &err);
         while (!rc && (rc = gc_rows_next(r, &err)) > 0) {
             rc = 0;
             bool up = strcmp(gc_rows_text(r, 2), "connected") == 0;
             gc_batch_add(&b, "govcloud_host_up", t, up ? 1 : 0, 2, "host_id", gc_rows_text(r, 0),
                          "zone", gc_rows_text(r, 1));
-            json_array_append_new(hosts, json_pack("{s:s,s:s,s:b}", "id", gc_rows_text(r, 0),
-                                                   "zone", gc_rows_text(r, 1), "up", up));
+            json_array_append_new(hosts, json_pack("{s:s,s:s,s:b,s:s}", "id",
+                                                   gc_rows_text(r, 0), "zone",
+                                                   gc_rows_text(r, 1), "up", up, "uri",
+                                                   gc_rows_text(r, 3)));
         }
         gc_rows_free(r);
         if (rc < 0)
@@ -383,54 +412,73 @@ static void vm_samples(struct gc_batch *b, const char *hid, int64_t t, json_t *d
 }
 
 struct host_job {
-    char id[GC_ID_LEN + 1];
+    struct hostconn *hc;
     char zone[128];
     int64_t t;
 };
 
+static void drop_conn(struct hostconn *hc)
+{
+    if (hc->conn)
+        hc->drv->disconnect(hc->conn);
+    hc->conn = NULL;
+}
+
 static void *host_worker(void *arg)
 {
     struct host_job *j = arg;
+    struct hostconn *hc = j->hc;
+    const char *id = hc->id;
     int64_t t0 = gc_mono_ns();
-    const struct gc_compute_driver *drv = NULL;
-    struct gc_compute_conn *conn = NULL;
     struct gc_error err = {0};
     struct gc_batch b = {0};
     bool ok = true;
-    if (gc_hostmgr_acquire(j->id, &drv, &conn, &err) == 0) {
+    if (hc->conn && !hc->drv->alive(hc->conn))
+        drop_conn(hc);
+    if (!hc->conn) {
+        hc->drv = gc_compute_driver_for(hc->uri, &err);
+        if (!hc->drv || hc->drv->connect(hc->uri, NULL, NULL, &hc->conn, &err) != 0) {
+            gc_warn("monitor", "host %s: cannot connect to collect: %s", id, err.msg);
+            hc->conn = NULL;
+            ok = false;
+        }
+    }
+    if (hc->conn) {
         json_t *node = NULL, *pools = NULL, *doms = NULL;
-        if (drv->node_stats && drv->node_stats(conn, &node, &err) != 0) {
-            gc_warn("monitor", "host %s: node statistics: %s", j->id, err.msg);
-            ok = false;
+        bool failed = false;
+        if (hc->drv->node_stats && hc->drv->node_stats(hc->conn, &node, &err) != 0) {
+            gc_warn("monitor", "host %s: node statistics: %s", id, err.msg);
+            failed = true;
         }
         err = (struct gc_error){0};
-        if (drv->pools(conn, &pools, &err) != 0) {
-            gc_warn("monitor", "host %s: storage pools: %s", j->id, err.msg);
-            ok = false;
+        if (hc->drv->pools(hc->conn, &pools, &err) != 0) {
+            gc_warn("monitor", "host %s: storage pools: %s", id, err.msg);
+            failed = true;
         }
         err = (struct gc_error){0};
-        if (drv->domain_stats && drv->domain_stats(conn, &doms, &err) != 0) {
-            gc_warn("monitor", "host %s: domain statistics: %s", j->id, err.msg);
-            ok = false;
+        if (hc->drv->domain_stats && hc->drv->domain_stats(hc->conn, &doms, &err) != 0) {
+            gc_warn("monitor", "host %s: domain statistics: %s", id, err.msg);
+            failed = true;
         }
-        gc_hostmgr_release(j->id);
-        json_t *vms = vms_of_host(j->id);
-        host_samples(&b, j->id, j->zone, j->t, node, pools);
-        vm_samples(&b, j->id, j->t, doms, vms);
+        if (failed) {
+            ok = false;
+            drop_conn(hc); /* a fresh connection next round */
+        }
+        json_t *vms = vms_of_host(id);
+        host_samples(&b, id, j->zone, j->t, node, pools);
+        vm_samples(&b, id, j->t, doms, vms);
         json_decref(vms);
         json_decref(node);
         json_decref(pools);
         json_decref(doms);
-    } else {
-        ok = false;
     }
     gc_batch_add(&b, "govcloud_host_collect_duration_seconds", j->t,
-                 (double)(gc_mono_ns() - t0) / 1e9, 2, "host_id", j->id, "zone", j->zone);
-    gc_batch_add(&b, "govcloud_host_collect_success", j->t, ok, 2, "host_id", j->id, "zone",
+                 (double)(gc_mono_ns() - t0) / 1e9, 2, "host_id", id, "zone", j->zone);
+    gc_batch_add(&b, "govcloud_host_collect_success", j->t, ok, 2, "host_id", id, "zone",
                  j->zone);
     gc_batch_emit(&b);
     pthread_mutex_lock(&C.lock);
-    json_object_del(C.in_flight, j->id);
+    hc->busy = false;
     C.workers--;
     pthread_cond_broadcast(&C.cond);
     pthread_mutex_unlock(&C.lock);
@@ -442,23 +490,30 @@ static void start_host_workers(json_t *hosts, int64_t t)
 {
     size_t i;
     json_t *h;
+    pthread_mutex_lock(&C.lock);
+    for (size_t k = 0; k < C.nhc; k++)
+        C.hc[k]->seen = false;
     json_array_foreach(hosts, i, h)
     {
+        const char *id = json_string_value(json_object_get(h, "id"));
+        struct hostconn *hc = hostconn_get(id);
+        hc->seen = true;
         if (!json_is_true(json_object_get(h, "up")))
             continue;
-        const char *id = json_string_value(json_object_get(h, "id"));
-        pthread_mutex_lock(&C.lock);
-        json_t *since = json_object_get(C.in_flight, id);
-        if (since) {
-            pthread_mutex_unlock(&C.lock);
+        if (hc->busy) {
             gc_warn("monitor",
                     "host %s: the collection started %lld ms ago has not finished; skipping "
                     "this round",
-                    id, (long long)(t - json_integer_value(since)));
+                    id, (long long)(t - hc->busy_since_ms));
             continue;
         }
+        const char *uri = json_string_value(json_object_get(h, "uri"));
+        if (strcmp(hc->uri, uri) != 0) {
+            drop_conn(hc);
+            snprintf(hc->uri, sizeof(hc->uri), "%s", uri);
+        }
         struct host_job *j = gc_calloc(1, sizeof(*j));
-        snprintf(j->id, sizeof(j->id), "%s", id);
+        j->hc = hc;
         snprintf(j->zone, sizeof(j->zone), "%s",
                  json_string_value(json_object_get(h, "zone")));
         j->t = t;
@@ -467,15 +522,28 @@ static void start_host_workers(json_t *hosts, int64_t t)
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_t th;
         if (pthread_create(&th, &attr, host_worker, j) == 0) {
-            json_object_set_new(C.in_flight, id, json_integer(t));
+            hc->busy = true;
+            hc->busy_since_ms = t;
             C.workers++;
         } else {
             gc_warn("monitor", "host %s: cannot start a collector thread", id);
             free(j);
         }
         pthread_attr_destroy(&attr);
-        pthread_mutex_unlock(&C.lock);
     }
+    /* hosts no longer registered: their connections go (unless a worker still uses one) */
+    size_t w = 0;
+    for (size_t k = 0; k < C.nhc; k++) {
+        struct hostconn *hc = C.hc[k];
+        if (!hc->seen && !hc->busy) {
+            drop_conn(hc);
+            free(hc);
+        } else {
+            C.hc[w++] = hc;
+        }
+    }
+    C.nhc = w;
+    pthread_mutex_unlock(&C.lock);
 }
 
 static void *coordinator(void *arg)
@@ -515,11 +583,8 @@ int gc_collect_start(struct gc_store *st, const struct gc_config *cfg, struct gc
     C.interval_ms = cfg->monitor_interval * 1000;
     C.started_ms = gc_now_ms();
     C.stop = false;
-    C.in_flight = json_object();
-    if (pthread_create(&C.thread, NULL, coordinator, NULL) != 0) {
-        json_decref(C.in_flight);
+    if (pthread_create(&C.thread, NULL, coordinator, NULL) != 0)
         return gc_error_set(err, GC_EINTERNAL, "", "cannot start the monitoring thread");
-    }
     C.running = true;
     gc_info("monitor", "collecting every %lld s", (long long)cfg->monitor_interval);
     return 0;
@@ -543,10 +608,22 @@ void gc_collect_stop(void)
         pthread_cond_timedwait(&C.cond, &C.lock, &ts);
     }
     if (C.workers > 0)
-        gc_warn("monitor", "%d host collectors still running at shutdown", C.workers);
-    if (C.workers == 0) {
-        json_decref(C.in_flight);
-        C.in_flight = NULL;
+        gc_warn("monitor", "%d host collectors still waiting for their host at shutdown",
+                C.workers);
+    /* a connection in use by a stuck worker is left to the process exit */
+    size_t w = 0;
+    for (size_t k = 0; k < C.nhc; k++) {
+        if (C.hc[k]->busy) {
+            C.hc[w++] = C.hc[k];
+            continue;
+        }
+        drop_conn(C.hc[k]);
+        free(C.hc[k]);
+    }
+    C.nhc = w;
+    if (!w) {
+        free(C.hc);
+        C.hc = NULL;
     }
     pthread_mutex_unlock(&C.lock);
     C.running = false;
