@@ -1065,6 +1065,8 @@ static void scheduler_pass(void)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* many short-lived threads (one per host or check): keep their stacks small */
+        pthread_attr_setstacksize(&attr, 1u << 20);
         pthread_t th;
         pthread_mutex_lock(&S.lock);
         S.workers++;

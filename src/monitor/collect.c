@@ -520,6 +520,8 @@ static void start_host_workers(json_t *hosts, int64_t t)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* many short-lived threads (one per host or check): keep their stacks small */
+        pthread_attr_setstacksize(&attr, 1u << 20);
         pthread_t th;
         if (pthread_create(&th, &attr, host_worker, j) == 0) {
             hc->busy = true;
