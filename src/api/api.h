@@ -130,6 +130,12 @@ void gc_api_pip_disassociate(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 
+void gc_api_check_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_check_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_check_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_check_update(struct gc_req *req, struct gc_resp *resp);
+void gc_api_check_delete(struct gc_req *req, struct gc_resp *resp);
+
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_get(struct gc_req *req, struct gc_resp *resp);

@@ -1,6 +1,8 @@
 /* Handlers of departments, users, audit events and jobs. */
 #include "api/api.h"
 
+#include "monitor/checks.h"
+
 #include "core/validate.h"
 #include "util/timeutil.h"
 
@@ -676,4 +678,33 @@ void gc_api_pip_associate(struct gc_req *req, struct gc_resp *resp)
 void gc_api_pip_disassociate(struct gc_req *req, struct gc_resp *resp)
 {
     pip_action(req, resp, "disassociate");
+}
+
+/* ---- service checks (monitor/checks.c) ---- */
+
+static const char *const check_filters[] = {"department_id", "kind", NULL};
+
+void gc_api_check_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_check_list, check_filters);
+}
+
+void gc_api_check_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_check_create, "/v1/checks");
+}
+
+void gc_api_check_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_check_get);
+}
+
+void gc_api_check_update(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_check_update);
+}
+
+void gc_api_check_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_check_delete);
 }

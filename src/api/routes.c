@@ -176,6 +176,16 @@ const struct gc_route gc_routes[] = {
     {"POST", "/v1/public-ips/{id}/disassociate", gc_api_pip_disassociate,
      "public_ips.disassociate", true, false, NULL, "public_ip.disassociate", "public_ip"},
 
+    {"GET", "/v1/checks", gc_api_check_list, "checks.list", true, false,
+     "department_id,kind," PAGE, NULL, NULL},
+    {"POST", "/v1/checks", gc_api_check_create, "checks.create", true, true, NULL,
+     "check.create", "check"},
+    {"GET", "/v1/checks/{id}", gc_api_check_get, "checks.get", true, false, NULL, NULL, NULL},
+    {"PATCH", "/v1/checks/{id}", gc_api_check_update, "checks.update", true, true, NULL,
+     "check.update", "check"},
+    {"DELETE", "/v1/checks/{id}", gc_api_check_delete, "checks.delete", true, false, NULL,
+     "check.delete", "check"},
+
     {"GET", "/v1/jobs", gc_api_job_list, "jobs.list", true, false, "state,kind," PAGE, NULL,
      NULL},
     {"POST", "/v1/jobs", gc_api_job_create, "jobs.create", true, true, NULL, "job.create", "job"},

@@ -1,6 +1,12 @@
 /* Service endpoints (health, readiness, metrics, OpenAPI, version) and authentication. */
 #include "api/api.h"
 
+#include "monitor/latest.h"
+#include "util/config.h"
+#include "util/timeutil.h"
+
+#include <strings.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +40,51 @@ void gc_api_readyz(struct gc_req *req, struct gc_resp *resp)
     resp->ctype = "application/json";
 }
 
+/* The monitoring series carry department data: they are shown to platform roles (bearer
+ * token or API key), or to anyone with [monitor] metrics_access = public. Anonymous scrapes
+ * get the daemon's own metrics only. */
+static int metrics_scope(struct gc_req *req, bool *full, struct gc_error *err)
+{
+    *full = req->ctx.cfg && strcmp(req->ctx.cfg->monitor_metrics_access, "public") == 0;
+    const char *h = gc_req_header(req, "Authorization");
+    if (*full || !h)
+        return 0;
+    if (strncasecmp(h, "Bearer ", 7) != 0)
+        return gc_error_set(err, GC_EAUTH, "Authorization",
+                            "the Authorization header must use the Bearer scheme");
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    int rc = gc_auth_resolve(req->ctx.store, tok, &req->who, err);
+    if (rc)
+        return rc;
+    req->ctx.who = &req->who;
+    if (!gc_role_is_platform(req->who.role))
+        return gc_error_set(err, GC_EPERM, "Authorization",
+                            "the monitoring series of /metrics are for platform roles; "
+                            "department users read their own through the metrics query API");
+    *full = true;
+    return 0;
+}
+
 void gc_api_metrics(struct gc_req *req, struct gc_resp *resp)
 {
+    struct gc_error err = {0};
+    bool full = false;
+    if (metrics_scope(req, &full, &err) != 0) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
     struct gc_buf b;
-    gc_buf_init(&b, 16u << 20);
-    if (gc_metrics_render(&b, req->ctx.store) != 0) {
+    gc_buf_init(&b, 256u << 20);
+    int rc = gc_metrics_render(&b, req->ctx.store);
+    if (!rc && full)
+        rc = gc_latest_render(&b, gc_now_ms());
+    else if (!rc)
+        rc = gc_buf_adds(&b, "# the monitoring series (hosts, VMs, checks) need a bearer token "
+                             "or API key of a platform role\n");
+    if (rc != 0) {
         gc_buf_release(&b);
-        struct gc_error err = {0};
         gc_error_set(&err, GC_EINTERNAL, "", "metrics exposition too large");
         gc_resp_error(resp, req, &err);
         return;

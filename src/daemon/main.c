@@ -3,6 +3,9 @@
  * SIGTERM or SIGINT. */
 #include "core/repcache.h"
 #include "http/http.h"
+#include "monitor/checks.h"
+#include "monitor/collect.h"
+#include "monitor/latest.h"
 #include "sched/hostmgr.h"
 #include "sched/imagestore.h"
 #include "sched/runner.h"
@@ -247,6 +250,16 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     gc_metrics_init();
+    gc_collect_describe();
+    gc_latest_init(3 * cfg.monitor_interval * 1000);
+    if (gc_monitor_add_sink(gc_latest_sink()) != 0) {
+        gc_err("daemon", "cannot register the current-value table");
+        goto cleanup;
+    }
+    if (gc_checks_start(st, &cfg, &err) != 0) {
+        gc_err("daemon", "option [monitor] %s", err.msg);
+        goto cleanup;
+    }
     if (gc_hostmgr_start(st, &cfg, &err) != 0) {
         gc_err("daemon", "cannot start the host manager: %s", err.msg);
         goto cleanup;
@@ -269,6 +282,10 @@ int main(int argc, char **argv)
     gc_info("daemon", "govcloudd %s listening on %s (port %d), data in %s", GC_VERSION,
             cfg.listen, gc_server_port(srv), cfg.data_dir);
     gc_bootstrap_infra(st, &cfg);
+    if (gc_collect_start(st, &cfg, &err) != 0) {
+        gc_err("daemon", "%s", err.msg);
+        goto cleanup;
+    }
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -284,10 +301,14 @@ int main(int argc, char **argv)
 
 cleanup:
     gc_server_stop(srv, 30000);
+    gc_collect_stop();
+    gc_checks_stop();
     gc_runner_stop(runner);
     gc_hostmgr_stop();
     gc_store_close(st);
     gc_repcache_clear();
+    gc_monitor_clear_sinks();
+    gc_latest_clear();
     if (lock_fd >= 0)
         close(lock_fd);
     if (status == 0)

@@ -203,6 +203,18 @@ struct gc_compute_driver {
     /* *path (malloc'd): where volume name of pool is on the host; GC_ENOTFOUND when absent. */
     int (*vol_path)(struct gc_compute_conn *c, const char *pool, const char *name, char **path,
                     struct gc_error *err);
+
+    /* Monitoring. The host's CPU time and memory: {"cpu_seconds": {"user","system","idle",
+     * "iowait",…} (what the host reports, cumulative), "memory_bytes": {"total","free",
+     * "buffers","cached"}}; either member absent when the host does not report it. */
+    int (*node_stats)(struct gc_compute_conn *c, json_t **out, struct gc_error *err);
+    /* Every domain's counters in one call: [{"uuid","state" (GC_POWER_STATES),
+     * "cpu_seconds","vcpus","memory_bytes","memory_rss_bytes","memory_available_bytes",
+     * "memory_unused_bytes", "interfaces":[{"name","rx_bytes","tx_bytes","rx_packets",
+     * "tx_packets","rx_errors","tx_errors","rx_drops","tx_drops"}],
+     * "disks":[{"name","read_bytes","write_bytes","read_requests","write_requests",
+     * "capacity_bytes","allocation_bytes"}]}]; a member is absent when not reported. */
+    int (*domain_stats)(struct gc_compute_conn *c, json_t **out, struct gc_error *err);
 };
 
 extern const struct gc_compute_driver gc_compute_libvirt;

@@ -1902,6 +1902,158 @@ static int lv_vm_migrate(struct gc_compute_conn *src, struct gc_compute_conn *ds
     return rc;
 }
 
+/* ---- monitoring ---- */
+
+/* A numeric typed parameter of any integer or double type, as a double; false if absent. */
+static bool tp_num(const virTypedParameterPtr p, int n, const char *name, double *v)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(p[i].field, name) != 0)
+            continue;
+        switch (p[i].type) {
+        case VIR_TYPED_PARAM_INT:
+            *v = p[i].value.i;
+            return true;
+        case VIR_TYPED_PARAM_UINT:
+            *v = p[i].value.ui;
+            return true;
+        case VIR_TYPED_PARAM_LLONG:
+            *v = (double)p[i].value.l;
+            return true;
+        case VIR_TYPED_PARAM_ULLONG:
+            *v = (double)p[i].value.ul;
+            return true;
+        case VIR_TYPED_PARAM_DOUBLE:
+            *v = p[i].value.d;
+            return true;
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+static void tp_set(json_t *o, const char *key, const virTypedParameterPtr p, int n,
+                   const char *name, double scale)
+{
+    double v;
+    if (tp_num(p, n, name, &v))
+        json_object_set_new(o, key, json_real(v * scale));
+}
+
+static int lv_node_stats(struct gc_compute_conn *c, json_t **out, struct gc_error *err)
+{
+    (void)err;
+    json_t *o = json_object();
+    int n = 0;
+    if (virNodeGetCPUStats(c->conn, VIR_NODE_CPU_STATS_ALL_CPUS, NULL, &n, 0) == 0 && n > 0 &&
+        n < 64) {
+        virNodeCPUStats cs[64];
+        memset(cs, 0, sizeof(cs));
+        if (virNodeGetCPUStats(c->conn, VIR_NODE_CPU_STATS_ALL_CPUS, cs, &n, 0) == 0) {
+            json_t *cpu = json_object();
+            for (int i = 0; i < n; i++) {
+                const char *f = cs[i].field;
+                if (strcmp(f, VIR_NODE_CPU_STATS_KERNEL) == 0)
+                    f = "system";
+                if (strcmp(f, VIR_NODE_CPU_STATS_UTILIZATION) == 0)
+                    continue;
+                json_object_set_new(cpu, f, json_real((double)cs[i].value / 1e9));
+            }
+            json_object_set_new(o, "cpu_seconds", cpu);
+        }
+    }
+    virResetLastError();
+    n = 0;
+    if (virNodeGetMemoryStats(c->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &n, 0) == 0 &&
+        n > 0 && n < 64) {
+        virNodeMemoryStats ms[64];
+        memset(ms, 0, sizeof(ms));
+        if (virNodeGetMemoryStats(c->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, ms, &n, 0) == 0) {
+            json_t *mem = json_object();
+            for (int i = 0; i < n; i++) /* KiB */
+                json_object_set_new(mem, ms[i].field, json_real((double)ms[i].value * 1024.0));
+            json_object_set_new(o, "memory_bytes", mem);
+        }
+    }
+    virResetLastError();
+    *out = o;
+    return 0;
+}
+
+static int lv_domain_stats(struct gc_compute_conn *c, json_t **out, struct gc_error *err)
+{
+    static const char *const st[] = {"nostate", "running", "blocked", "paused",
+                                     "shutdown", "shutoff", "crashed", "pmsuspended"};
+    virDomainStatsRecordPtr *recs = NULL;
+    unsigned int what = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL |
+                        VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU |
+                        VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK;
+    int n = virConnectGetAllDomainStats(c->conn, what, &recs, 0);
+    if (n < 0)
+        return gc_error_set(err, GC_EBUSY, "", "cannot read domain statistics: %s",
+                            virGetLastErrorMessage());
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        virTypedParameterPtr p = recs[i]->params;
+        int np = recs[i]->nparams;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (virDomainGetUUIDString(recs[i]->dom, uuid) < 0)
+            continue;
+        json_t *d = json_pack("{s:s}", "uuid", uuid);
+        double v;
+        if (tp_num(p, np, "state.state", &v))
+            json_object_set_new(d, "state",
+                                json_string(v >= 0 && v < 8 ? st[(int)v] : "unknown"));
+        tp_set(d, "cpu_seconds", p, np, "cpu.time", 1e-9);
+        tp_set(d, "vcpus", p, np, "vcpu.current", 1);
+        tp_set(d, "memory_bytes", p, np, "balloon.current", 1024);
+        tp_set(d, "memory_rss_bytes", p, np, "balloon.rss", 1024);
+        tp_set(d, "memory_available_bytes", p, np, "balloon.available", 1024);
+        tp_set(d, "memory_unused_bytes", p, np, "balloon.unused", 1024);
+        static const char *const nf[][2] = {
+            {"rx_bytes", "rx.bytes"}, {"tx_bytes", "tx.bytes"}, {"rx_packets", "rx.pkts"},
+            {"tx_packets", "tx.pkts"}, {"rx_errors", "rx.errs"}, {"tx_errors", "tx.errs"},
+            {"rx_drops", "rx.drop"},   {"tx_drops", "tx.drop"}};
+        static const char *const bf[][2] = {
+            {"read_bytes", "rd.bytes"},        {"write_bytes", "wr.bytes"},
+            {"read_requests", "rd.reqs"},      {"write_requests", "wr.reqs"},
+            {"capacity_bytes", "capacity"},    {"allocation_bytes", "allocation"}};
+        struct {
+            const char *prefix, *key;
+            const char *const (*f)[2];
+            size_t nf;
+        } groups[] = {{"net", "interfaces", nf, sizeof(nf) / sizeof(nf[0])},
+                      {"block", "disks", bf, sizeof(bf) / sizeof(bf[0])}};
+        for (size_t g = 0; g < 2; g++) {
+            char name[64];
+            snprintf(name, sizeof(name), "%s.count", groups[g].prefix);
+            double cnt = 0;
+            if (!tp_num(p, np, name, &cnt))
+                continue;
+            json_t *list = json_array();
+            for (int k = 0; k < (int)cnt && k < 256; k++) {
+                const char *dev = NULL;
+                snprintf(name, sizeof(name), "%s.%d.name", groups[g].prefix, k);
+                if (virTypedParamsGetString(p, np, name, &dev) != 1 || !dev)
+                    continue;
+                json_t *e = json_pack("{s:s}", "name", dev);
+                for (size_t f = 0; f < groups[g].nf; f++) {
+                    snprintf(name, sizeof(name), "%s.%d.%s", groups[g].prefix, k,
+                             groups[g].f[f][1]);
+                    tp_set(e, groups[g].f[f][0], p, np, name, 1);
+                }
+                json_array_append_new(list, e);
+            }
+            json_object_set_new(d, groups[g].key, list);
+        }
+        json_array_append_new(arr, d);
+    }
+    virDomainStatsRecordListFree(recs);
+    *out = arr;
+    return 0;
+}
+
 const struct gc_compute_driver gc_compute_libvirt = {
     .name = "libvirt",
     .init = lv_init,
@@ -1943,6 +2095,8 @@ const struct gc_compute_driver gc_compute_libvirt = {
     .vol_stream_finish = lv_vol_stream_finish,
     .vol_stream_abort = lv_vol_stream_abort,
     .vol_path = lv_vol_path,
+    .node_stats = lv_node_stats,
+    .domain_stats = lv_domain_stats,
 };
 
 const struct gc_compute_driver *gc_compute_driver_for(const char *uri, struct gc_error *err)

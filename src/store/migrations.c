@@ -387,6 +387,30 @@ static const char *const m12[] = {
     NULL,
 };
 
+/* service checks that departments define against their applications (monitoring) */
+static const char *const m14[] = {
+    "CREATE TABLE checks ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " department_id TEXT NOT NULL REFERENCES departments(id),"
+    " kind TEXT NOT NULL,"            /* tcp | http | icmp */
+    " host TEXT NOT NULL DEFAULT '',"  /* tcp, icmp */
+    " port BIGINT NOT NULL DEFAULT 0," /* tcp */
+    " url TEXT NOT NULL DEFAULT '',"   /* http */
+    " expect_status BIGINT NOT NULL DEFAULT 200,"
+    " tls_verify BIGINT NOT NULL DEFAULT 1,"
+    " interval_seconds BIGINT NOT NULL,"
+    " timeout_ms BIGINT NOT NULL,"
+    " enabled BIGINT NOT NULL DEFAULT 1,"
+    /* 1 when last written by a platform role: may target protected addresses */
+    " privileged BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX checks_department_name ON checks (department_id, name)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -400,5 +424,6 @@ const struct gc_migration gc_migrations[] = {
     {10, "zones, public IP addresses", m10},
     {11, "VM migration target", m11},
     {12, "VM user data digest", m12},
+    {14, "service checks", m14},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -22,7 +22,8 @@ static const size_t option_offsets[] = {
     OFF(ram_overcommit_percent), OFF(placement_weigher), OFF(stop_timeout),
     OFF(host_refresh_interval), OFF(vnc_listen), OFF(images_store_host),
     OFF(images_store_pool), OFF(images_max_upload_gib), OFF(bootstrap_host_uri),
-    OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
+    OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds), OFF(monitor_enabled),
+    OFF(monitor_interval), OFF(monitor_protected_networks), OFF(monitor_metrics_access),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -97,6 +98,22 @@ const struct gc_config_option gc_config_options[] = {
     {"jobs", "workers", GC_OPT_INT, "2", 1, 64, NULL, "Threads that run background jobs."},
     {"jobs", "test_job_kinds", GC_OPT_BOOL, "false", 0, 0, NULL,
      "Registers job kinds that exist only for tests (`test.sleep`). Keep off in production."},
+    {"monitor", "enabled", GC_OPT_BOOL, "true", 0, 0, NULL,
+     "Collects samples from hosts, VMs, the platform and service checks (see "
+     "docs/monitoring.md)."},
+    {"monitor", "interval", GC_OPT_INT, "15", 1, 3600, NULL,
+     "Seconds between two collection rounds of hosts, VMs and the platform; a series that "
+     "stops reporting leaves `/metrics` after three intervals."},
+    {"monitor", "protected_networks", GC_OPT_STR, "none", 0, 0, NULL,
+     "Comma-separated networks (CIDR) that only service checks created by platform roles may "
+     "target, in addition to loopback, link-local, unspecified and multicast addresses, which "
+     "are always protected; put the management network of the hosts here. `none`: nothing "
+     "more."},
+    {"monitor", "metrics_access", GC_OPT_ENUM, "token", 0, 0, "token|public",
+     "Who sees the monitoring series (they carry department data) on `/metrics`: `token` "
+     "needs a bearer token or API key of a platform role (anonymous scrapes get only the "
+     "daemon's own HTTP and job metrics); `public` shows everything to anyone who can reach "
+     "the port."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

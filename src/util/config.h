@@ -47,6 +47,11 @@ struct gc_config {
     /* [jobs] */
     int64_t job_workers;
     bool test_job_kinds;      /* registers the job kinds that exist only for tests */
+    /* [monitor] */
+    bool monitor_enabled;
+    int64_t monitor_interval;      /* seconds between two collection rounds */
+    char *monitor_protected_networks; /* "none" or CIDRs only platform roles' checks reach */
+    char *monitor_metrics_access;  /* token | public */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };

@@ -206,6 +206,7 @@ class OpenApiTest(DaemonTestCase):
                       "/v1/vms/{id}/resize": {"flavor_id": NOWHERE},
                       "/v1/vms/{id}/migrate": {"host_id": NOWHERE},
                       "/v1/volumes/{id}/resize": {"size_gib": 2},
+                      "/v1/checks/{id}": {"enabled": False},
                       "/v1/volumes/{id}/revert": {"snapshot_id": NOWHERE},
                       "/v1/volumes/{id}/snapshots": {"name": "x"},
                       "/v1/security-groups/{id}/rules": {"direction": "ingress",

@@ -39,7 +39,9 @@ PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/openapi.json",
 EXPECTED = {
     "GET /healthz": {"anyone": (200, 200, 200, 200, 200, 200)},
     "GET /readyz": {"anyone": (200, 200, 200, 200, 200, 200)},
-    "GET /metrics": {"anyone": (200, 200, 200, 200, 200, 200)},
+    # anonymous scrapes get the daemon's own metrics; with a token, the monitoring series
+    # (department data) are for platform roles only (docs/monitoring.md)
+    "GET /metrics": {"anyone": (200, 200, 200, 200, 403, 403)},
     "GET /v1/openapi.json": {"anyone": (200, 200, 200, 200, 200, 200)},
     "GET /v1/version": {"anyone": (200, 200, 200, 200, 200, 200)},
 
@@ -227,6 +229,23 @@ EXPECTED = {
     },
     "POST /v1/public-ips/{id}/disassociate": {
         "an available address of A1": (409, 409, 403, 403, 409, 409),
+    },
+    "GET /v1/checks": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/checks": {
+        "check of A1": (201, 201, 403, 403, 201, 201),
+        "check of B1": (201, 201, 403, 403, 400, 400),
+    },
+    "GET /v1/checks/{id}": {
+        "check of A1": (200, 200, 200, 200, 200, 200),
+        "check of B1": (200, 200, 200, 200, 404, 404),
+    },
+    "PATCH /v1/checks/{id}": {
+        "check of A1": (200, 200, 403, 403, 200, 200),
+        "check of B1": (200, 200, 403, 403, 404, 404),
+    },
+    "DELETE /v1/checks/{id}": {
+        "check of A1": (204, 204, 403, 403, 204, 204),
+        "check of B1": (204, 204, 403, 403, 404, 404),
     },
     "GET /v1/server-groups": {"list": (200, 200, 200, 200, 200, 200)},
     "POST /v1/server-groups": {
@@ -1446,6 +1465,85 @@ for _d in ("A1", "B1"):
     case("DELETE /v1/public-ips/{id}", f"of {_d}")(_pip_delete(_d))
     case("POST /v1/public-ips/{id}/associate", f"{_d} address to the {_d} VM")(
         _pip_associate(_d))
+
+
+# -- service checks --
+
+def _mkcheck(t, dept):
+    r = t.d.request("POST", "/v1/checks", {"name": uniq("chk-"), "kind": "tcp",
+                                           "host": "10.98.0.1", "port": 80,
+                                           "interval_seconds": 600,
+                                           "department_id": t.dept[dept]}, token=t.admin)
+    t.assertEqual(r.status, 201, r)
+    return r.json["id"]
+
+
+@case("GET /v1/checks", "list")
+def _(t, role):
+    mine, foreign = _mkcheck(t, "A1"), _mkcheck(t, "B1")
+    r = t.as_(role, "GET", "/v1/checks?limit=500")
+    if r.status == 200:
+        ids = [c["id"] for c in r.json["items"]]
+        t.assertIn(mine, ids)
+        (t.assertNotIn if role.startswith("department_") else t.assertIn)(foreign, ids)
+    for c in (mine, foreign):
+        t.d.request("DELETE", f"/v1/checks/{c}", token=t.admin)
+    return r
+
+
+def _chk_create(dept):
+    def run(t, role):
+        name = uniq("chk-")
+        r = t.as_(role, "POST", "/v1/checks",
+                  {"name": name, "kind": "tcp", "host": "10.98.0.1", "port": 80,
+                   "interval_seconds": 600, "department_id": t.dept[dept]})
+        found = [c for c in t.d.request("GET", "/v1/checks?limit=500",
+                                        token=t.admin).json["items"] if c["name"] == name]
+        t.assertEqual(len(found), 1 if r.status == 201 else 0)
+        for c in found:
+            t.d.request("DELETE", f"/v1/checks/{c['id']}", token=t.admin)
+        return r
+    return run
+
+
+def _chk_get(dept):
+    def run(t, role):
+        c = _mkcheck(t, dept)
+        r = t.as_(role, "GET", f"/v1/checks/{c}")
+        if r.status == 200:
+            t.assertEqual(r.json["host"], "10.98.0.1")
+        t.d.request("DELETE", f"/v1/checks/{c}", token=t.admin)
+        return r
+    return run
+
+
+def _chk_update(dept):
+    def run(t, role):
+        c = _mkcheck(t, dept)
+        r = t.as_(role, "PATCH", f"/v1/checks/{c}", {"interval_seconds": 300})
+        now = t.d.request("GET", f"/v1/checks/{c}", token=t.admin).json
+        t.assertEqual(now["interval_seconds"], 300 if r.status == 200 else 600)
+        t.d.request("DELETE", f"/v1/checks/{c}", token=t.admin)
+        return r
+    return run
+
+
+def _chk_delete(dept):
+    def run(t, role):
+        c = _mkcheck(t, dept)
+        r = t.as_(role, "DELETE", f"/v1/checks/{c}")
+        still = t.d.request("GET", f"/v1/checks/{c}", token=t.admin).status
+        t.assertEqual(still, 404 if r.status == 204 else 200)
+        t.d.request("DELETE", f"/v1/checks/{c}", token=t.admin)
+        return r
+    return run
+
+
+for _d in ("A1", "B1"):
+    case("POST /v1/checks", f"check of {_d}")(_chk_create(_d))
+    case("GET /v1/checks/{id}", f"check of {_d}")(_chk_get(_d))
+    case("PATCH /v1/checks/{id}", f"check of {_d}")(_chk_update(_d))
+    case("DELETE /v1/checks/{id}", f"check of {_d}")(_chk_delete(_d))
 
 
 # -- server groups --
