@@ -519,6 +519,14 @@ typedef json_t *(*gc_row_path_fn)(struct gc_rows *r, char *path);
 int gc_load_by_id(struct gc_tx *tx, const char *sql, const char *what, const char *id,
                   gc_row_path_fn row, json_t **out, char *path, struct gc_error *err);
 
+/* Loads one object by id in tx; path (GC_DEPT_PATH_MAX) gets its department path. */
+typedef int (*gc_loader_fn)(struct gc_tx *tx, const char *id, json_t **out, char *path,
+                            struct gc_error *err);
+/* GET of one department-scoped object: loaded in a read transaction, then perm checked in
+ * the scope of its department (404, as for a missing one, when the caller may not see it). */
+int gc_get_scoped(const struct gc_ctx *ctx, gc_loader_fn load, enum gc_perm perm,
+                  const char *what, const char *id, json_t **out, struct gc_error *err);
+
 /* Makes one list item from the current row, or NULL to leave the row out (rows the caller
  * may not see). */
 typedef json_t *(*gc_page_row_fn)(struct gc_rows *r, const struct gc_principal *who);
@@ -530,6 +538,19 @@ typedef json_t *(*gc_page_row_fn)(struct gc_rows *r, const struct gc_principal *
 int gc_page_run(const struct gc_ctx *ctx, const char *sql, const struct gc_val *args,
                 size_t nargs, int limit, const char *cursor_key, gc_page_row_fn row,
                 json_t **items, char **next_cursor, struct gc_error *err);
+
+/* A list's equality filter: the query parameter and the SQL column it compares. */
+struct gc_list_filter {
+    const char *param, *column;
+};
+/* A keyset-paged list of objects keyed by an id column: needs perm; select is
+ * "SELECT … FROM … WHERE <id column> > ?" (the cursor), and each of filters (at most 8,
+ * ending with {NULL}) whose parameter values holds adds "AND column = ?"; ordered by the id
+ * column; row decides what the caller may see. */
+int gc_list_filtered(const struct gc_ctx *ctx, enum gc_perm perm, const char *select,
+                     const char *id_column, const struct gc_list_filter *filters, json_t *values,
+                     int limit, const char *cursor, gc_page_row_fn row, json_t **items,
+                     char **next_cursor, struct gc_error *err);
 
 /* ---- time in JSON ---- */
 json_t *gc_json_time(int64_t ms); /* RFC 3339 string, or null for ms <= 0 */

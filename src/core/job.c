@@ -233,22 +233,7 @@ int gc_job_busy(struct gc_tx *tx, const char *resource_type, const char *resourc
 
 int gc_job_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
 {
-    struct gc_tx *tx;
-    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (rc)
-        return rc;
-    char path[GC_DEPT_PATH_MAX];
-    json_t *obj = NULL;
-    rc = load(tx, id, &obj, path, err);
-    gc_tx_rollback(tx);
-    if (!rc)
-        rc = gc_authorize(ctx->who, GC_P_JOB_READ, path, "job", id, err);
-    if (rc) {
-        json_decref(obj);
-        return rc;
-    }
-    *out = obj;
-    return 0;
+    return gc_get_scoped(ctx, load, GC_P_JOB_READ, "job", id, out, err);
 }
 
 static json_t *job_row(struct gc_rows *r, const struct gc_principal *who)

@@ -1,5 +1,7 @@
 /* Pagination and JSON helpers shared by the resources. */
 #include "core/core.h"
+#include "core/validate.h"
+#include "util/buf.h"
 
 #include "util/mem.h"
 #include "util/timeutil.h"
@@ -97,5 +99,57 @@ int gc_load_by_id(struct gc_tx *tx, const char *sql, const char *what, const cha
         *out = row(r, path);
     }
     gc_rows_free(r);
+    return rc;
+}
+
+int gc_get_scoped(const struct gc_ctx *ctx, gc_loader_fn load, enum gc_perm perm,
+                  const char *what, const char *id, json_t **out, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX];
+    json_t *obj = NULL;
+    rc = load(tx, id, &obj, path, err);
+    gc_tx_rollback(tx);
+    if (!rc)
+        rc = gc_authorize(ctx->who, perm, path, what, id, err);
+    if (rc) {
+        json_decref(obj);
+        return rc;
+    }
+    *out = obj;
+    return 0;
+}
+
+int gc_list_filtered(const struct gc_ctx *ctx, enum gc_perm perm, const char *select,
+                     const char *id_column, const struct gc_list_filter *filters, json_t *values,
+                     int limit, const char *cursor, gc_page_row_fn row, json_t **items,
+                     char **next_cursor, struct gc_error *err)
+{
+    int rc = gc_require(ctx->who, perm, err);
+    if (!rc)
+        rc = gc_page_limit(limit, &limit, err);
+    if (!rc)
+        rc = gc_page_cursor_id(cursor, err);
+    if (rc)
+        return rc;
+    struct gc_buf sql;
+    gc_buf_init(&sql, GC_BUF_UNLIMITED);
+    struct gc_val args[9];
+    size_t n = 0;
+    (void)gc_buf_adds(&sql, select);
+    args[n++] = GC_VTXT(cursor ? cursor : "");
+    for (size_t i = 0; filters && filters[i].param && n < 9; i++) {
+        const char *v = gc_json_str(values, filters[i].param);
+        if (v) {
+            (void)gc_buf_addf(&sql, " AND %s = ?", filters[i].column);
+            args[n++] = GC_VTXT(v);
+        }
+    }
+    (void)gc_buf_addf(&sql, " ORDER BY %s", id_column);
+    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "id", row, items, next_cursor, err);
+    gc_buf_release(&sql);
     return rc;
 }

@@ -106,22 +106,7 @@ int gc_sgroup_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct 
 
 int gc_sgroup_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
 {
-    struct gc_tx *tx;
-    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (rc)
-        return rc;
-    char path[GC_DEPT_PATH_MAX];
-    json_t *obj = NULL;
-    rc = load(tx, id, &obj, path, err);
-    gc_tx_rollback(tx);
-    if (!rc)
-        rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "server group", id, err);
-    if (rc) {
-        json_decref(obj);
-        return rc;
-    }
-    *out = obj;
-    return 0;
+    return gc_get_scoped(ctx, load, GC_P_VM_READ, "server group", id, out, err);
 }
 
 static json_t *sgr_row(struct gc_rows *r, const struct gc_principal *who)
@@ -138,20 +123,12 @@ static json_t *sgr_row(struct gc_rows *r, const struct gc_principal *who)
 int gc_sgroup_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                    json_t **items, char **next_cursor, struct gc_error *err)
 {
-    int rc = gc_require(ctx->who, GC_P_VM_READ, err);
-    if (!rc)
-        rc = gc_page_limit(limit, &limit, err);
-    if (!rc)
-        rc = gc_page_cursor_id(cursor, err);
-    if (rc)
-        return rc;
-    const char *dept = gc_json_str(filters, "department_id");
-    return gc_page_run(ctx,
-                       dept ? "SELECT " SGR_COLS SGR_FROM " WHERE g.id > ? AND g.department_id = ?"
-                              " ORDER BY g.id"
-                            : "SELECT " SGR_COLS SGR_FROM " WHERE g.id > ? ORDER BY g.id",
-                       (const struct gc_val[]){GC_VTXT(cursor ? cursor : ""), GC_VTXT(dept)},
-                       dept ? 2 : 1, limit, "id", sgr_row, items, next_cursor, err);
+    static const struct gc_list_filter f[] = {
+        {"department_id", "g.department_id"},
+        {NULL, NULL}};
+    return gc_list_filtered(ctx, GC_P_VM_READ,
+                            "SELECT " SGR_COLS SGR_FROM " WHERE g.id > ?", "g.id",
+                            f, filters, limit, cursor, sgr_row, items, next_cursor, err);
 }
 
 int gc_sgroup_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,

@@ -284,22 +284,7 @@ int gc_volume_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct 
 
 int gc_volume_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
 {
-    struct gc_tx *tx;
-    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (rc)
-        return rc;
-    char path[GC_DEPT_PATH_MAX];
-    json_t *obj = NULL;
-    rc = load(tx, id, &obj, path, err);
-    gc_tx_rollback(tx);
-    if (!rc)
-        rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "volume", id, err);
-    if (rc) {
-        json_decref(obj);
-        return rc;
-    }
-    *out = obj;
-    return 0;
+    return gc_get_scoped(ctx, load, GC_P_VM_READ, "volume", id, out, err);
 }
 
 static json_t *vol_row(struct gc_rows *r, const struct gc_principal *who)
@@ -316,34 +301,14 @@ static json_t *vol_row(struct gc_rows *r, const struct gc_principal *who)
 int gc_volume_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                    json_t **items, char **next_cursor, struct gc_error *err)
 {
-    int rc = gc_require(ctx->who, GC_P_VM_READ, err);
-    if (!rc)
-        rc = gc_page_limit(limit, &limit, err);
-    if (!rc)
-        rc = gc_page_cursor_id(cursor, err);
-    if (rc)
-        return rc;
-    struct gc_buf sql;
-    gc_buf_init(&sql, GC_BUF_UNLIMITED);
-    struct gc_val args[6];
-    size_t n = 0;
-    (void)gc_buf_adds(&sql, "SELECT " VOL_COLS VOL_FROM " WHERE x.id > ?");
-    args[n++] = GC_VTXT(cursor ? cursor : "");
-    static const char *const f[][2] = {{"department_id", "x.department_id"},
-                                       {"vm_id", "x.vm_id"},
-                                       {"state", "x.state"}};
-    for (size_t i = 0; i < 3; i++) {
-        const char *v = gc_json_str(filters, f[i][0]);
-        if (v) {
-            (void)gc_buf_addf(&sql, " AND %s = ?", f[i][1]);
-            args[n++] = GC_VTXT(v);
-        }
-    }
-    (void)gc_buf_adds(&sql, " ORDER BY x.id");
-    rc = gc_page_run(ctx, gc_buf_str(&sql), args, n, limit, "id", vol_row, items, next_cursor,
-                     err);
-    gc_buf_release(&sql);
-    return rc;
+    static const struct gc_list_filter f[] = {
+        {"department_id", "x.department_id"},
+        {"vm_id", "x.vm_id"},
+        {"state", "x.state"},
+        {NULL, NULL}};
+    return gc_list_filtered(ctx, GC_P_VM_READ,
+                            "SELECT " VOL_COLS VOL_FROM " WHERE x.id > ?", "x.id",
+                            f, filters, limit, cursor, vol_row, items, next_cursor, err);
 }
 
 /* A volume is copied (snapshot) or overwritten (revert) only while no guest uses it:

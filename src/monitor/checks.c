@@ -455,22 +455,7 @@ int gc_check_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct g
 
 int gc_check_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
 {
-    struct gc_tx *tx;
-    int rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (rc)
-        return rc;
-    char path[GC_DEPT_PATH_MAX];
-    json_t *obj = NULL;
-    rc = load(tx, id, &obj, path, err);
-    gc_tx_rollback(tx);
-    if (!rc)
-        rc = gc_authorize(ctx->who, GC_P_VM_READ, path, "check", id, err);
-    if (rc) {
-        json_decref(obj);
-        return rc;
-    }
-    *out = obj;
-    return 0;
+    return gc_get_scoped(ctx, load, GC_P_VM_READ, "check", id, out, err);
 }
 
 static json_t *chk_row(struct gc_rows *r, const struct gc_principal *who)
@@ -487,22 +472,13 @@ static json_t *chk_row(struct gc_rows *r, const struct gc_principal *who)
 int gc_check_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                   json_t **items, char **next_cursor, struct gc_error *err)
 {
-    int rc = gc_require(ctx->who, GC_P_VM_READ, err);
-    if (!rc)
-        rc = gc_page_limit(limit, &limit, err);
-    if (!rc)
-        rc = gc_page_cursor_id(cursor, err);
-    if (rc)
-        return rc;
-    const char *dept = gc_json_str(filters, "department_id");
-    const char *kind = gc_json_str(filters, "kind");
-    return gc_page_run(ctx,
-                       "SELECT " CHK_COLS CHK_FROM " WHERE c.id > ?"
-                       " AND (? IS NULL OR c.department_id = ?) AND (? IS NULL OR c.kind = ?)"
-                       " ORDER BY c.id",
-                       (const struct gc_val[]){GC_VTXT(cursor ? cursor : ""), GC_VTXT(dept),
-                                               GC_VTXT(dept), GC_VTXT(kind), GC_VTXT(kind)},
-                       5, limit, "id", chk_row, items, next_cursor, err);
+    static const struct gc_list_filter f[] = {
+        {"department_id", "c.department_id"},
+        {"kind", "c.kind"},
+        {NULL, NULL}};
+    return gc_list_filtered(ctx, GC_P_VM_READ,
+                            "SELECT " CHK_COLS CHK_FROM " WHERE c.id > ?", "c.id",
+                            f, filters, limit, cursor, chk_row, items, next_cursor, err);
 }
 
 int gc_check_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, json_t *in,
