@@ -708,3 +708,45 @@ void gc_api_check_delete(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_delete(req, resp, gc_check_delete);
 }
+
+/* ---- availability ---- */
+
+void gc_api_availability(struct gc_req *req, struct gc_resp *resp)
+{
+    static const char *const params[] = {"scope", "id", "from", "to", "target_percent", NULL};
+    struct gc_error err = {0};
+    json_t *q = json_object();
+    for (const char *const *p = params; *p; p++) {
+        const char *v = gc_req_query(req, *p);
+        json_t *s = v ? json_string(v) : NULL;
+        if (v && !s) {
+            gc_error_set(&err, GC_EINVAL, *p, "query parameter '%s' is not valid UTF-8", *p);
+            break;
+        }
+        if (s)
+            json_object_set_new(q, *p, s);
+    }
+    json_t *out = NULL;
+    if (!err.code && gc_availability_get(&req->ctx, q, &out, &err) == 0)
+        gc_resp_json(resp, 200, out);
+    else
+        gc_resp_error(resp, req, &err);
+    json_decref(q);
+}
+
+static const char *const mwindow_filters[] = {"scope", "resource_id", NULL};
+
+void gc_api_mwindow_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_mwindow_list, mwindow_filters);
+}
+
+void gc_api_mwindow_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_mwindow_create, "/v1/maintenance-windows");
+}
+
+void gc_api_mwindow_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_mwindow_delete);
+}

@@ -139,6 +139,16 @@ const struct gc_route gc_routes[] = {
      NULL},
     {"GET", "/v1/vms/{id}/vnc", gc_api_vm_vnc, "vms.vnc", true, false, NULL, NULL, NULL},
 
+    {"GET", "/v1/availability", gc_api_availability, "availability.get", true, false,
+     "scope,id,from,to,target_percent", NULL, NULL},
+    {"GET", "/v1/maintenance-windows", gc_api_mwindow_list, "maintenance_windows.list", true,
+     false, "scope,resource_id," PAGE, NULL, NULL},
+    {"POST", "/v1/maintenance-windows", gc_api_mwindow_create, "maintenance_windows.create",
+     true, true, NULL, "maintenance_window.create", "maintenance_window"},
+    {"DELETE", "/v1/maintenance-windows/{id}", gc_api_mwindow_delete,
+     "maintenance_windows.delete", true, false, NULL, "maintenance_window.delete",
+     "maintenance_window"},
+
     {"GET", "/v1/volumes", gc_api_volume_list, "volumes.list", true, false,
      "department_id,vm_id,state," PAGE, NULL, NULL},
     {"POST", "/v1/volumes", gc_api_volume_create, "volumes.create", true, true, NULL,

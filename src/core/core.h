@@ -233,6 +233,22 @@ int gc_job_count_by_state(struct gc_store *st, int64_t *counts, struct gc_error 
 int gc_job_progress(struct gc_job_run *job, int percent, const char *message);
 const char *gc_job_id(const struct gc_job_run *job);
 
+/* ---- availability (availability.c; docs/availability.md) ---- */
+/* Opens or closes the VM's incident to match its record (state, power state, drift), in tx;
+ * a VM that is gone has its open incident closed. Call after every change of those. */
+int gc_vm_incident_sync(struct gc_tx *tx, const char *vm, int64_t now, struct gc_error *err);
+/* Records that a VM was created (created) or deleted, in tx. */
+int gc_vm_lifetime(struct gc_tx *tx, const char *vm, const char *dept, bool created, int64_t now,
+                   struct gc_error *err);
+/* GET /v1/availability: query {scope: platform|department|vm, id, from, to, target_percent}. */
+int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
+                        struct gc_error *err);
+int gc_mwindow_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_mwindow_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                    json_t **items, char **next_cursor, struct gc_error *err);
+int gc_mwindow_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                      struct gc_error *err);
+
 /* ---- hypervisor hosts (host.c) ---- */
 int gc_host_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
 int gc_host_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);

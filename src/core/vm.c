@@ -395,6 +395,8 @@ int gc_vm_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_e
                                 GC_VINT_(now), GC_VINT_(now), GC_VTXT(group),
                                 GC_VTXT(udata ? udata : ""), GC_VTXT(usm3)),
                         NULL, err);
+    if (!rc)
+        rc = gc_vm_lifetime(tx, id, dept, true, now, err);
     if (rc == GC_ECONFLICT && strstr(err->msg, "name"))
         rc = gc_error_set(err, GC_ECONFLICT, "name",
                           "the department already has a virtual machine named '%s'", name);

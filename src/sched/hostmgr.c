@@ -298,6 +298,8 @@ static void reconcile(struct hconn *h, json_t *domains)
                         " version = version + 1 WHERE id = ?",
                         GC_ARGS(GC_VTXT(power), GC_VTXT(drift), GC_VINT_(now), GC_VTXT(id)),
                         NULL, &err);
+        if (!rc)
+            rc = gc_vm_incident_sync(tx, id, now, &err);
         if (!rc && drift[0] && strcmp(drift, json_string_value(json_array_get(v, 3))) != 0) {
             struct gc_ctx ctx = {.store = M.st, .cfg = M.cfg, .request_id = "", .source_ip = ""};
             json_t *detail = json_pack("{s:s,s:s,s:s}", "recorded_state", state,
@@ -335,10 +337,33 @@ static void mark_unknown(const char *host)
     struct gc_tx *tx;
     if (gc_tx_begin(M.st, GC_TX_WRITE, &tx, &err) != 0)
         return;
+    int64_t now = gc_now_ms();
     if (gc_tx_exec(tx,
                    "UPDATE vms SET power_state = 'unknown', updated_at = ?, version = version + 1"
                    " WHERE host_id = ? AND power_state <> 'unknown'",
-                   GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(host)), NULL, &err) != 0) {
+                   GC_ARGS(GC_VINT_(now), GC_VTXT(host)), NULL, &err) != 0) {
+        gc_tx_rollback(tx);
+        return;
+    }
+    /* VMs that should run and cannot be shown to: incidents from now */
+    struct gc_rows *r = NULL;
+    json_t *ids = json_array();
+    int rc = gc_tx_query(tx, "SELECT id FROM vms WHERE host_id = ? AND state = 'running'",
+                         GC_ARGS(GC_VTXT(host)), &r, &err);
+    while (!rc && (rc = gc_rows_next(r, &err)) > 0) {
+        rc = 0;
+        json_array_append_new(ids, json_string(gc_rows_text(r, 0)));
+    }
+    gc_rows_free(r);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        if (rc < 0)
+            break;
+        rc = gc_vm_incident_sync(tx, json_string_value(v), now, &err);
+    }
+    json_decref(ids);
+    if (rc < 0) {
         gc_tx_rollback(tx);
         return;
     }

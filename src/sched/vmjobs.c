@@ -52,13 +52,28 @@ static int exec1(const char *sql, const struct gc_val *args, size_t n, struct gc
 static void set_vm(const char *id, const char *state, const char *power, const char *error)
 {
     struct gc_error err = {0};
-    if (exec1("UPDATE vms SET state = COALESCE(?, state), power_state = COALESCE(?, power_state),"
-              " last_error = COALESCE(?, last_error), drift = '', updated_at = ?,"
-              " version = version + 1"
-              " WHERE id = ?",
-              GC_ARGS(GC_VTXT(state), GC_VTXT(power), GC_VTXT(error), GC_VINT_(gc_now_ms()),
-                      GC_VTXT(id)),
-              &err) != 0)
+    struct gc_tx *tx = NULL;
+    int64_t now = gc_now_ms();
+    int rc = gc_tx_begin(job_store(), GC_TX_WRITE, &tx, &err);
+    bool began = rc == 0;
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "UPDATE vms SET state = COALESCE(?, state), power_state ="
+                        " COALESCE(?, power_state), last_error = COALESCE(?, last_error),"
+                        " drift = '', updated_at = ?, version = version + 1 WHERE id = ?",
+                        GC_ARGS(GC_VTXT(state), GC_VTXT(power), GC_VTXT(error), GC_VINT_(now),
+                                GC_VTXT(id)),
+                        NULL, &err);
+    /* the record and its incident change together */
+    if (!rc)
+        rc = gc_vm_incident_sync(tx, id, now, &err);
+    if (rc) {
+        if (began)
+            gc_tx_rollback(tx);
+    } else {
+        rc = gc_tx_commit(tx, &err);
+    }
+    if (rc)
         gc_err("vms", "vm %s: cannot record state: %s", id, err.msg);
 }
 
@@ -760,6 +775,11 @@ static int vm_delete_run(struct gc_job_run *job, const json_t *params, json_t **
                         GC_ARGS(GC_VINT_(gc_now_ms()), GC_VTXT(v.id)), NULL, err);
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM vms WHERE id = ?", GC_ARGS(GC_VTXT(v.id)), NULL, err);
+    /* its downtime stays in the periods it lived in */
+    if (!rc)
+        rc = gc_vm_incident_sync(tx, v.id, gc_now_ms(), err);
+    if (!rc)
+        rc = gc_vm_lifetime(tx, v.id, NULL, false, gc_now_ms(), err);
     if (rc)
         gc_tx_rollback(tx);
     else
@@ -788,6 +808,8 @@ static int migration_end(const char *vm, bool ok, const char *power, const char 
     if (rc)
         return rc;
     rc = gc_vm_migration_end(tx, vm, ok, on ? "running" : "stopped", power, error, err);
+    if (!rc)
+        rc = gc_vm_incident_sync(tx, vm, gc_now_ms(), err);
     if (rc) {
         gc_tx_rollback(tx);
         return rc;

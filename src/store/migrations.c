@@ -411,6 +411,40 @@ static const char *const m14[] = {
     NULL,
 };
 
+/* availability: incidents of resources that should run and do not, the lifetimes of VMs
+ * (so that a deleted VM still counts in the periods it lived in), planned maintenance */
+static const char *const m15[] = {
+    "CREATE TABLE incidents ("
+    " id TEXT PRIMARY KEY,"
+    " resource_type TEXT NOT NULL," /* vm */
+    " resource_id TEXT NOT NULL,"
+    " department_id TEXT,"
+    " host_id TEXT,"
+    " started_at BIGINT NOT NULL,"
+    " ended_at BIGINT,"             /* NULL while it lasts */
+    " cause TEXT NOT NULL,"
+    " end_reason TEXT)",
+    "CREATE INDEX incidents_resource ON incidents (resource_type, resource_id, started_at)",
+    "CREATE TABLE vm_lifetimes ("
+    " vm_id TEXT PRIMARY KEY,"
+    " department_id TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " deleted_at BIGINT)",
+    "INSERT INTO vm_lifetimes (vm_id, department_id, created_at, deleted_at)"
+    " SELECT id, department_id, created_at, NULL FROM vms",
+    "CREATE TABLE maintenance_windows ("
+    " id TEXT PRIMARY KEY,"
+    " scope TEXT NOT NULL,"         /* platform | host | vm */
+    " resource_id TEXT,"
+    " starts_at BIGINT NOT NULL,"
+    " ends_at BIGINT NOT NULL,"
+    " description TEXT NOT NULL DEFAULT '',"
+    " created_by TEXT,"
+    " created_at BIGINT NOT NULL)",
+    "CREATE INDEX maintenance_windows_end ON maintenance_windows (ends_at)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -425,5 +459,6 @@ const struct gc_migration gc_migrations[] = {
     {11, "VM migration target", m11},
     {12, "VM user data digest", m12},
     {14, "service checks", m14},
+    {15, "availability: incidents, VM lifetimes, maintenance windows", m15},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -140,6 +140,16 @@ EXPECTED = {
     "GET /v1/zones/{name}": {"default": (200, 200, 200, 200, 404, 404)},
     "PUT /v1/zones/{name}": {"fresh zone": (200, 200, 403, 403, 404, 404)},
 
+    # availability: the platform's figures for platform roles, a department's for its own
+    "GET /v1/availability": {
+        "platform": (200, 200, 200, 200, 403, 403),
+        "department A1": (200, 200, 200, 200, 200, 200),
+        "department B1": (200, 200, 200, 200, 404, 404),
+    },
+    "GET /v1/maintenance-windows": {"list": (200, 200, 200, 200, 403, 403)},
+    "POST /v1/maintenance-windows": {"platform window": (201, 201, 403, 403, 403, 403)},
+    "DELETE /v1/maintenance-windows/{id}": {"fresh window": (204, 204, 403, 403, 403, 403)},
+
     # the catalogue: every signed-in role reads it; platform admins and operators manage it
     "GET /v1/departments/{id}/quota": {
         "quota of A1": (200, 200, 200, 200, 200, 200),
@@ -964,6 +974,56 @@ def _(t, role):
         t.assertEqual(after.json["cpu_overcommit_percent"], 300)
     else:
         t.assertEqual(after.status, 404, "a refused PUT stored the zone")
+    return r
+
+
+def _availability(q, scope_key=None):
+    def run(t, role):
+        query = q if scope_key is None else f"{q}&id={t.dept[scope_key]}"
+        r = t.as_(role, "GET", "/v1/availability?" + query)
+        if r.status == 200:
+            t.assertIn("availability_percent", r.json)
+        return r
+    return run
+
+
+case("GET /v1/availability", "platform")(_availability("scope=platform"))
+case("GET /v1/availability", "department A1")(_availability("scope=department", "A1"))
+case("GET /v1/availability", "department B1")(_availability("scope=department", "B1"))
+
+
+def _window_body():
+    now = time.time()
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return {"scope": "platform", "starts_at": time.strftime(fmt, time.gmtime(now + 3600)),
+            "ends_at": time.strftime(fmt, time.gmtime(now + 7200)), "description": "rbac"}
+
+
+@case("GET /v1/maintenance-windows", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/maintenance-windows")
+
+
+@case("POST /v1/maintenance-windows", "platform window")
+def _(t, role):
+    before = len(t.d.request("GET", "/v1/maintenance-windows?limit=500",
+                             token=t.admin).json["items"])
+    r = t.as_(role, "POST", "/v1/maintenance-windows", _window_body())
+    after = t.d.request("GET", "/v1/maintenance-windows?limit=500", token=t.admin).json["items"]
+    t.assertEqual(len(after), before + (1 if r.status == 201 else 0))
+    if r.status == 201:
+        t.d.request("DELETE", f"/v1/maintenance-windows/{r.json['id']}", token=t.admin)
+    return r
+
+
+@case("DELETE /v1/maintenance-windows/{id}", "fresh window")
+def _(t, role):
+    wid = t.admin_post("/v1/maintenance-windows", _window_body())["id"]
+    r = t.as_(role, "DELETE", f"/v1/maintenance-windows/{wid}")
+    ids = [w["id"] for w in t.d.request("GET", "/v1/maintenance-windows?limit=500",
+                                        token=t.admin).json["items"]]
+    t.assertEqual(wid in ids, r.status != 204)
+    t.d.request("DELETE", f"/v1/maintenance-windows/{wid}", token=t.admin)
     return r
 
 

@@ -1,0 +1,573 @@
+/* Availability (可用性): incidents of virtual machines, planned maintenance windows, and the
+ * availability of a VM, a department or the platform over any period, as docs/availability.md
+ * defines it. Incidents are opened and closed in the same transactions that record what the
+ * hypervisors show (reconciliation, lost hosts, jobs), so the figures follow the records. */
+#include "core/core.h"
+
+#include "core/validate.h"
+#include "util/buf.h"
+#include "util/mem.h"
+#include "util/timeutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- incidents ---- */
+
+/* Why a VM that should run does not, from its record; NULL when it is up (or need not be). */
+static const char *down_cause(const char *state, const char *power, const char *drift)
+{
+    if (strcmp(state, "running") != 0)
+        return NULL; /* stopped on purpose, being built, moved or deleted: not required up */
+    if (strcmp(power, "running") == 0 || strcmp(power, "blocked") == 0 ||
+        strcmp(power, "paused") == 0 || strcmp(power, "nostate") == 0)
+        return NULL;
+    if (strcmp(power, "unknown") == 0)
+        return "its host is unreachable: the VM cannot be shown to run";
+    if (drift[0])
+        return drift;
+    return "the domain does not run";
+}
+
+int gc_vm_incident_sync(struct gc_tx *tx, const char *vm, int64_t now, struct gc_error *err)
+{
+    struct gc_rows *r = NULL;
+    int rc = gc_tx_query(tx,
+                         "SELECT state, power_state, drift, department_id,"
+                         " COALESCE(host_id, '') FROM vms WHERE id = ?",
+                         GC_ARGS(GC_VTXT(vm)), &r, err);
+    char cause[256] = "", dept[GC_ID_LEN + 1] = "", host[GC_ID_LEN + 1] = "";
+    bool exists = false;
+    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        exists = true;
+        const char *c = down_cause(gc_rows_text(r, 0), gc_rows_text(r, 1), gc_rows_text(r, 2));
+        if (c)
+            snprintf(cause, sizeof(cause), "%s", c);
+        snprintf(dept, sizeof(dept), "%s", gc_rows_text(r, 3));
+        snprintf(host, sizeof(host), "%s", gc_rows_text(r, 4));
+        rc = 0;
+    }
+    gc_rows_free(r);
+    if (rc < 0)
+        return rc;
+    int64_t open = 0;
+    rc = gc_tx_query_int(tx,
+                         "SELECT COUNT(*) FROM incidents WHERE resource_type = 'vm' AND"
+                         " resource_id = ? AND ended_at IS NULL",
+                         GC_ARGS(GC_VTXT(vm)), &open, err);
+    if (rc)
+        return rc;
+    if (cause[0] && !open) {
+        char id[GC_ID_LEN + 1];
+        gc_id_new(id);
+        return gc_tx_exec(tx,
+                          "INSERT INTO incidents (id, resource_type, resource_id, department_id,"
+                          " host_id, started_at, ended_at, cause) VALUES (?, 'vm', ?, ?, ?, ?,"
+                          " NULL, ?)",
+                          GC_ARGS(GC_VTXT(id), GC_VTXT(vm), GC_VTXT(dept),
+                                  GC_VTXT(host[0] ? host : NULL), GC_VINT_(now),
+                                  GC_VTXT(cause)),
+                          NULL, err);
+    }
+    if (!cause[0] && open)
+        return gc_tx_exec(tx,
+                          "UPDATE incidents SET ended_at = ?, end_reason = ? WHERE"
+                          " resource_type = 'vm' AND resource_id = ? AND ended_at IS NULL",
+                          GC_ARGS(GC_VINT_(now),
+                                  GC_VTXT(exists ? "the VM runs again, or was stopped on purpose"
+                                                 : "the VM was deleted"),
+                                  GC_VTXT(vm)),
+                          NULL, err);
+    return 0;
+}
+
+int gc_vm_lifetime(struct gc_tx *tx, const char *vm, const char *dept, bool created, int64_t now,
+                   struct gc_error *err)
+{
+    if (created)
+        return gc_tx_exec(tx,
+                          "INSERT INTO vm_lifetimes (vm_id, department_id, created_at,"
+                          " deleted_at) VALUES (?, ?, ?, NULL)",
+                          GC_ARGS(GC_VTXT(vm), GC_VTXT(dept), GC_VINT_(now)), NULL, err);
+    return gc_tx_exec(tx, "UPDATE vm_lifetimes SET deleted_at = ? WHERE vm_id = ?",
+                      GC_ARGS(GC_VINT_(now), GC_VTXT(vm)), NULL, err);
+}
+
+/* ---- maintenance windows ---- */
+
+#define MW_COLS                                                                               \
+    "w.id, w.scope, w.resource_id, w.starts_at, w.ends_at, w.description, w.created_by,"      \
+    " w.created_at"
+
+static json_t *mw_json(struct gc_rows *r, char *path)
+{
+    (void)path;
+    json_t *o = json_pack("{s:s,s:s}", "id", gc_rows_text(r, 0), "scope", gc_rows_text(r, 1));
+    json_object_set_new(o, "resource_id",
+                        gc_rows_null(r, 2) ? json_null() : json_string(gc_rows_text(r, 2)));
+    json_object_set_new(o, "starts_at", gc_json_time(gc_rows_int(r, 3)));
+    json_object_set_new(o, "ends_at", gc_json_time(gc_rows_int(r, 4)));
+    json_object_set_new(o, "description", json_string(gc_rows_text(r, 5)));
+    json_object_set_new(o, "created_by",
+                        gc_rows_null(r, 6) ? json_null() : json_string(gc_rows_text(r, 6)));
+    json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 7)));
+    return o;
+}
+
+static json_t *mw_row(struct gc_rows *r, const struct gc_principal *who)
+{
+    (void)who; /* the list is for platform roles only (checked before) */
+    return mw_json(r, NULL);
+}
+
+static const struct gc_jfield mw_spec[] = {
+    {"scope", GC_JT_STRING, true, false, 1, 16, GC_CS_CODE},
+    {"resource_id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"starts_at", GC_JT_STRING, true, false, 1, 64, GC_CS_ANY},
+    {"ends_at", GC_JT_STRING, true, false, 1, 64, GC_CS_ANY},
+    {"description", GC_JT_STRING, false, false, 0, 1024, GC_CS_ANY},
+};
+
+int gc_mwindow_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err)
+{
+    int rc = gc_require(ctx->who, GC_P_HOST_WRITE, err);
+    if (!rc)
+        rc = gc_json_check(in, mw_spec, sizeof(mw_spec) / sizeof(mw_spec[0]), err);
+    if (rc)
+        return rc;
+    const char *scope = gc_json_str(in, "scope"), *res = gc_json_str(in, "resource_id");
+    int64_t from = 0, to = 0;
+    if (strcmp(scope, "platform") && strcmp(scope, "host") && strcmp(scope, "vm"))
+        return gc_error_set(err, GC_EINVAL, "scope", "scope must be platform, host or vm");
+    if (!strcmp(scope, "platform") != !res)
+        return gc_error_set(err, GC_EINVAL, "resource_id",
+                            res ? "a platform window names no resource_id"
+                                : "a %s window needs the resource_id of the %s",
+                            scope, scope);
+    if (gc_time_parse_rfc3339(gc_json_str(in, "starts_at"), &from) != 0)
+        return gc_error_set(err, GC_EINVAL, "starts_at", "starts_at is not an RFC 3339 time");
+    if (gc_time_parse_rfc3339(gc_json_str(in, "ends_at"), &to) != 0)
+        return gc_error_set(err, GC_EINVAL, "ends_at", "ends_at is not an RFC 3339 time");
+    if (to <= from)
+        return gc_error_set(err, GC_EINVAL, "ends_at", "ends_at must be after starts_at");
+    if (to - from > 31LL * 24 * 3600 * 1000)
+        return gc_error_set(err, GC_EINVAL, "ends_at",
+                            "a maintenance window lasts at most 31 days");
+    struct gc_tx *tx;
+    rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    int64_t found = 1;
+    if (res && gc_id_valid(res))
+        rc = gc_tx_query_int(tx,
+                             !strcmp(scope, "host") ? "SELECT COUNT(*) FROM hosts WHERE id = ?"
+                                                    : "SELECT COUNT(*) FROM vms WHERE id = ?",
+                             GC_ARGS(GC_VTXT(res)), &found, err);
+    else if (res)
+        found = 0;
+    if (!rc && !found)
+        rc = gc_error_set(err, GC_EINVAL, "resource_id", "%s '%.64s' not found", scope, res);
+    char id[GC_ID_LEN + 1];
+    gc_id_new(id);
+    int64_t now = gc_now_ms();
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "INSERT INTO maintenance_windows (id, scope, resource_id, starts_at,"
+                        " ends_at, description, created_by, created_at) VALUES"
+                        " (?, ?, ?, ?, ?, ?, ?, ?)",
+                        GC_ARGS(GC_VTXT(id), GC_VTXT(scope), GC_VTXT(res), GC_VINT_(from),
+                                GC_VINT_(to), GC_VTXT(gc_json_str(in, "description")
+                                                          ? gc_json_str(in, "description")
+                                                          : ""),
+                                GC_VTXT(ctx->who->user_id[0] ? ctx->who->user_id : NULL),
+                                GC_VINT_(now)),
+                        NULL, err);
+    json_t *obj = NULL;
+    if (!rc)
+        rc = gc_load_by_id(tx, "SELECT " MW_COLS " FROM maintenance_windows w WHERE w.id = ?",
+                           "maintenance window", id, mw_json, &obj, NULL, err);
+    if (!rc) {
+        struct gc_audit_event ev = {.action = "maintenance_window.create",
+                                    .resource_type = "maintenance_window",
+                                    .resource_id = id,
+                                    .outcome = GC_OUTCOME_SUCCESS,
+                                    .detail = obj};
+        rc = gc_audit_append(tx, ctx, &ev, err);
+    }
+    if (rc) {
+        gc_tx_rollback(tx);
+        json_decref(obj);
+        return rc;
+    }
+    rc = gc_tx_commit(tx, err);
+    if (rc) {
+        json_decref(obj);
+        return rc;
+    }
+    *out = obj;
+    return 0;
+}
+
+int gc_mwindow_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                    json_t **items, char **next_cursor, struct gc_error *err)
+{
+    static const struct gc_list_filter f[] = {
+        {"scope", "w.scope"},
+        {"resource_id", "w.resource_id"},
+        {NULL, NULL}};
+    return gc_list_filtered(ctx, GC_P_HOST_READ,
+                            "SELECT " MW_COLS " FROM maintenance_windows w WHERE w.id > ?",
+                            "w.id", f, filters, limit, cursor, mw_row, items, next_cursor, err);
+}
+
+int gc_mwindow_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                      struct gc_error *err)
+{
+    (void)if_match;
+    int rc = gc_require(ctx->who, GC_P_HOST_WRITE, err);
+    struct gc_tx *tx;
+    if (!rc)
+        rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
+    if (rc)
+        return rc;
+    json_t *before = NULL;
+    rc = gc_load_by_id(tx, "SELECT " MW_COLS " FROM maintenance_windows w WHERE w.id = ?",
+                       "maintenance window", id, mw_json, &before, NULL, err);
+    if (!rc)
+        rc = gc_tx_exec(tx, "DELETE FROM maintenance_windows WHERE id = ?",
+                        GC_ARGS(GC_VTXT(id)), NULL, err);
+    if (!rc) {
+        struct gc_audit_event ev = {.action = "maintenance_window.delete",
+                                    .resource_type = "maintenance_window",
+                                    .resource_id = id,
+                                    .outcome = GC_OUTCOME_SUCCESS,
+                                    .detail = before};
+        rc = gc_audit_append(tx, ctx, &ev, err);
+    }
+    json_decref(before);
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    return gc_tx_commit(tx, err);
+}
+
+/* ---- the figures ---- */
+
+struct span {
+    int64_t a, b;
+};
+
+static int span_cmp(const void *x, const void *y)
+{
+    const struct span *p = x, *q = y;
+    return p->a < q->a ? -1 : p->a > q->a;
+}
+
+/* Length of the union of spans clipped to [a, b) (spans itself is left as it is). */
+static int64_t union_len(const struct span *spans, size_t n, int64_t a, int64_t b)
+{
+    if (n == 0)
+        return 0;
+    struct span *s = gc_malloc(n * sizeof(*s));
+    memcpy(s, spans, n * sizeof(*s));
+    qsort(s, n, sizeof(*s), span_cmp);
+    int64_t total = 0, cur_a = 0, cur_b = 0;
+    bool open = false;
+    for (size_t i = 0; i < n; i++) {
+        int64_t x = s[i].a < a ? a : s[i].a, y = s[i].b > b ? b : s[i].b;
+        if (y <= x)
+            continue;
+        if (open && x <= cur_b) {
+            if (y > cur_b)
+                cur_b = y;
+            continue;
+        }
+        if (open)
+            total += cur_b - cur_a;
+        cur_a = x;
+        cur_b = y;
+        open = true;
+    }
+    if (open)
+        total += cur_b - cur_a;
+    free(s);
+    return total;
+}
+
+/* The windows that apply to a VM (platform-wide, its own, and those of host, when given),
+ * overlapping [a, b): appended to *w. */
+static int windows_for(struct gc_tx *tx, const char *vm, const char *host, int64_t a, int64_t b,
+                       struct span **w, size_t *n, size_t *cap, struct gc_error *err)
+{
+    struct gc_rows *r = NULL;
+    int rc = gc_tx_query(tx,
+                         "SELECT starts_at, ends_at FROM maintenance_windows WHERE"
+                         " ends_at > ? AND starts_at < ? AND (scope = 'platform' OR"
+                         " (scope = 'vm' AND resource_id = ?) OR (scope = 'host' AND"
+                         " resource_id = ?))",
+                         GC_ARGS(GC_VINT_(a), GC_VINT_(b), GC_VTXT(vm),
+                                 GC_VTXT(host ? host : "")),
+                         &r, err);
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 8;
+            *w = gc_realloc(*w, *cap * sizeof(**w));
+        }
+        (*w)[(*n)++] = (struct span){gc_rows_int(r, 0), gc_rows_int(r, 1)};
+    }
+    gc_rows_free(r);
+    return rc < 0 ? rc : 0;
+}
+
+struct tally {
+    int64_t required_ms, down_ms, planned_ms;
+    int64_t resources, incidents;
+};
+
+/* Adds one VM's figures over [from, to): its time in service (its lifetime, less the
+ * windows that apply to all of it) and its downtime (its incidents, less every window that
+ * applies to them). incidents, when not NULL, gets the VM's incidents in the period. */
+static int tally_vm(struct gc_tx *tx, const char *vm, int64_t created, int64_t deleted,
+                    int64_t from, int64_t to, int64_t now, struct tally *t, json_t *incidents,
+                    struct gc_error *err)
+{
+    int64_t a = created > from ? created : from;
+    int64_t end = deleted > 0 ? deleted : now;
+    int64_t b = end < to ? end : to;
+    if (b <= a)
+        return 0;
+    struct span *w = NULL;
+    size_t n = 0, cap = 0;
+    int rc = windows_for(tx, vm, NULL, a, b, &w, &n, &cap, err);
+    int64_t planned = rc ? 0 : union_len(w, n, a, b);
+    t->required_ms += (b - a) - planned;
+    t->planned_ms += planned;
+    t->resources++;
+    struct gc_rows *r = NULL;
+    if (!rc)
+        rc = gc_tx_query(tx,
+                         "SELECT id, started_at, ended_at, cause, COALESCE(host_id, ''),"
+                         " COALESCE(end_reason, '') FROM incidents WHERE resource_type = 'vm'"
+                         " AND resource_id = ? AND started_at < ? AND (ended_at IS NULL OR"
+                         " ended_at > ?) ORDER BY started_at",
+                         GC_ARGS(GC_VTXT(vm), GC_VINT_(b), GC_VINT_(a)), &r, err);
+    /* the incidents first (one cursor at a time), then the windows of each */
+    json_t *rows = json_array();
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        json_array_append_new(
+            rows, json_pack("[sIIsss]", gc_rows_text(r, 0), (json_int_t)gc_rows_int(r, 1),
+                            (json_int_t)(gc_rows_null(r, 2) ? -1 : gc_rows_int(r, 2)),
+                            gc_rows_text(r, 3), gc_rows_text(r, 4), gc_rows_text(r, 5)));
+    }
+    gc_rows_free(r);
+    r = NULL;
+    json_t *list = json_array();
+    size_t k;
+    json_t *row;
+    json_array_foreach(rows, k, row) {
+        if (rc < 0)
+            break;
+        const char *host = json_string_value(json_array_get(row, 4));
+        int64_t s = json_integer_value(json_array_get(row, 1));
+        int64_t ended = json_integer_value(json_array_get(row, 2));
+        int64_t e = ended < 0 ? now : ended;
+        int64_t x = s > a ? s : a, y = e < b ? e : b;
+        if (y <= x)
+            continue;
+        /* the windows of the host it was on, too */
+        size_t keep = n;
+        rc = windows_for(tx, vm, host, x, y, &w, &n, &cap, err);
+        int64_t excl = rc ? 0 : union_len(w, n, x, y);
+        n = keep;
+        t->down_ms += (y - x) - excl;
+        t->incidents++;
+        json_t *o = json_pack("{s:O,s:s,s:s,s:o,s:o,s:O,s:I,s:I,s:O}", "id",
+                              json_array_get(row, 0), "resource_type", "vm", "resource_id", vm,
+                              "started_at", gc_json_time(s), "ended_at",
+                              ended < 0 ? json_null() : gc_json_time(e), "cause",
+                              json_array_get(row, 3), "downtime_seconds",
+                              (json_int_t)(((y - x) - excl) / 1000), "planned_seconds",
+                              (json_int_t)(excl / 1000), "end_reason", json_array_get(row, 5));
+        json_object_set_new(o, "host_id", host[0] ? json_string(host) : json_null());
+        json_array_append_new(list, o);
+    }
+    json_decref(rows);
+    free(w);
+    if (incidents && !rc)
+        json_array_extend(incidents, list);
+    json_decref(list);
+    return rc < 0 ? rc : 0;
+}
+
+static const struct gc_jfield avail_spec[] = {
+    {"scope", GC_JT_STRING, false, false, 1, 16, GC_CS_CODE},
+    {"id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"from", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"to", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"target_percent", GC_JT_STRING, false, false, 1, 16, GC_CS_ANY},
+};
+
+/* The first instant of the current month, UTC. */
+static int64_t month_start(int64_t now)
+{
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
+                        struct gc_error *err)
+{
+    int rc = gc_json_check(query, avail_spec, sizeof(avail_spec) / sizeof(avail_spec[0]), err);
+    if (rc)
+        return rc;
+    const char *scope = gc_json_str(query, "scope") ? gc_json_str(query, "scope") : "platform";
+    const char *id = gc_json_str(query, "id");
+    int64_t now = gc_now_ms(), from = month_start(now), to = now;
+    if (gc_json_str(query, "from") && gc_time_parse_rfc3339(gc_json_str(query, "from"), &from))
+        return gc_error_set(err, GC_EINVAL, "from", "from is not an RFC 3339 time");
+    if (gc_json_str(query, "to") && gc_time_parse_rfc3339(gc_json_str(query, "to"), &to))
+        return gc_error_set(err, GC_EINVAL, "to", "to is not an RFC 3339 time");
+    if (to <= from)
+        return gc_error_set(err, GC_EINVAL, "to", "to must be after from");
+    if (to - from > 3660LL * 24 * 3600 * 1000)
+        return gc_error_set(err, GC_EINVAL, "from", "a period is at most 10 years");
+    double target = 99.99;
+    if (gc_json_str(query, "target_percent")) {
+        char *end = NULL;
+        target = strtod(gc_json_str(query, "target_percent"), &end);
+        if (!end || *end || !(target > 0 && target <= 100))
+            return gc_error_set(err, GC_EINVAL, "target_percent",
+                                "target_percent is a number above 0 and at most 100");
+    }
+    if (strcmp(scope, "platform") && strcmp(scope, "department") && strcmp(scope, "vm"))
+        return gc_error_set(err, GC_EINVAL, "scope", "scope must be platform, department or vm");
+    if (!strcmp(scope, "platform") != !id)
+        return gc_error_set(err, GC_EINVAL, "id",
+                            id ? "the platform scope takes no id"
+                               : "scope %s needs the id of the %s",
+                            scope, scope);
+    if (!strcmp(scope, "platform") && !gc_role_is_platform(ctx->who->role))
+        return gc_error_set(err, GC_EPERM, "scope",
+                            "the platform's availability is for platform roles; ask for your "
+                            "department's (scope=department)");
+    struct gc_tx *tx;
+    rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    char path[GC_DEPT_PATH_MAX] = "";
+    if (!strcmp(scope, "department")) {
+        rc = gc_dept_path(tx, gc_id_valid(id) ? id : "-", path, err);
+        if (rc == GC_ENOTFOUND || (!rc && !gc_in_scope(ctx->who, path)))
+            rc = gc_error_set(err, GC_ENOTFOUND, "id", "department '%.64s' not found", id);
+        if (!rc)
+            rc = gc_require(ctx->who, GC_P_VM_READ, err);
+    } else if (!strcmp(scope, "vm")) {
+        json_t *vm = NULL;
+        gc_tx_rollback(tx);
+        rc = gc_vm_get(ctx, id, &vm, err);
+        json_decref(vm);
+        /* a deleted VM keeps its figures for those who may see its department */
+        if (rc == GC_ENOTFOUND && gc_id_valid(id)) {
+            if (gc_tx_begin(ctx->store, GC_TX_READ, &tx, err) != 0)
+                return err->code;
+            struct gc_rows *r = NULL;
+            int q = gc_tx_query(tx,
+                                "SELECT COALESCE(d.path, '') FROM vm_lifetimes l JOIN"
+                                " departments d ON d.id = l.department_id WHERE l.vm_id = ?",
+                                GC_ARGS(GC_VTXT(id)), &r, err);
+            if (!q && gc_rows_next(r, err) > 0 && gc_in_scope(ctx->who, gc_rows_text(r, 0))) {
+                gc_error_clear(err);
+                rc = gc_require(ctx->who, GC_P_VM_READ, err);
+            }
+            gc_rows_free(r);
+            gc_tx_rollback(tx);
+        }
+        if (rc)
+            return rc;
+        rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
+        if (rc)
+            return rc;
+    }
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    struct gc_rows *r = NULL;
+    if (!strcmp(scope, "vm"))
+        rc = gc_tx_query(tx,
+                         "SELECT vm_id, created_at, COALESCE(deleted_at, 0) FROM vm_lifetimes"
+                         " WHERE vm_id = ?",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
+    else if (!strcmp(scope, "department")) {
+        char like[GC_DEPT_PATH_MAX + 2];
+        snprintf(like, sizeof(like), "%s%%", path);
+        rc = gc_tx_query(tx,
+                         "SELECT l.vm_id, l.created_at, COALESCE(l.deleted_at, 0) FROM"
+                         " vm_lifetimes l JOIN departments d ON d.id = l.department_id WHERE"
+                         " d.path LIKE ? AND l.created_at < ? AND (l.deleted_at IS NULL OR"
+                         " l.deleted_at > ?) ORDER BY l.vm_id",
+                         GC_ARGS(GC_VTXT(like), GC_VINT_(to), GC_VINT_(from)), &r, err);
+    } else
+        rc = gc_tx_query(tx,
+                         "SELECT vm_id, created_at, COALESCE(deleted_at, 0) FROM vm_lifetimes"
+                         " WHERE created_at < ? AND (deleted_at IS NULL OR deleted_at > ?)"
+                         " ORDER BY vm_id",
+                         GC_ARGS(GC_VINT_(to), GC_VINT_(from)), &r, err);
+    /* the rows first (one statement open at a time), then each VM's incidents */
+    json_t *vms = json_array();
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        json_array_append_new(vms, json_pack("[sII]", gc_rows_text(r, 0),
+                                             (json_int_t)gc_rows_int(r, 1),
+                                             (json_int_t)gc_rows_int(r, 2)));
+    }
+    gc_rows_free(r);
+    struct tally t = {0};
+    json_t *incidents = !strcmp(scope, "vm") ? json_array() : NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(vms, i, v) {
+        if (rc < 0)
+            break;
+        rc = tally_vm(tx, json_string_value(json_array_get(v, 0)),
+                      json_integer_value(json_array_get(v, 1)),
+                      json_integer_value(json_array_get(v, 2)), from, to, now, &t, incidents,
+                      err);
+    }
+    json_decref(vms);
+    gc_tx_rollback(tx);
+    if (rc < 0) {
+        json_decref(incidents);
+        return rc;
+    }
+    double pct = t.required_ms > 0 ? 100.0 * (double)(t.required_ms - t.down_ms) /
+                                         (double)t.required_ms
+                                   : 100.0;
+    /* enough digits to tell 99.99 from 99.98, and no more than the data holds */
+    pct = floor(pct * 1e6) / 1e6;
+    char text[32];
+    snprintf(text, sizeof(text), "%.4f", floor(pct * 1e4) / 1e4);
+    json_t *o = json_pack("{s:s,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:f,s:s,s:f,s:b}", "scope",
+                          scope, "id", id ? json_string(id) : json_null(), "from",
+                          gc_json_time(from), "to", gc_json_time(to), "resources",
+                          (json_int_t)t.resources, "incidents", (json_int_t)t.incidents,
+                          "service_seconds", (json_int_t)(t.required_ms / 1000),
+                          "downtime_seconds", (json_int_t)(t.down_ms / 1000),
+                          "planned_seconds", (json_int_t)(t.planned_ms / 1000),
+                          "availability_percent", pct, "availability_text", text,
+                          "target_percent", target, "target_met", pct >= target);
+    if (incidents)
+        json_object_set_new(o, "incident_list", incidents);
+    *out = o;
+    return 0;
+}
