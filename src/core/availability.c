@@ -32,6 +32,40 @@ static const char *down_cause(const char *state, const char *power, const char *
     return "the domain does not run";
 }
 
+int gc_incident_sync(struct gc_tx *tx, const char *type, const char *id, const char *dept,
+                     const char *host, const char *cause, const char *end_reason, int64_t now,
+                     struct gc_error *err)
+{
+    int64_t open = 0;
+    int rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM incidents WHERE resource_type = ? AND"
+                             " resource_id = ? AND ended_at IS NULL",
+                             GC_ARGS(GC_VTXT(type), GC_VTXT(id)), &open, err);
+    if (rc)
+        return rc;
+    if (cause && !open) {
+        char iid[GC_ID_LEN + 1];
+        gc_id_new(iid);
+        return gc_tx_exec(tx,
+                          "INSERT INTO incidents (id, resource_type, resource_id, department_id,"
+                          " host_id, started_at, ended_at, cause) VALUES (?, ?, ?, ?, ?, ?,"
+                          " NULL, ?)",
+                          GC_ARGS(GC_VTXT(iid), GC_VTXT(type), GC_VTXT(id),
+                                  GC_VTXT(dept && dept[0] ? dept : NULL),
+                                  GC_VTXT(host && host[0] ? host : NULL), GC_VINT_(now),
+                                  GC_VTXT(cause)),
+                          NULL, err);
+    }
+    if (!cause && open)
+        return gc_tx_exec(tx,
+                          "UPDATE incidents SET ended_at = ?, end_reason = ? WHERE"
+                          " resource_type = ? AND resource_id = ? AND ended_at IS NULL",
+                          GC_ARGS(GC_VINT_(now), GC_VTXT(end_reason), GC_VTXT(type),
+                                  GC_VTXT(id)),
+                          NULL, err);
+    return 0;
+}
+
 int gc_vm_incident_sync(struct gc_tx *tx, const char *vm, int64_t now, struct gc_error *err)
 {
     struct gc_rows *r = NULL;
@@ -53,35 +87,10 @@ int gc_vm_incident_sync(struct gc_tx *tx, const char *vm, int64_t now, struct gc
     gc_rows_free(r);
     if (rc < 0)
         return rc;
-    int64_t open = 0;
-    rc = gc_tx_query_int(tx,
-                         "SELECT COUNT(*) FROM incidents WHERE resource_type = 'vm' AND"
-                         " resource_id = ? AND ended_at IS NULL",
-                         GC_ARGS(GC_VTXT(vm)), &open, err);
-    if (rc)
-        return rc;
-    if (cause[0] && !open) {
-        char id[GC_ID_LEN + 1];
-        gc_id_new(id);
-        return gc_tx_exec(tx,
-                          "INSERT INTO incidents (id, resource_type, resource_id, department_id,"
-                          " host_id, started_at, ended_at, cause) VALUES (?, 'vm', ?, ?, ?, ?,"
-                          " NULL, ?)",
-                          GC_ARGS(GC_VTXT(id), GC_VTXT(vm), GC_VTXT(dept),
-                                  GC_VTXT(host[0] ? host : NULL), GC_VINT_(now),
-                                  GC_VTXT(cause)),
-                          NULL, err);
-    }
-    if (!cause[0] && open)
-        return gc_tx_exec(tx,
-                          "UPDATE incidents SET ended_at = ?, end_reason = ? WHERE"
-                          " resource_type = 'vm' AND resource_id = ? AND ended_at IS NULL",
-                          GC_ARGS(GC_VINT_(now),
-                                  GC_VTXT(exists ? "the VM runs again, or was stopped on purpose"
-                                                 : "the VM was deleted"),
-                                  GC_VTXT(vm)),
-                          NULL, err);
-    return 0;
+    return gc_incident_sync(tx, "vm", vm, dept, host, cause[0] ? cause : NULL,
+                            exists ? "the VM runs again, or was stopped on purpose"
+                                   : "the VM was deleted",
+                            now, err);
 }
 
 int gc_vm_lifetime(struct gc_tx *tx, const char *vm, const char *dept, bool created, int64_t now,
@@ -332,9 +341,9 @@ struct tally {
 /* Adds one VM's figures over [from, to): its time in service (its lifetime, less the
  * windows that apply to all of it) and its downtime (its incidents, less every window that
  * applies to them). incidents, when not NULL, gets the VM's incidents in the period. */
-static int tally_vm(struct gc_tx *tx, const char *vm, int64_t created, int64_t deleted,
-                    int64_t from, int64_t to, int64_t now, struct tally *t, json_t *incidents,
-                    struct gc_error *err)
+static int tally_vm(struct gc_tx *tx, const char *type, const char *vm, int64_t created,
+                    int64_t deleted, int64_t from, int64_t to, int64_t now, struct tally *t,
+                    json_t *incidents, struct gc_error *err)
 {
     int64_t a = created > from ? created : from;
     int64_t end = deleted > 0 ? deleted : now;
@@ -352,10 +361,11 @@ static int tally_vm(struct gc_tx *tx, const char *vm, int64_t created, int64_t d
     if (!rc)
         rc = gc_tx_query(tx,
                          "SELECT id, started_at, ended_at, cause, COALESCE(host_id, ''),"
-                         " COALESCE(end_reason, '') FROM incidents WHERE resource_type = 'vm'"
+                         " COALESCE(end_reason, '') FROM incidents WHERE resource_type = ?"
                          " AND resource_id = ? AND started_at < ? AND (ended_at IS NULL OR"
                          " ended_at > ?) ORDER BY started_at",
-                         GC_ARGS(GC_VTXT(vm), GC_VINT_(b), GC_VINT_(a)), &r, err);
+                         GC_ARGS(GC_VTXT(type), GC_VTXT(vm), GC_VINT_(b), GC_VINT_(a)), &r,
+                         err);
     /* the incidents first (one cursor at a time), then the windows of each */
     json_t *rows = json_array();
     while (!rc && (rc = gc_rows_next(r, err)) > 0) {
@@ -388,7 +398,7 @@ static int tally_vm(struct gc_tx *tx, const char *vm, int64_t created, int64_t d
         t->down_ms += (y - x) - excl;
         t->incidents++;
         json_t *o = json_pack("{s:O,s:s,s:s,s:o,s:o,s:O,s:I,s:I,s:O}", "id",
-                              json_array_get(row, 0), "resource_type", "vm", "resource_id", vm,
+                              json_array_get(row, 0), "resource_type", type, "resource_id", vm,
                               "started_at", gc_json_time(s), "ended_at",
                               ended < 0 ? json_null() : gc_json_time(e), "cause",
                               json_array_get(row, 3), "downtime_seconds",
@@ -539,12 +549,39 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
     json_array_foreach(vms, i, v) {
         if (rc < 0)
             break;
-        rc = tally_vm(tx, json_string_value(json_array_get(v, 0)),
+        rc = tally_vm(tx, "vm", json_string_value(json_array_get(v, 0)),
                       json_integer_value(json_array_get(v, 1)),
                       json_integer_value(json_array_get(v, 2)), from, to, now, &t, incidents,
                       err);
     }
     json_decref(vms);
+    /* the department's (or every) service checks, as a second figure: their time in
+     * service runs from their creation */
+    struct tally tc = {0};
+    json_t *checks = json_array();
+    if (rc >= 0 && strcmp(scope, "vm") != 0) {
+        char like[GC_DEPT_PATH_MAX + 2];
+        snprintf(like, sizeof(like), "%s%%", path);
+        rc = gc_tx_query(tx,
+                         "SELECT c.id, c.created_at FROM checks c JOIN departments d ON"
+                         " d.id = c.department_id WHERE d.path LIKE ? AND c.created_at < ?"
+                         " ORDER BY c.id",
+                         GC_ARGS(GC_VTXT(like), GC_VINT_(to)), &r, err);
+        while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+            rc = 0;
+            json_array_append_new(checks, json_pack("[sI]", gc_rows_text(r, 0),
+                                                    (json_int_t)gc_rows_int(r, 1)));
+        }
+        gc_rows_free(r);
+        json_array_foreach(checks, i, v) {
+            if (rc < 0)
+                break;
+            rc = tally_vm(tx, "check", json_string_value(json_array_get(v, 0)),
+                          json_integer_value(json_array_get(v, 1)), 0, from, to, now, &tc,
+                          NULL, err);
+        }
+    }
+    json_decref(checks);
     gc_tx_rollback(tx);
     if (rc < 0) {
         json_decref(incidents);
@@ -568,6 +605,21 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
                           "target_percent", target, "target_met", pct >= target);
     if (incidents)
         json_object_set_new(o, "incident_list", incidents);
+    if (strcmp(scope, "vm") != 0) {
+        double cp = tc.required_ms > 0 ? 100.0 * (double)(tc.required_ms - tc.down_ms) /
+                                             (double)tc.required_ms
+                                       : 100.0;
+        cp = floor(cp * 1e6) / 1e6;
+        char ct[32];
+        snprintf(ct, sizeof(ct), "%.4f", floor(cp * 1e4) / 1e4);
+        json_object_set_new(o, "checks",
+                            json_pack("{s:I,s:I,s:I,s:I,s:f,s:s}", "resources",
+                                      (json_int_t)tc.resources, "incidents",
+                                      (json_int_t)tc.incidents, "service_seconds",
+                                      (json_int_t)(tc.required_ms / 1000), "downtime_seconds",
+                                      (json_int_t)(tc.down_ms / 1000), "availability_percent",
+                                      cp, "availability_text", ct));
+    }
     *out = o;
     return 0;
 }

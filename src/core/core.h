@@ -237,6 +237,11 @@ const char *gc_job_id(const struct gc_job_run *job);
 /* Opens or closes the VM's incident to match its record (state, power state, drift), in tx;
  * a VM that is gone has its open incident closed. Call after every change of those. */
 int gc_vm_incident_sync(struct gc_tx *tx, const char *vm, int64_t now, struct gc_error *err);
+/* The same for any resource: an incident of type/id is open exactly while cause is not NULL
+ * (opened with it; closed with end_reason). */
+int gc_incident_sync(struct gc_tx *tx, const char *type, const char *id, const char *dept,
+                     const char *host, const char *cause, const char *end_reason, int64_t now,
+                     struct gc_error *err);
 /* Records that a VM was created (created) or deleted, in tx. */
 int gc_vm_lifetime(struct gc_tx *tx, const char *vm, const char *dept, bool created, int64_t now,
                    struct gc_error *err);

@@ -3,6 +3,7 @@
  * HTTP through libcurl, ICMP echo) and their scheduler. */
 #include "monitor/checks.h"
 
+#include "core/core.h"
 #include "core/validate.h"
 #include "monitor/collect.h"
 #include "monitor/latest.h"
@@ -952,12 +953,16 @@ static void *probe_thread(void *arg)
         gc_batch_add(&b, "govcloud_check_error", t, 1, 3, "check_id", p->id, "department_id",
                      p->dept, "reason", p->reason);
     char old_reason[32] = "";
+    bool was_up = true, known = false;
     pthread_mutex_lock(&S.lock);
     json_t *st = S.state ? json_object_get(S.state, p->id) : NULL;
     if (st) {
         const char *r = json_string_value(json_object_get(st, "reason"));
         if (r)
             snprintf(old_reason, sizeof(old_reason), "%s", r);
+        json_t *u = json_object_get(st, "up");
+        known = json_is_boolean(u);
+        was_up = !known || json_is_true(u);
         json_object_set_new(st, "in_flight", json_false());
         json_object_set_new(st, "up", json_boolean(p->up));
         json_object_set_new(st, "latency_ms", p->latency_s >= 0
@@ -977,6 +982,25 @@ static void *probe_thread(void *arg)
         gc_batch_emit(&b);
     else
         gc_batch_release(&b);
+    /* availability: an incident from the first failed probe to the first good one (the
+     * first probe after a start settles what the store has) */
+    if (!stale && (!known || was_up != p->up)) {
+        struct gc_error e = {0};
+        struct gc_tx *tx = NULL;
+        int rc = gc_tx_begin(S.st, GC_TX_WRITE, &tx, &e);
+        if (!rc) {
+            char cause[300];
+            snprintf(cause, sizeof(cause), "%s: %.256s", p->reason ? p->reason : "down", p->error);
+            rc = gc_incident_sync(tx, "check", p->id, p->dept, NULL, p->up ? NULL : cause,
+                                  "the check passes again", t, &e);
+            if (rc)
+                gc_tx_rollback(tx);
+            else
+                rc = gc_tx_commit(tx, &e);
+        }
+        if (rc)
+            gc_warn("checks", "check %s: cannot record its incident: %s", p->id, e.msg);
+    }
     pthread_mutex_lock(&S.lock);
     S.workers--;
     pthread_cond_broadcast(&S.cond);

@@ -7,6 +7,8 @@ own figures only; a deleted VM keeps its figures.
 Skips, saying so, only when libvirt or QEMU is not installed."""
 
 import os
+import socket
+import threading
 import shutil
 import subprocess
 import time
@@ -36,7 +38,8 @@ class AvailabilityTest(unittest.TestCase):
         cls.work = lv.make_workdir("govcloud-availability-")
         cls.kernel, cls.initrd = lv.tiny_image(cls.work)
         cls.d = gh.Daemon(extra=["--set", "bootstrap.host_uri=none",
-                                 "--set", "compute.virt_type=qemu"]).start()
+                                 "--set", "compute.virt_type=qemu",
+                                 "--set", "monitor.interval=1"]).start()
         cls.admin = cls.d.login()
 
     @classmethod
@@ -216,6 +219,72 @@ class AvailabilityTest(unittest.TestCase):
         r = self.req("GET", f"/v1/availability?scope=vm&id={vm['id']}", token=outsider)
         self.assertEqual(r.status, 404, r)
         self.req("DELETE", f"/v1/hosts/{host['id']}")
+
+
+    def test_service_check_incident_in_department_figures(self):
+        """A TCP service check whose target stops listening has an incident from the first
+        failed probe to the first good one; it shows in the department's `checks` figures."""
+        tag = uuid.uuid4().hex[:6]
+        dept = self.req("POST", "/v1/departments", {"name": "检查 " + tag}).json
+        lsock = socket.socket()
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind(("127.0.0.1", 0))
+        port = lsock.getsockname()[1]
+        lsock.listen(16)
+        stop = threading.Event()
+
+        def serve(sk):
+            sk.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    c, _ = sk.accept()
+                    c.close()
+                except OSError:
+                    if stop.is_set():
+                        return
+                    continue
+        t = threading.Thread(target=serve, args=(lsock,), daemon=True)
+        t.start()
+        t0 = int(time.time() * 1000)
+        r = self.req("POST", "/v1/checks", {"name": "tcp-" + tag, "department_id": dept["id"],
+                                            "kind": "tcp", "host": "127.0.0.1", "port": port,
+                                            "interval_seconds": 1, "timeout_ms": 500})
+        self.assertEqual(r.status, 201, r)
+        check = r.json
+        self.wait("the check up", lambda: (self.get(f"/v1/checks/{check['id']}")["status"]
+                                           or {}).get("up") is True, 30)
+        # the target goes away: down; then back: up
+        stop.set()
+        t.join()
+        lsock.close()
+        self.wait("the check down", lambda: (self.get(f"/v1/checks/{check['id']}")["status"]
+                                             or {}).get("up") is False, 30)
+        time.sleep(2.5)
+        lsock = socket.socket()
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind(("127.0.0.1", port))
+        lsock.listen(16)
+        stop.clear()
+        t = threading.Thread(target=serve, args=(lsock,), daemon=True)
+        t.start()
+        try:
+            self.wait("the check up again", lambda: (self.get(
+                f"/v1/checks/{check['id']}")["status"] or {}).get("up") is True, 30)
+            t1 = int(time.time() * 1000)
+            a = self.avail(scope="department", id=dept["id"],
+                           **{"from": iso(t0), "to": iso(t1)})
+            c = a["checks"]
+            self.assertEqual((c["resources"], c["incidents"]), (1, 1), a)
+            self.assertGreaterEqual(c["downtime_seconds"], 2, a)
+            self.assertLess(c["downtime_seconds"], 30, a)
+            self.assertLess(c["availability_percent"], 100.0)
+            # the VMs' figure is separate: the department has none
+            self.assertEqual((a["resources"], a["availability_percent"]), (0, 100.0), a)
+        finally:
+            stop.set()
+            t.join()
+            lsock.close()
+        self.assertEqual(self.req("DELETE", f"/v1/checks/{check['id']}").status, 204)
 
 
 if __name__ == "__main__":
