@@ -127,6 +127,10 @@ void gc_api_pip_disassociate(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_quota_set(struct gc_req *req, struct gc_resp *resp);
 
+void gc_api_metrics_query(struct gc_req *req, struct gc_resp *resp);
+void gc_api_metrics_series(struct gc_req *req, struct gc_resp *resp);
+void gc_api_metrics_test_samples(struct gc_req *req, struct gc_resp *resp);
+
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_get(struct gc_req *req, struct gc_resp *resp);

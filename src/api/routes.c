@@ -173,6 +173,13 @@ const struct gc_route gc_routes[] = {
     {"POST", "/v1/public-ips/{id}/disassociate", gc_api_pip_disassociate,
      "public_ips.disassociate", true, false, NULL, "public_ip.disassociate", "public_ip"},
 
+    {"GET", "/v1/metrics/query", gc_api_metrics_query, "metrics.query", true, false,
+     "metric,match[],start,end,step,agg", NULL, NULL},
+    {"GET", "/v1/metrics/series", gc_api_metrics_series, "metrics.series", true, false,
+     "metric,match[]," PAGE, NULL, NULL},
+    {"POST", "/v1/metrics/test-samples", gc_api_metrics_test_samples, "metrics.test_samples",
+     true, true, NULL, NULL, NULL},
+
     {"GET", "/v1/jobs", gc_api_job_list, "jobs.list", true, false, "state,kind," PAGE, NULL,
      NULL},
     {"POST", "/v1/jobs", gc_api_job_create, "jobs.create", true, true, NULL, "job.create", "job"},

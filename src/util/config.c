@@ -22,6 +22,9 @@ static const size_t option_offsets[] = {
     OFF(ram_overcommit_percent), OFF(placement_weigher), OFF(stop_timeout),
     OFF(host_refresh_interval), OFF(bootstrap_host_uri),
     OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds),
+    OFF(tsdb_enabled), OFF(tsdb_flush_interval), OFF(tsdb_rollup_interval),
+    OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
+    OFF(tsdb_test_ingest),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -82,6 +85,26 @@ const struct gc_config_option gc_config_options[] = {
     {"jobs", "workers", GC_OPT_INT, "2", 1, 64, NULL, "Threads that run background jobs."},
     {"jobs", "test_job_kinds", GC_OPT_BOOL, "false", 0, 0, NULL,
      "Registers job kinds that exist only for tests (`test.sleep`). Keep off in production."},
+    {"tsdb", "enabled", GC_OPT_BOOL, "true", 0, 0, NULL,
+     "Keeps the samples of the monitoring collectors in the embedded time-series store "
+     "(tables `tsdb_*` of the database) and serves `/v1/metrics/query`."},
+    {"tsdb", "flush_interval", GC_OPT_INT, "10", 1, 3600, NULL,
+     "Seconds between two writes of new samples to the database (one transaction each). A "
+     "crash (kill -9, power loss) loses at most the samples of the last interval; queries "
+     "see samples once written."},
+    {"tsdb", "rollup_interval", GC_OPT_INT, "600", 60, 86400, NULL,
+     "Seconds between two roll-up and retention runs (raw samples into 5-minute and 1-hour "
+     "aggregates; deletion of chunks past retention)."},
+    {"tsdb", "retention_raw_days", GC_OPT_INT, "15", 1, 3650, NULL,
+     "Days raw samples are kept."},
+    {"tsdb", "retention_5m_days", GC_OPT_INT, "365", 1, 36500, NULL,
+     "Days 5-minute aggregates (min, max, sum, count) are kept."},
+    {"tsdb", "retention_1h_days", GC_OPT_INT, "1095", 1, 36500, NULL,
+     "Days 1-hour aggregates (min, max, sum, count) are kept."},
+    {"tsdb", "test_ingest", GC_OPT_BOOL, "false", 0, 0, NULL,
+     "Tests only: enables `POST /v1/metrics/test-samples`, which lets a platform "
+     "administrator inject samples as if a collector had emitted them. Keep off in "
+     "production."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

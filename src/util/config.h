@@ -42,6 +42,14 @@ struct gc_config {
     /* [jobs] */
     int64_t job_workers;
     bool test_job_kinds;      /* registers the job kinds that exist only for tests */
+    /* [tsdb] */
+    bool tsdb_enabled;
+    int64_t tsdb_flush_interval;     /* seconds */
+    int64_t tsdb_rollup_interval;    /* seconds */
+    int64_t tsdb_retention_raw_days;
+    int64_t tsdb_retention_5m_days;
+    int64_t tsdb_retention_1h_days;
+    bool tsdb_test_ingest;           /* POST /v1/metrics/test-samples (tests only) */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };
