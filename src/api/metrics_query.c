@@ -17,7 +17,7 @@ static struct gc_tsdb *store_or_error(struct gc_req *req, struct gc_resp *resp)
         return NULL;
     }
     if (!gc_tsdb_global) {
-        gc_error_set(&err, GC_EUNSUPPORTED, "", "the time-series store is disabled ([tsdb] "
+        gc_error_set(&err, GC_EBUSY, "", "the time-series store is disabled ([tsdb] "
                                                 "enabled = false)");
         gc_resp_error(resp, req, &err);
         return NULL;
