@@ -201,17 +201,60 @@ static char *labels_json(const struct gc_series *s, char **dept)
     return txt ? txt : gc_strdup("{}");
 }
 
+/* gc_series_key into buf (cap bytes), fast: whole values are copied when they need no
+ * escaping. Returns the length, or -1 when it does not fit. */
+int gc_tsdb_series_key(const struct gc_series *s, char *buf, size_t cap)
+{
+    size_t n = 0, len = strlen(s->metric);
+    if (len + 2 > cap)
+        return -1;
+    memcpy(buf, s->metric, len);
+    n = len;
+    if (s->nlabels > 0)
+        buf[n++] = '{';
+    for (int i = 0; i < s->nlabels; i++) {
+        const char *name = s->labels[i].name, *v = s->labels[i].value;
+        size_t nl = strlen(name), vl = strlen(v);
+        if (n + nl + 2 * vl + 6 > cap)
+            return -1;
+        if (i)
+            buf[n++] = ',';
+        memcpy(buf + n, name, nl);
+        n += nl;
+        buf[n++] = '=';
+        buf[n++] = '"';
+        if (!strpbrk(v, "\\\"\n")) {
+            memcpy(buf + n, v, vl);
+            n += vl;
+        } else {
+            for (; *v; v++) {
+                if (*v == '\\' || *v == '"' || *v == '\n') {
+                    buf[n++] = '\\';
+                    buf[n++] = *v == '\n' ? 'n' : *v;
+                } else {
+                    buf[n++] = *v;
+                }
+            }
+        }
+        buf[n++] = '"';
+    }
+    if (s->nlabels > 0)
+        buf[n++] = '}';
+    buf[n] = '\0';
+    return (int)n;
+}
+
 void gc_tsdb_append(void *p, const struct gc_sample *smp, size_t n)
 {
     struct gc_tsdb *db = p;
-    struct gc_buf kb;
-    gc_buf_init(&kb, 16384);
+    char key[4096];
     for (size_t i = 0; i < n; i++) {
         const struct gc_sample *x = &smp[i];
-        gc_buf_reset(&kb);
-        bool ok = x->t_ms >= 0 && x->t_ms < GC_CHUNK_TMAX && valid_series(&x->series) &&
-                  gc_series_key(&x->series, &kb) == 0 && memchr(kb.data, 0, kb.len) == NULL;
-        uint64_t h = ok ? hash_bytes(kb.data, kb.len) : 0;
+        int klen = -1;
+        bool ok = x->t_ms >= 0 && x->t_ms < GC_CHUNK_TMAX &&
+                  valid_series(&x->series) &&
+                  (klen = gc_tsdb_series_key(&x->series, key, sizeof(key))) > 0;
+        uint64_t h = ok ? hash_bytes(key, (size_t)klen) : 0;
         struct shard *sh = &db->sh[h % NSHARDS];
         pthread_mutex_lock(&sh->mu);
         if (!ok) {
@@ -219,12 +262,12 @@ void gc_tsdb_append(void *p, const struct gc_sample *smp, size_t n)
             pthread_mutex_unlock(&sh->mu);
             continue;
         }
-        struct series *s = shard_find(sh, h, kb.data, kb.len);
+        struct series *s = shard_find(sh, h, key, (size_t)klen);
         if (!s) {
             pthread_mutex_lock(&db->id_mu);
             int64_t id = db->next_id++;
             pthread_mutex_unlock(&db->id_mu);
-            s = series_new(h, kb.data, id);
+            s = series_new(h, key, id);
             s->metric = gc_strdup(x->series.metric);
             s->labels = labels_json(&x->series, &s->dept);
             shard_insert(sh, s);
@@ -249,7 +292,6 @@ void gc_tsdb_append(void *p, const struct gc_sample *smp, size_t n)
         sh->appended++;
         pthread_mutex_unlock(&sh->mu);
     }
-    gc_buf_release(&kb);
 }
 
 struct gc_sample_sink gc_tsdb_sink(struct gc_tsdb *db)
@@ -388,6 +430,8 @@ static int do_flush(struct gc_tsdb *db, struct gc_error *err)
     }
     db->stats.last_flush_ms = gc_now_ms();
     db->stats.last_flush_duration_us = (gc_mono_ns() - t0) / 1000;
+    if (db->stats.last_flush_duration_us > db->stats.max_flush_duration_us)
+        db->stats.max_flush_duration_us = db->stats.last_flush_duration_us;
     pthread_mutex_unlock(&db->stat_mu);
     return rc;
 }

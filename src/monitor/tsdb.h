@@ -49,6 +49,10 @@ struct gc_sample_sink gc_tsdb_sink(struct gc_tsdb *db);
  * so is a sample with a time outside [0, 2^50) ms or a bad series (invalid). */
 void gc_tsdb_append(void *db, const struct gc_sample *s, size_t n);
 
+/* gc_series_key into buf (cap bytes), without allocation; the length, or -1 when it does not
+ * fit. */
+int gc_tsdb_series_key(const struct gc_series *s, char *buf, size_t cap);
+
 /* Writes every series' unwritten samples, in one transaction. */
 int gc_tsdb_flush(struct gc_tsdb *db, struct gc_error *err);
 /* Flushes, rolls complete windows up (raw → 5 min → 1 h) and deletes chunks past retention,
@@ -58,7 +62,7 @@ int gc_tsdb_maintain(struct gc_tsdb *db, int64_t now_ms, struct gc_error *err);
 struct gc_tsdb_stats {
     uint64_t appended, out_of_order, duplicates, invalid;
     uint64_t series, flushes, flush_errors, chunks_written, bytes_written;
-    int64_t last_flush_ms, last_flush_duration_us;
+    int64_t last_flush_ms, last_flush_duration_us, max_flush_duration_us;
 };
 void gc_tsdb_get_stats(struct gc_tsdb *db, struct gc_tsdb_stats *out);
 

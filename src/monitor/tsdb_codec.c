@@ -70,33 +70,33 @@ static int64_t unzz(uint64_t z)
     return (int64_t)((z >> 1) ^ (uint64_t)(-(int64_t)(z & 1)));
 }
 
-/* signed integers by size class: 0 | 10+6 | 110+13 | 1110+20 | 11110+32 | 11111+64 */
+/* signed integers by size class (zigzag): 0 | 10+4 | 110+8 | 1110+13 | 11110+20 | 111110+32 |
+ * 111111+64 bits */
+static const int class_width[6] = {4, 8, 13, 20, 32, 64};
+
 static void put_signed(struct gc_bitw *w, int64_t x)
 {
     uint64_t z = zz(x);
-    if (z == 0)
+    if (z == 0) {
         gc_bitw_put(w, 0, 1);
-    else if (z < (UINT64_C(1) << 6))
-        gc_bitw_put(w, (UINT64_C(0x2) << 6) | z, 8);
-    else if (z < (UINT64_C(1) << 13))
-        gc_bitw_put(w, (UINT64_C(0x6) << 13) | z, 16);
-    else if (z < (UINT64_C(1) << 20))
-        gc_bitw_put(w, (UINT64_C(0xe) << 20) | z, 24);
-    else if (z < (UINT64_C(1) << 32)) {
-        gc_bitw_put(w, 0x1e, 5);
-        gc_bitw_put(w, z, 32);
-    } else {
-        gc_bitw_put(w, 0x1f, 5);
-        gc_bitw_put(w, z, 64);
+        return;
     }
+    for (int k = 0; k < 5; k++)
+        if (z < (UINT64_C(1) << class_width[k])) {
+            /* k+1 ones, a zero, then the bits: at most 6 + 32 bits, in one call */
+            uint64_t prefix = ((UINT64_C(1) << (k + 1)) - 1) << 1;
+            gc_bitw_put(w, (prefix << class_width[k]) | z, k + 2 + class_width[k]);
+            return;
+        }
+    gc_bitw_put(w, 0x3f, 6);
+    gc_bitw_put(w, z, 64);
 }
 
 static int get_signed(struct gc_bitr *r, int64_t *x)
 {
-    static const int width[] = {6, 13, 20, 32, 64};
     int ones = 0;
     uint64_t b;
-    while (ones < 5) {
+    while (ones < 6) {
         if (gc_bitr_get(r, 1, &b))
             return -1;
         if (!b)
@@ -108,7 +108,7 @@ static int get_signed(struct gc_bitr *r, int64_t *x)
         return 0;
     }
     uint64_t z;
-    if (gc_bitr_get(r, width[ones - 1], &z))
+    if (gc_bitr_get(r, class_width[ones - 1], &z))
         return -1;
     *x = unzz(z);
     return 0;
@@ -382,8 +382,12 @@ static void reencode(struct gc_chunk_enc *e, int64_t tnew, const double *vnew)
 static int signed_bits(int64_t x)
 {
     uint64_t z = zz(x);
-    return z == 0 ? 1 : z < (1u << 6) ? 8 : z < (1u << 13) ? 16 : z < (1u << 20) ? 24
-                                      : z < (UINT64_C(1) << 32) ? 37 : 69;
+    if (z == 0)
+        return 1;
+    for (int k = 0; k < 5; k++)
+        if (z < (UINT64_C(1) << class_width[k]))
+            return k + 2 + class_width[k];
+    return 70;
 }
 
 void gc_chunk_optimize(struct gc_chunk_enc *e)

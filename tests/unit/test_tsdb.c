@@ -6,6 +6,7 @@
 #include "monitor/tsdb.h"
 #include "monitor/tsdb_codec.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/timeutil.h"
 
 #include <math.h>
@@ -175,6 +176,25 @@ static void codec_garbage_never_crashes(void **state)
             free(v);
         }
     }
+}
+
+static void series_key_matches_monitor(void **state)
+{
+    (void)state;
+    const char *vals[] = {"plain", "with \"quote\"", "back\\slash", "new\nline", "", "中文"};
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) {
+            struct gc_label l[2] = {{"a", vals[i]}, {"b", vals[j]}};
+            struct gc_series s = {"m_x", l, (i + j) % 3};
+            struct gc_buf b;
+            gc_buf_init(&b, 4096);
+            assert_int_equal(gc_series_key(&s, &b), 0);
+            char k[256];
+            assert_int_equal(gc_tsdb_series_key(&s, k, sizeof(k)), (int)b.len);
+            assert_string_equal(k, gc_buf_str(&b));
+            gc_buf_release(&b);
+            assert_int_equal(gc_tsdb_series_key(&s, k, 4), -1);
+        }
 }
 
 /* ---- the store ---- */
@@ -566,6 +586,7 @@ int main(void)
         cmocka_unit_test(codec_edge_values),
         cmocka_unit_test(codec_realistic_sizes),
         cmocka_unit_test(codec_garbage_never_crashes),
+        cmocka_unit_test(series_key_matches_monitor),
         cmocka_unit_test_setup_teardown(store_chunks_flush_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(store_order_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(query_aggregations, setup, teardown),
