@@ -42,21 +42,38 @@ void gc_bitw_free(struct gc_bitw *w)
     memset(w, 0, sizeof(*w));
 }
 
+/* the next 64 bits from pos (zeros past the end), without moving */
+static inline uint64_t bitr_window(const struct gc_bitr *r)
+{
+    size_t byte = r->pos >> 3, nbytes = (r->nbits + 7) / 8;
+    uint64_t w = 0;
+    if (byte + 8 <= nbytes) {
+        memcpy(&w, r->buf + byte, 8);
+        w = __builtin_bswap64(w);
+    } else {
+        for (size_t i = 0; i < 8; i++)
+            w = (w << 8) | (byte + i < nbytes ? r->buf[byte + i] : 0);
+    }
+    return w << (r->pos & 7);
+}
+
 int gc_bitr_get(struct gc_bitr *r, int nbits, uint64_t *v)
 {
+    if (nbits <= 0) {
+        *v = 0;
+        return 0;
+    }
     if (r->pos + (size_t)nbits > r->nbits)
         return -1;
-    uint64_t out = 0;
-    while (nbits > 0) {
-        size_t byte = r->pos >> 3;
-        int avail = 8 - (int)(r->pos & 7);
-        int take = nbits < avail ? nbits : avail;
-        uint8_t b = (uint8_t)(r->buf[byte] >> (avail - take)) & (uint8_t)((1u << take) - 1);
-        out = (take == 64 ? 0 : out << take) | b;
-        r->pos += (size_t)take;
-        nbits -= take;
+    if (nbits > 56) {
+        uint64_t hi, lo;
+        gc_bitr_get(r, nbits - 32, &hi);
+        gc_bitr_get(r, 32, &lo);
+        *v = (hi << 32) | lo;
+        return 0;
     }
-    *v = out;
+    *v = bitr_window(r) >> (64 - nbits);
+    r->pos += (size_t)nbits;
     return 0;
 }
 
@@ -94,15 +111,17 @@ static void put_signed(struct gc_bitw *w, int64_t x)
 
 static int get_signed(struct gc_bitr *r, int64_t *x)
 {
-    int ones = 0;
-    uint64_t b;
-    while (ones < 6) {
-        if (gc_bitr_get(r, 1, &b))
-            return -1;
-        if (!b)
-            break;
-        ones++;
-    }
+    if (r->pos >= r->nbits)
+        return -1;
+    /* the leading ones of the next 6 bits */
+    uint64_t w = bitr_window(r) >> 58;
+    int ones = __builtin_clzll(~(w << 58));
+    if (ones > 6)
+        ones = 6;
+    size_t used = (size_t)(ones < 6 ? ones + 1 : 6);
+    if (r->pos + used > r->nbits)
+        return -1;
+    r->pos += used;
     if (ones == 0) {
         *x = 0;
         return 0;

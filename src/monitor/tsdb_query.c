@@ -89,7 +89,7 @@ static int select_series(struct gc_tx *tx, const char *metric,
 {
     struct gc_buf sql;
     gc_buf_init(&sql, GC_BUF_UNLIMITED);
-    struct gc_val args[4];
+    struct gc_val args[8];
     size_t na = 0;
     gc_buf_adds(&sql, "SELECT s.id, s.labels, COALESCE(d.path, ''), s.metric FROM tsdb_series s"
                       " LEFT JOIN departments d ON d.id = s.department_id WHERE s.id > ?");
@@ -97,6 +97,41 @@ static int select_series(struct gc_tx *tx, const char *metric,
     if (metric) {
         gc_buf_adds(&sql, " AND s.metric = ?");
         args[na++] = GC_VTXT(metric);
+    }
+    /* equality matchers narrow the rows in SQL first, on the canonical key (a pre-filter:
+     * the labels are checked exactly below) */
+    char pats[4][600];
+    int np = 0;
+    for (int i = 0; i < nm && np < 4; i++) {
+        if (m[i].negate || !m[i].value[0] || strlen(m[i].name) + 4 * strlen(m[i].value) + 8 >
+                                                   sizeof(pats[0]))
+            continue;
+        char *o = pats[np];
+        *o++ = '%';
+        for (const char *c = m[i].name; *c; c++) {
+            if (*c == '_')
+                *o++ = '\\';
+            *o++ = *c;
+        }
+        *o++ = '=';
+        *o++ = '"';
+        for (const char *c = m[i].value; *c; c++) {
+            char k = *c;
+            if (k == '\\' || k == '"' || k == '\n') { /* as gc_series_key writes them */
+                *o++ = '\\';
+                *o++ = '\\';
+                k = k == '\n' ? 'n' : k;
+            }
+            if (k == '%' || k == '_' || k == '\\')
+                *o++ = '\\';
+            *o++ = k;
+        }
+        *o++ = '"';
+        *o++ = '%';
+        *o = '\0';
+        gc_buf_adds(&sql, " AND s.skey LIKE ? ESCAPE '\\'");
+        args[na++] = GC_VTXT(pats[np]);
+        np++;
     }
     char like[GC_DEPT_PATH_MAX + 2];
     if (who && !gc_role_is_platform(who->role)) {
@@ -285,13 +320,17 @@ static int read_piece(struct gc_tx *tx, int64_t sid, int lvl, int64_t from, int6
                     }
                     a->vals[a->nvals++] = x[0];
                 }
-                a->min[b] = fmin(a->min[b], x[0]);
-                a->max[b] = fmax(a->max[b], x[0]);
+                if (x[0] < a->min[b])
+                    a->min[b] = x[0];
+                if (x[0] > a->max[b])
+                    a->max[b] = x[0];
                 a->sum[b] += x[0];
                 a->cnt[b] += 1;
             } else if (ncols == 4 && x[3] > 0) {
-                a->min[b] = fmin(a->min[b], x[0]);
-                a->max[b] = fmax(a->max[b], x[1]);
+                if (x[0] < a->min[b])
+                    a->min[b] = x[0];
+                if (x[1] > a->max[b])
+                    a->max[b] = x[1];
                 a->sum[b] += x[2];
                 a->cnt[b] += x[3];
             }
