@@ -19,6 +19,7 @@
 #define NSHARDS 64
 #define RAW_LOOKBACK_MS (24 * 3600 * INT64_C(1000)) /* longest raw chunk span accepted */
 #define AGG_POINTS 120                              /* points per aggregate chunk */
+#define FLUSH_BATCH 4096                            /* rows per flush transaction */
 
 const int64_t gc_tsdb_res_ms[GC_RES_COUNT] = {0, 300000, 3600000};
 static const char *const res_name[GC_RES_COUNT] = {"raw", "5m", "1h"};
@@ -359,13 +360,19 @@ static int do_flush(struct gc_tsdb *db, struct gc_error *err)
             }
         pthread_mutex_unlock(&sh->mu);
     }
+    /* in transactions of at most FLUSH_BATCH rows, so that other writers of the database
+     * (API requests) never wait for a whole flush of a large platform */
     int rc = 0;
     uint64_t bytes = 0;
-    if (nw || nnew) {
+    size_t done_new = 0, done_w = 0;
+    int64_t now = gc_now_ms();
+    while (!rc && (done_new < nnew || done_w < nw)) {
+        size_t bn = nnew - done_new < FLUSH_BATCH ? nnew - done_new : FLUSH_BATCH;
+        size_t bw = nw - done_w < FLUSH_BATCH - bn ? nw - done_w : FLUSH_BATCH - bn;
         struct gc_tx *tx = NULL;
+        uint64_t bb = 0;
         rc = gc_tx_begin(db->st, GC_TX_WRITE, &tx, err);
-        int64_t now = gc_now_ms();
-        for (size_t i = 0; !rc && i < nnew; i++) {
+        for (size_t i = done_new; !rc && i < done_new + bn; i++) {
             struct series *s = fresh[i];
             rc = gc_tx_exec(tx,
                             "INSERT INTO tsdb_series (id, skey, metric, labels, department_id,"
@@ -373,24 +380,55 @@ static int do_flush(struct gc_tsdb *db, struct gc_error *err)
                             GC_ARGS(GC_VINT_(s->id), GC_VTXT(s->key), GC_VTXT(s->metric),
                                     GC_VTXT(s->labels), GC_VTXT(s->dept), GC_VINT_(now)),
                             NULL, err);
+            json_t *labels = rc ? NULL : json_loads(s->labels, 0, NULL);
+            const char *k;
+            json_t *v;
+            json_object_foreach(labels, k, v)
+            {
+                if (!rc)
+                    rc = gc_tx_exec(tx,
+                                    "INSERT INTO tsdb_labels (name, value, series_id)"
+                                    " VALUES (?, ?, ?)",
+                                    GC_ARGS(GC_VTXT(k), GC_VTXT(json_string_value(v)),
+                                            GC_VINT_(s->id)),
+                                    NULL, err);
+            }
+            json_decref(labels);
         }
-        for (size_t i = 0; !rc && i < nw; i++) {
+        for (size_t i = done_w; !rc && i < done_w + bw; i++) {
             struct sealed *c = w[i].c;
             rc = gc_tx_exec(tx, SQL_UPSERT,
                             GC_ARGS(GC_VINT_(w[i].s->id), GC_VINT_(GC_RES_RAW),
                                     GC_VINT_(c->start), GC_VINT_(c->end), GC_VINT_(c->count),
                                     gc_vblob(c->blob, c->len)),
                             NULL, err);
-            bytes += c->len;
+            bb += c->len;
         }
         if (!rc)
             rc = gc_tx_commit(tx, err);
         else
             gc_tx_rollback(tx);
+        if (rc)
+            break;
+        for (size_t i = done_new; i < done_new + bn; i++) {
+            struct series *s = fresh[i];
+            s->persisted = true;
+            free(s->metric);
+            free(s->labels);
+            free(s->dept);
+            s->metric = s->labels = s->dept = NULL;
+        }
+        for (size_t i = done_w; i < done_w + bw; i++) {
+            free(w[i].c->blob);
+            free(w[i].c);
+        }
+        done_new += bn;
+        done_w += bw;
+        bytes += bb;
     }
     if (rc) {
-        /* put everything back for the next flush */
-        for (size_t i = nw; i-- > 0;) {
+        /* put the rest back for the next flush (series rows not written stay unpersisted) */
+        for (size_t i = nw; i-- > done_w;) {
             struct series *s = w[i].s;
             struct shard *sh = &db->sh[s->hash % NSHARDS];
             pthread_mutex_lock(&sh->mu);
@@ -404,30 +442,15 @@ static int do_flush(struct gc_tsdb *db, struct gc_error *err)
             }
             pthread_mutex_unlock(&sh->mu);
         }
-    } else {
-        for (size_t i = 0; i < nnew; i++) {
-            struct series *s = fresh[i];
-            s->persisted = true;
-            free(s->metric);
-            free(s->labels);
-            free(s->dept);
-            s->metric = s->labels = s->dept = NULL;
-        }
-        for (size_t i = 0; i < nw; i++) {
-            free(w[i].c->blob);
-            free(w[i].c);
-        }
     }
     free(w);
     free(fresh);
     pthread_mutex_lock(&db->stat_mu);
     db->stats.flushes++;
+    db->stats.bytes_written += bytes;
+    db->stats.chunks_written += done_w;
     if (rc)
         db->stats.flush_errors++;
-    else {
-        db->stats.chunks_written += nw;
-        db->stats.bytes_written += bytes;
-    }
     db->stats.last_flush_ms = gc_now_ms();
     db->stats.last_flush_duration_us = (gc_mono_ns() - t0) / 1000;
     if (db->stats.last_flush_duration_us > db->stats.max_flush_duration_us)

@@ -98,39 +98,16 @@ static int select_series(struct gc_tx *tx, const char *metric,
         gc_buf_adds(&sql, " AND s.metric = ?");
         args[na++] = GC_VTXT(metric);
     }
-    /* equality matchers narrow the rows in SQL first, on the canonical key (a pre-filter:
-     * the labels are checked exactly below) */
-    char pats[4][600];
+    /* equality matchers go through the label index first (the labels are checked exactly
+     * below) */
     int np = 0;
-    for (int i = 0; i < nm && np < 4; i++) {
-        if (m[i].negate || !m[i].value[0] || strlen(m[i].name) + 4 * strlen(m[i].value) + 8 >
-                                                   sizeof(pats[0]))
+    for (int i = 0; i < nm && np < 2; i++) {
+        if (m[i].negate || !m[i].value[0])
             continue;
-        char *o = pats[np];
-        *o++ = '%';
-        for (const char *c = m[i].name; *c; c++) {
-            if (*c == '_')
-                *o++ = '\\';
-            *o++ = *c;
-        }
-        *o++ = '=';
-        *o++ = '"';
-        for (const char *c = m[i].value; *c; c++) {
-            char k = *c;
-            if (k == '\\' || k == '"' || k == '\n') { /* as gc_series_key writes them */
-                *o++ = '\\';
-                *o++ = '\\';
-                k = k == '\n' ? 'n' : k;
-            }
-            if (k == '%' || k == '_' || k == '\\')
-                *o++ = '\\';
-            *o++ = k;
-        }
-        *o++ = '"';
-        *o++ = '%';
-        *o = '\0';
-        gc_buf_adds(&sql, " AND s.skey LIKE ? ESCAPE '\\'");
-        args[na++] = GC_VTXT(pats[np]);
+        gc_buf_adds(&sql, " AND s.id IN (SELECT series_id FROM tsdb_labels WHERE name = ?"
+                          " AND value = ?)");
+        args[na++] = GC_VTXT(m[i].name);
+        args[na++] = GC_VTXT(m[i].value);
         np++;
     }
     char like[GC_DEPT_PATH_MAX + 2];

@@ -375,6 +375,12 @@ static const char *const m13[] = {
     " created_at BIGINT NOT NULL)",
     "CREATE INDEX tsdb_series_metric ON tsdb_series (metric, id)",
     "CREATE INDEX tsdb_series_department ON tsdb_series (department_id)",
+    /* the inverted index of labels, for equality matchers */
+    "CREATE TABLE tsdb_labels ("
+    " name TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " series_id BIGINT NOT NULL,"
+    " PRIMARY KEY (name, value, series_id))",
     "CREATE TABLE tsdb_chunks ("
     " series_id BIGINT NOT NULL,"
     " resolution BIGINT NOT NULL," /* 0 raw, 1 five minutes, 2 one hour */
