@@ -450,6 +450,15 @@ static void bench_query(const char *dir)
                    lat[nr / 2], lat[(nr * 99) / 100 < nr ? (nr * 99) / 100 : nr - 1]);
         }
     }
+    for (int lvl = 1; lvl < GC_RES_COUNT; lvl++) {
+        char sql[200];
+        snprintf(sql, sizeof(sql),
+                 "SELECT COALESCE(SUM(LENGTH(data)) * 1000 / SUM(count), 0) FROM tsdb_chunks "
+                 "WHERE resolution = %d",
+                 lvl);
+        printf("%s aggregates (min, max, sum, count): %.2f bytes per point\n",
+               lvl == 1 ? "5-minute" : "1-hour", (double)q1(st, sql) / 1000.0);
+    }
     /* baseline: the same series' raw samples in an indexed SQLite table, GROUP BY hour */
     snprintf(path, sizeof(path), "%s/qbase.db", dir);
     sqlite3 *db;

@@ -531,13 +531,13 @@ struct pending {
 #define ROLLUP_BATCH 2000 /* series ids per read */
 
 /* Rolls level lvl-1 up into level lvl over [a, a + 120 * res) in tx. */
-static int rollup_window(struct gc_tx *tx, int lvl, int64_t a,
-                         int64_t max_id, struct gc_error *err)
+static int rollup_window(struct gc_tx *tx, int lvl, int64_t a, int64_t max_id,
+                         int64_t raw_span, struct gc_error *err)
 {
     int64_t res = gc_tsdb_res_ms[lvl];
     int64_t b = a + AGG_POINTS * res;
     int src = lvl - 1;
-    int64_t lookback = src == GC_RES_RAW ? RAW_LOOKBACK_MS : 0;
+    int64_t lookback = src == GC_RES_RAW ? raw_span : 0;
     struct aggacc *acc = gc_malloc(sizeof(*acc));
     struct pending *pend = gc_malloc(ROLLUP_BATCH * sizeof(*pend));
     int rc = 0;
@@ -658,7 +658,7 @@ static int rollup_level(struct gc_tsdb *db, int lvl, int64_t now, struct gc_erro
                                  "SELECT COALESCE(MIN(start_ms), -1) FROM tsdb_chunks"
                                  " WHERE resolution = ? AND start_ms >= ? AND end_ms >= ?",
                                  GC_ARGS(GC_VINT_(lvl - 1),
-                                         GC_VINT_(wm - (lvl == 1 ? RAW_LOOKBACK_MS : 0)),
+                                         GC_VINT_(wm - (lvl == 1 ? db->o.chunk_max_span_ms : 0)),
                                          GC_VINT_(wm)),
                                  &next, err);
             if (!rc && next < 0) {
@@ -697,7 +697,7 @@ static int rollup_level(struct gc_tsdb *db, int lvl, int64_t now, struct gc_erro
         rc = gc_tx_query_int(tx, "SELECT COALESCE(MAX(id), 0) FROM tsdb_series", GC_NOARGS,
                              &max_id, err);
         if (!rc)
-            rc = rollup_window(tx, lvl, wm, max_id, err);
+            rc = rollup_window(tx, lvl, wm, max_id, db->o.chunk_max_span_ms, err);
         if (!rc)
             rc = meta_set(tx, wm_name[lvl], wm + win, err);
         if (!rc)
@@ -809,8 +809,11 @@ int gc_tsdb_open(struct gc_store *st, const struct gc_tsdb_opts *o, struct gc_ts
     struct gc_rows *r = NULL;
     if (!rc)
         rc = gc_tx_query(tx,
-                         "SELECT s.id, s.skey, (SELECT MAX(c.end_ms) FROM tsdb_chunks c"
-                         " WHERE c.series_id = s.id AND c.resolution = 0) FROM tsdb_series s",
+                         /* chunks of a series never overlap: the last one by start holds
+                          * the last sample (and the primary key finds it at once) */
+                         "SELECT s.id, s.skey, (SELECT c.end_ms FROM tsdb_chunks c"
+                         " WHERE c.series_id = s.id AND c.resolution = 0"
+                         " ORDER BY c.start_ms DESC LIMIT 1) FROM tsdb_series s",
                          GC_NOARGS, &r, err);
     while (!rc) {
         int nr = gc_rows_next(r, err);

@@ -252,11 +252,16 @@ static void p95_close(struct acc *a)
 }
 
 /* Reads one series' chunks of resolution lvl over [from, to) into the buckets. */
+struct qctx {
+    int64_t start_ms, step_ms, raw_span_ms;
+    enum gc_tsdb_agg agg;
+};
+
 static int read_piece(struct gc_tx *tx, int64_t sid, int lvl, int64_t from, int64_t to,
-                      const struct gc_tsdb_query *q, struct acc *a, struct gc_error *err)
+                      const struct qctx *q, struct acc *a, struct gc_error *err)
 {
-    int64_t lookback = lvl == GC_RES_RAW ? 24 * 3600 * INT64_C(1000)
-                                         : 120 * gc_tsdb_res_ms[lvl];
+    /* the chunk holding `from` starts at most one chunk span earlier */
+    int64_t lookback = lvl == GC_RES_RAW ? q->raw_span_ms : 120 * gc_tsdb_res_ms[lvl];
     struct gc_rows *r = NULL;
     int rc = gc_tx_query(tx,
                          "SELECT data FROM tsdb_chunks WHERE series_id = ? AND resolution = ?"
@@ -402,6 +407,7 @@ int gc_tsdb_query_range(struct gc_tsdb *db, const struct gc_tsdb_query *q, json_
         return rc;
     }
     size_t np = (size_t)npoints;
+    struct qctx qc = {q->start_ms, q->step_ms, o->chunk_max_span_ms, q->agg};
     struct acc a = {0};
     a.min = gc_malloc(np * sizeof(double));
     a.max = gc_malloc(np * sizeof(double));
@@ -419,7 +425,7 @@ int gc_tsdb_query_range(struct gc_tsdb *db, const struct gc_tsdb_query *q, json_
         a.nvals = 0;
         a.vbucket = -1;
         for (int p = 0; !rc && p < npiece; p++)
-            rc = read_piece(tx, v[i].id, piece[p].lvl, piece[p].from, piece[p].to, q, &a, err);
+            rc = read_piece(tx, v[i].id, piece[p].lvl, piece[p].from, piece[p].to, &qc, &a, err);
         p95_close(&a);
         json_t *pts = json_array();
         for (size_t k = 0; k < np; k++) {
