@@ -530,8 +530,11 @@ struct pending {
 
 #define ROLLUP_BATCH 2000 /* series ids per read */
 
-/* Rolls level lvl-1 up into level lvl over [a, a + 120 * res) in tx. */
-static int rollup_window(struct gc_tx *tx, int lvl, int64_t a, int64_t max_id,
+/* Rolls level lvl-1 up into level lvl over [a, a + 120 * res), one transaction per batch of
+ * series ids, so that other writers wait for one batch at most. A crash in the middle is
+ * harmless: the watermark moves only afterwards, and writing a window again writes the same
+ * rows (same keys, same contents). */
+static int rollup_window(struct gc_store *st, int lvl, int64_t a, int64_t max_id,
                          int64_t raw_span, struct gc_error *err)
 {
     int64_t res = gc_tsdb_res_ms[lvl];
@@ -544,6 +547,10 @@ static int rollup_window(struct gc_tx *tx, int lvl, int64_t a, int64_t max_id,
     for (int64_t lo = 0; !rc && lo <= max_id; lo += ROLLUP_BATCH) {
         size_t np = 0;
         struct gc_rows *r = NULL;
+        struct gc_tx *tx = NULL;
+        rc = gc_tx_begin(st, GC_TX_WRITE, &tx, err);
+        if (rc)
+            break;
         rc = gc_tx_query(tx,
                          "SELECT series_id, data FROM tsdb_chunks WHERE resolution = ?"
                          " AND start_ms >= ? AND start_ms < ? AND end_ms >= ?"
@@ -551,8 +558,10 @@ static int rollup_window(struct gc_tx *tx, int lvl, int64_t a, int64_t max_id,
                          GC_ARGS(GC_VINT_(src), GC_VINT_(a - lookback), GC_VINT_(b),
                                  GC_VINT_(a), GC_VINT_(lo), GC_VINT_(lo + ROLLUP_BATCH)),
                          &r, err);
-        if (rc)
+        if (rc) {
+            gc_tx_rollback(tx);
             break;
+        }
         int64_t cur = -1;
         for (;;) {
             int nr = gc_rows_next(r, err);
@@ -616,6 +625,10 @@ static int rollup_window(struct gc_tx *tx, int lvl, int64_t a, int64_t max_id,
             free(c->blob);
             free(c);
         }
+        if (!rc)
+            rc = gc_tx_commit(tx, err);
+        else
+            gc_tx_rollback(tx);
     }
     free(pend);
     free(acc);
@@ -696,10 +709,14 @@ static int rollup_level(struct gc_tsdb *db, int lvl, int64_t now, struct gc_erro
         }
         rc = gc_tx_query_int(tx, "SELECT COALESCE(MAX(id), 0) FROM tsdb_series", GC_NOARGS,
                              &max_id, err);
+        gc_tx_rollback(tx);
         if (!rc)
-            rc = rollup_window(tx, lvl, wm, max_id, db->o.chunk_max_span_ms, err);
+            rc = rollup_window(db->st, lvl, wm, max_id, db->o.chunk_max_span_ms, err);
         if (!rc)
-            rc = meta_set(tx, wm_name[lvl], wm + win, err);
+            rc = gc_tx_begin(db->st, GC_TX_WRITE, &tx, err);
+        if (rc)
+            return rc;
+        rc = meta_set(tx, wm_name[lvl], wm + win, err);
         if (!rc)
             rc = gc_tx_commit(tx, err);
         else
