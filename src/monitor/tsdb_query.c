@@ -41,7 +41,7 @@ static bool label_name_ok(const char *s)
 int gc_tsdb_matcher_parse(const char *s, char *buf, struct gc_tsdb_matcher *m,
                           struct gc_error *err)
 {
-    strcpy(buf, s);
+    memcpy(buf, s, strlen(s) + 1);
     char *op = strpbrk(buf, "!=");
     if (!op || (op[0] == '!' && op[1] != '='))
         return gc_error_set(err, GC_EINVAL, "match[]",

@@ -202,6 +202,16 @@ class IngestOffByDefaultTest(DaemonTestCase):
         self.assertProblem(r, 404, "test_ingest")
 
 
+class StoreDisabledTest(DaemonTestCase):
+    daemon_extra = ("--set", "tsdb.enabled=false")
+
+    def test_503_when_disabled(self):
+        r = self.req("GET", "/v1/metrics/query?metric=m", token=self.admin)
+        self.assertProblem(r, 503, "disabled")
+        r = self.req("GET", "/v1/metrics/series", token=self.admin)
+        self.assertProblem(r, 503, "disabled")
+
+
 class KillDuringIngestTest(unittest.TestCase):
     """kill -9 while a client streams samples: after the restart every series holds a gap-free
     prefix of what was sent, everything acknowledged more than two flush intervals before
