@@ -37,6 +37,8 @@ bench: deps build
 	cmake --build $(BUILD) --target bench_scale
 	$(BUILD)/bench_scale
 	bench/scale/daemon_rss "$(BUILD)"
+	cmake --build $(BUILD) --target bench_tsdb
+	$(BUILD)/bench_tsdb
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD)

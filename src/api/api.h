@@ -139,6 +139,9 @@ void gc_api_check_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_check_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_check_update(struct gc_req *req, struct gc_resp *resp);
 void gc_api_check_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_metrics_query(struct gc_req *req, struct gc_resp *resp);
+void gc_api_metrics_series(struct gc_req *req, struct gc_resp *resp);
+void gc_api_metrics_test_samples(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);

@@ -195,6 +195,12 @@ const struct gc_route gc_routes[] = {
      "check.update", "check"},
     {"DELETE", "/v1/checks/{id}", gc_api_check_delete, "checks.delete", true, false, NULL,
      "check.delete", "check"},
+    {"GET", "/v1/metrics/query", gc_api_metrics_query, "metrics.query", true, false,
+     "metric,match[],start,end,step,agg", NULL, NULL},
+    {"GET", "/v1/metrics/series", gc_api_metrics_series, "metrics.series", true, false,
+     "metric,match[]," PAGE, NULL, NULL},
+    {"POST", "/v1/metrics/test-samples", gc_api_metrics_test_samples, "metrics.test_samples",
+     true, true, NULL, NULL, NULL},
 
     {"GET", "/v1/jobs", gc_api_job_list, "jobs.list", true, false, "state,kind," PAGE, NULL,
      NULL},

@@ -6,6 +6,7 @@
 #include "monitor/checks.h"
 #include "monitor/collect.h"
 #include "monitor/latest.h"
+#include "monitor/tsdb.h"
 #include "sched/hostmgr.h"
 #include "sched/imagestore.h"
 #include "sched/runner.h"
@@ -197,6 +198,7 @@ int main(int argc, char **argv)
     struct gc_store *st = NULL;
     struct gc_runner *runner = NULL;
     struct gc_server *srv = NULL;
+    struct gc_tsdb *tsdb = NULL;
     char *admin_pw = NULL;
     int lock_fd = -1;
     char dbpath[4200];
@@ -260,6 +262,23 @@ int main(int argc, char **argv)
         gc_err("daemon", "option [monitor] %s", err.msg);
         goto cleanup;
     }
+    if (cfg.tsdb_enabled) {
+        struct gc_tsdb_opts to;
+        gc_tsdb_opts_from_config(&to, &cfg);
+        if (gc_tsdb_open(st, &to, &tsdb, &err) != 0) {
+            gc_err("daemon", "cannot open the time-series store: %s", err.msg);
+            goto cleanup;
+        }
+        struct gc_sample_sink sink = gc_tsdb_sink(tsdb);
+        if (gc_monitor_add_sink(&sink) != 0) {
+            gc_err("daemon", "cannot register the time-series store as a sample sink");
+            goto cleanup;
+        }
+        gc_tsdb_global = tsdb;
+    }
+    if (cfg.tsdb_test_ingest)
+        gc_warn("daemon", "POST /v1/metrics/test-samples is enabled ([tsdb] test_ingest); keep "
+                          "this off in production");
     if (gc_hostmgr_start(st, &cfg, &err) != 0) {
         gc_err("daemon", "cannot start the host manager: %s", err.msg);
         goto cleanup;
@@ -305,6 +324,10 @@ cleanup:
     gc_checks_stop();
     gc_runner_stop(runner);
     gc_hostmgr_stop();
+    /* collectors are stopped: the last samples are written before the store closes */
+    gc_monitor_clear_sinks();
+    gc_tsdb_global = NULL;
+    gc_tsdb_close(tsdb);
     gc_store_close(st);
     gc_repcache_clear();
     gc_monitor_clear_sinks();

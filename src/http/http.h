@@ -89,6 +89,9 @@ struct gc_resp {
 
 /* Query parameter, or NULL. */
 const char *gc_req_query(struct gc_req *req, const char *name);
+/* Every value of a query parameter that may repeat (its name ends in "[]"): up to cap in
+ * out; returns how many there are (may exceed cap). */
+int gc_req_query_all(struct gc_req *req, const char *name, const char **out, int cap);
 /* The If-Match version: -1 when absent; GC_EINVAL filled when malformed. */
 int gc_req_if_match(struct gc_req *req, int64_t *version, struct gc_error *err);
 const char *gc_req_header(struct gc_req *req, const char *name);

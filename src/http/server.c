@@ -43,6 +43,32 @@ const char *gc_req_query(struct gc_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct qall {
+    const char *name;
+    const char **out;
+    int cap, n;
+};
+
+static enum MHD_Result qall_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    struct qall *q = cls;
+    if (strcmp(key, q->name) == 0) {
+        if (q->n < q->cap)
+            q->out[q->n] = value ? value : "";
+        q->n++;
+    }
+    return MHD_YES;
+}
+
+int gc_req_query_all(struct gc_req *req, const char *name, const char **out, int cap)
+{
+    struct qall q = {name, out, cap, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, qall_iter, &q);
+    return q.n;
+}
+
 int gc_req_if_match(struct gc_req *req, int64_t *version, struct gc_error *err)
 {
     *version = -1;
@@ -259,7 +285,9 @@ static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char
         q->bad = key;
         return MHD_NO;
     }
-    for (int i = 0; i < q->nseen; i++)
+    size_t klen = strlen(key);
+    bool multi = klen > 2 && strcmp(key + klen - 2, "[]") == 0; /* match[]: may repeat */
+    for (int i = 0; i < q->nseen && !multi; i++)
         if (strcmp(q->seen[i], key) == 0) {
             q->bad = key;
             q->dup = true;

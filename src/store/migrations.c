@@ -387,6 +387,40 @@ static const char *const m12[] = {
     NULL,
 };
 
+/* the time-series store (src/monitor/tsdb.c): series, compressed chunks (raw samples and
+ * 5-minute / 1-hour aggregates), roll-up watermarks. No foreign key from series to
+ * departments: a deleted department's history is kept until retention removes it. */
+static const char *const m13[] = {
+    "CREATE TABLE tsdb_series ("
+    " id BIGINT PRIMARY KEY,"
+    " skey TEXT NOT NULL UNIQUE," /* metric{a="x",b="y"} */
+    " metric TEXT NOT NULL,"
+    " labels TEXT NOT NULL,"      /* JSON object */
+    " department_id TEXT,"        /* the department_id label; NULL: platform series */
+    " created_at BIGINT NOT NULL)",
+    "CREATE INDEX tsdb_series_metric ON tsdb_series (metric, id)",
+    "CREATE INDEX tsdb_series_department ON tsdb_series (department_id)",
+    /* the inverted index of labels, for equality matchers */
+    "CREATE TABLE tsdb_labels ("
+    " name TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " series_id BIGINT NOT NULL,"
+    " PRIMARY KEY (name, value, series_id))",
+    "CREATE TABLE tsdb_chunks ("
+    " series_id BIGINT NOT NULL,"
+    " resolution BIGINT NOT NULL," /* 0 raw, 1 five minutes, 2 one hour */
+    " start_ms BIGINT NOT NULL,"
+    " end_ms BIGINT NOT NULL,"
+    " count BIGINT NOT NULL,"
+    " data BYTEA NOT NULL,"
+    " PRIMARY KEY (series_id, resolution, start_ms))",
+    "CREATE INDEX tsdb_chunks_time ON tsdb_chunks (resolution, start_ms)",
+    "CREATE TABLE tsdb_meta ("
+    " name TEXT PRIMARY KEY,"
+    " value BIGINT NOT NULL)",
+    NULL,
+};
+
 /* service checks that departments define against their applications (monitoring) */
 static const char *const m14[] = {
     "CREATE TABLE checks ("
@@ -458,6 +492,7 @@ const struct gc_migration gc_migrations[] = {
     {10, "zones, public IP addresses", m10},
     {11, "VM migration target", m11},
     {12, "VM user data digest", m12},
+    {13, "time-series store", m13},
     {14, "service checks", m14},
     {15, "availability: incidents, VM lifetimes, maintenance windows", m15},
 };

@@ -210,6 +210,10 @@ static int sq_query(void *conn, const char *sql, const struct gc_val *args, size
         case GC_VTEXT:
             brc = sqlite3_bind_text(s, (int)i + 1, args[i].s, -1, SQLITE_TRANSIENT);
             break;
+        case GC_VBLOB:
+            brc = sqlite3_bind_blob64(s, (int)i + 1, args[i].i ? args[i].s : "",
+                                      (sqlite3_uint64)args[i].i, SQLITE_TRANSIENT);
+            break;
         default:
             brc = sqlite3_bind_null(s, (int)i + 1);
         }
@@ -262,6 +266,14 @@ static const char *sq_col_text(void *p, int col)
     return t ? (const char *)t : "";
 }
 
+static const void *sq_col_blob(void *p, int col, size_t *len)
+{
+    struct sq_cur *cur = p;
+    const void *b = sqlite3_column_blob(cur->stmt, col);
+    *len = b ? (size_t)sqlite3_column_bytes(cur->stmt, col) : 0;
+    return b ? b : "";
+}
+
 static int64_t sq_changes(void *conn)
 {
     struct sq_conn *c = conn;
@@ -290,6 +302,7 @@ const struct gc_store_driver gc_store_sqlite_driver = {
     .col_null = sq_col_null,
     .col_int = sq_col_int,
     .col_text = sq_col_text,
+    .col_blob = sq_col_blob,
     .changes = sq_changes,
     .finish = sq_finish,
     .single_process = true,

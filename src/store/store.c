@@ -214,6 +214,11 @@ const char *gc_rows_text(struct gc_rows *r, int col)
     return r->tx->st->drv->col_text(r->cur, col);
 }
 
+const void *gc_rows_blob(struct gc_rows *r, int col, size_t *len)
+{
+    return r->tx->st->drv->col_blob(r->cur, col, len);
+}
+
 char *gc_rows_dup(struct gc_rows *r, int col)
 {
     if (gc_rows_null(r, col))

@@ -10,12 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum gc_vtype { GC_VNULL = 0, GC_VINT, GC_VTEXT };
+enum gc_vtype { GC_VNULL = 0, GC_VINT, GC_VTEXT, GC_VBLOB };
 
 struct gc_val {
     enum gc_vtype t;
     int64_t i;
-    const char *s; /* borrowed */
+    const char *s; /* borrowed; for GC_VBLOB the bytes, i their number */
 };
 
 #define GC_VINT_(x) ((struct gc_val){.t = GC_VINT, .i = (int64_t)(x)})
@@ -25,6 +25,12 @@ static inline struct gc_val gc_vtxt(const char *s)
     return v;
 }
 #define GC_VTXT(x) gc_vtxt(x)
+/* Bytes (a BYTEA column: BLOB in SQLite, bytea in PostgreSQL). */
+static inline struct gc_val gc_vblob(const void *p, size_t n)
+{
+    struct gc_val v = {.t = GC_VBLOB, .i = (int64_t)n, .s = (const char *)p};
+    return v;
+}
 #define GC_VNUL ((struct gc_val){.t = GC_VNULL})
 /* GC_ARGS(a, b, c) expands to "array, count" for gc_tx_exec / gc_tx_query. */
 #define GC_ARGS(...)                                  \
@@ -49,6 +55,8 @@ struct gc_store_driver {
     bool (*col_null)(void *cur, int col);
     int64_t (*col_int)(void *cur, int col);
     const char *(*col_text)(void *cur, int col); /* valid until next/finish; never NULL */
+    /* bytes of a BYTEA column, *len their number; valid until next/finish; never NULL */
+    const void *(*col_blob)(void *cur, int col, size_t *len);
     int64_t (*changes)(void *conn);
     void (*finish)(void *cur);
     /* every writer of the database is in this process (SQLite under the data-dir lock):
@@ -99,6 +107,8 @@ int gc_rows_next(struct gc_rows *r, struct gc_error *err);
 bool gc_rows_null(struct gc_rows *r, int col);
 int64_t gc_rows_int(struct gc_rows *r, int col);
 const char *gc_rows_text(struct gc_rows *r, int col); /* "" for NULL */
+/* The bytes of a BYTEA column (length 0 for NULL); valid until the next row. */
+const void *gc_rows_blob(struct gc_rows *r, int col, size_t *len);
 /* NULL for SQL NULL, else a malloc'd copy. */
 char *gc_rows_dup(struct gc_rows *r, int col);
 void gc_rows_free(struct gc_rows *r);

@@ -24,6 +24,9 @@ static const size_t option_offsets[] = {
     OFF(images_store_pool), OFF(images_max_upload_gib), OFF(bootstrap_host_uri),
     OFF(bootstrap_image_dir), OFF(job_workers), OFF(test_job_kinds), OFF(monitor_enabled),
     OFF(monitor_interval), OFF(monitor_protected_networks), OFF(monitor_metrics_access),
+    OFF(tsdb_enabled), OFF(tsdb_flush_interval), OFF(tsdb_rollup_interval),
+    OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
+    OFF(tsdb_test_ingest),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -114,6 +117,26 @@ const struct gc_config_option gc_config_options[] = {
      "needs a bearer token or API key of a platform role (anonymous scrapes get only the "
      "daemon's own HTTP and job metrics); `public` shows everything to anyone who can reach "
      "the port."},
+    {"tsdb", "enabled", GC_OPT_BOOL, "true", 0, 0, NULL,
+     "Keeps the samples of the monitoring collectors in the embedded time-series store "
+     "(tables `tsdb_*` of the database) and serves `/v1/metrics/query`."},
+    {"tsdb", "flush_interval", GC_OPT_INT, "10", 1, 3600, NULL,
+     "Seconds between two writes of new samples to the database (one transaction each). A "
+     "crash (kill -9, power loss) loses at most the samples of the last interval; queries "
+     "see samples once written."},
+    {"tsdb", "rollup_interval", GC_OPT_INT, "600", 60, 86400, NULL,
+     "Seconds between two roll-up and retention runs (raw samples into 5-minute and 1-hour "
+     "aggregates; deletion of chunks past retention)."},
+    {"tsdb", "retention_raw_days", GC_OPT_INT, "15", 1, 3650, NULL,
+     "Days raw samples are kept."},
+    {"tsdb", "retention_5m_days", GC_OPT_INT, "365", 1, 36500, NULL,
+     "Days 5-minute aggregates (min, max, sum, count) are kept."},
+    {"tsdb", "retention_1h_days", GC_OPT_INT, "1095", 1, 36500, NULL,
+     "Days 1-hour aggregates (min, max, sum, count) are kept."},
+    {"tsdb", "test_ingest", GC_OPT_BOOL, "false", 0, 0, NULL,
+     "Tests only: enables `POST /v1/metrics/test-samples`, which lets a platform "
+     "administrator inject samples as if a collector had emitted them. Keep off in "
+     "production."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

@@ -52,6 +52,14 @@ struct gc_config {
     int64_t monitor_interval;      /* seconds between two collection rounds */
     char *monitor_protected_networks; /* "none" or CIDRs only platform roles' checks reach */
     char *monitor_metrics_access;  /* token | public */
+    /* [tsdb] */
+    bool tsdb_enabled;
+    int64_t tsdb_flush_interval;     /* seconds */
+    int64_t tsdb_rollup_interval;    /* seconds */
+    int64_t tsdb_retention_raw_days;
+    int64_t tsdb_retention_5m_days;
+    int64_t tsdb_retention_1h_days;
+    bool tsdb_test_ingest;           /* POST /v1/metrics/test-samples (tests only) */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };

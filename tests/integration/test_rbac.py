@@ -381,6 +381,12 @@ EXPECTED = {
         "finished job of A1": (409, 409, 403, 403, 409, 403),
         "finished job of B": (409, 409, 403, 403, 404, 404),
     },
+
+    # series of VMs in A1, A1a and B1 and of the host: platform roles see all four, the
+    # department admin of A1 its subtree (A1, A1a), the department user of A1 only A1
+    "GET /v1/metrics/query": {"series of A1, A1a, B1, host": (200, 200, 200, 200, 200, 200)},
+    "GET /v1/metrics/series": {"series of A1, A1a, B1, host": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/metrics/test-samples": {"one sample": (200, 403, 403, 403, 403, 403)},
 }
 
 SLUG = {400: "invalid-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
@@ -862,6 +868,50 @@ def _(t, role):
     if r.status == 200:
         t.assertIs(r.json["intact"], True, r)
     return r
+
+
+RBAC_METRIC = "govcloud_rbac_test"
+SEES = {"platform_admin": 4, "operator": 4, "auditor": 4, "supervisor": 4,
+        "department_admin": 2, "department_user": 1}
+
+
+def _metrics_world(t):
+    """Injects one sample per series once ([tsdb] test_ingest is on for this daemon)."""
+    if getattr(t.__class__, "_metrics_done", False):
+        return
+    smp = [{"metric": RBAC_METRIC, "labels": {"department_id": t.dept[k], "resource_id": t.vm[k]},
+            "t_ms": int(time.time() * 1000), "value": 1} for k in ("A1", "A1a", "B1")]
+    smp.append({"metric": RBAC_METRIC, "labels": {"host_id": t.host},
+                "t_ms": int(time.time() * 1000), "value": 1})
+    r = t.d.request("POST", "/v1/metrics/test-samples", {"samples": smp, "flush": True},
+                    token=t.admin)
+    t.assertEqual(r.status, 200, r)
+    t.__class__._metrics_done = True
+
+
+@case("GET /v1/metrics/query", "series of A1, A1a, B1, host")
+def _(t, role):
+    _metrics_world(t)
+    r = t.as_(role, "GET", f"/v1/metrics/query?metric={RBAC_METRIC}&step=1h")
+    if r.status == 200:
+        t.assertEqual(len(r.json["series"]), SEES[role], r.json)
+    return r
+
+
+@case("GET /v1/metrics/series", "series of A1, A1a, B1, host")
+def _(t, role):
+    _metrics_world(t)
+    r = t.as_(role, "GET", f"/v1/metrics/series?metric={RBAC_METRIC}")
+    if r.status == 200:
+        t.assertEqual(len(r.json["items"]), SEES[role], r.json)
+    return r
+
+
+@case("POST /v1/metrics/test-samples", "one sample")
+def _(t, role):
+    return t.as_(role, "POST", "/v1/metrics/test-samples",
+                 {"samples": [{"metric": "govcloud_rbac_inject", "labels": {},
+                               "t_ms": int(time.time() * 1000), "value": 1}]})
 
 
 @case("GET /v1/jobs", "list")
@@ -2060,7 +2110,8 @@ class RbacBase(DaemonTestCase):
     """Shared helpers for the RBAC classes."""
 
     # the libvirt test driver's storage pool, so that volumes really get created
-    daemon_extra = ("--set", "compute.storage_pool=default-pool")
+    daemon_extra = ("--set", "compute.storage_pool=default-pool",
+                    "--set", "tsdb.test_ingest=true")
 
     @classmethod
     def setUpClass(cls):
