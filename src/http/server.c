@@ -461,7 +461,7 @@ static enum MHD_Result queue(struct MHD_Connection *conn, struct gc_req *req,
 {
     struct MHD_Response *mr;
     if (resp->json) {
-        char *body = json_dumps(resp->json, JSON_COMPACT);
+        char *body = json_dumps(resp->json, JSON_COMPACT | JSON_REAL_PRECISION(15));
         mr = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     } else if (resp->owned_text) {
         mr = MHD_create_response_from_buffer(strlen(resp->owned_text), resp->owned_text,
