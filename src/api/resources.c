@@ -750,3 +750,22 @@ void gc_api_mwindow_delete(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_delete(req, resp, gc_mwindow_delete);
 }
+
+/* ---- notification channels ---- */
+
+static const char *const channel_filters[] = {"kind", NULL};
+
+void gc_api_channel_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_channel_list, channel_filters);
+}
+
+void gc_api_channel_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_channel_create, "/v1/notification-channels");
+}
+
+void gc_api_channel_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_channel_delete);
+}

@@ -149,6 +149,15 @@ const struct gc_route gc_routes[] = {
      "maintenance_windows.delete", true, false, NULL, "maintenance_window.delete",
      "maintenance_window"},
 
+    {"GET", "/v1/notification-channels", gc_api_channel_list, "notification_channels.list",
+     true, false, "kind," PAGE, NULL, NULL},
+    {"POST", "/v1/notification-channels", gc_api_channel_create,
+     "notification_channels.create", true, true, NULL, "notification_channel.create",
+     "notification_channel"},
+    {"DELETE", "/v1/notification-channels/{id}", gc_api_channel_delete,
+     "notification_channels.delete", true, false, NULL, "notification_channel.delete",
+     "notification_channel"},
+
     {"GET", "/v1/volumes", gc_api_volume_list, "volumes.list", true, false,
      "department_id,vm_id,state," PAGE, NULL, NULL},
     {"POST", "/v1/volumes", gc_api_volume_create, "volumes.create", true, true, NULL,

@@ -43,6 +43,18 @@ int gc_incident_sync(struct gc_tx *tx, const char *type, const char *id, const c
                              GC_ARGS(GC_VTXT(type), GC_VTXT(id)), &open, err);
     if (rc)
         return rc;
+    if ((cause && !open) || (!cause && open)) {
+        /* the state change is heard of by the notification channels, in this transaction */
+        json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type",
+                               cause ? "incident.opened" : "incident.resolved", "severity",
+                               strcmp(type, "vm") == 0 ? "critical" : "major", "resource_type",
+                               type, "resource_id", id, "department_id",
+                               dept ? dept : "", "reason", cause ? cause : end_reason);
+        rc = gc_notify_enqueue(tx, ev, now, err);
+        json_decref(ev);
+        if (rc)
+            return rc;
+    }
     if (cause && !open) {
         char iid[GC_ID_LEN + 1];
         gc_id_new(iid);

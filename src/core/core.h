@@ -254,6 +254,16 @@ int gc_mwindow_list(const struct gc_ctx *ctx, json_t *filters, int limit, const 
 int gc_mwindow_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
                       struct gc_error *err);
 
+/* ---- notification channels and the outbox (notify.c) ---- */
+int gc_channel_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_channel_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                    json_t **items, char **next_cursor, struct gc_error *err);
+int gc_channel_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                      struct gc_error *err);
+/* Queues event (gets "event_id" and "time") for every enabled channel, in tx: it is sent
+ * if and only if tx commits. */
+int gc_notify_enqueue(struct gc_tx *tx, json_t *event, int64_t now, struct gc_error *err);
+
 /* ---- hypervisor hosts (host.c) ---- */
 int gc_host_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
 int gc_host_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);

@@ -6,6 +6,7 @@
 #include "monitor/checks.h"
 #include "monitor/collect.h"
 #include "monitor/latest.h"
+#include "monitor/notifier.h"
 #include "monitor/tsdb.h"
 #include "sched/hostmgr.h"
 #include "sched/imagestore.h"
@@ -305,6 +306,10 @@ int main(int argc, char **argv)
         gc_err("daemon", "%s", err.msg);
         goto cleanup;
     }
+    if (gc_notifier_start(st, &err) != 0) {
+        gc_err("daemon", "%s", err.msg);
+        goto cleanup;
+    }
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -322,6 +327,7 @@ cleanup:
     gc_server_stop(srv, 30000);
     gc_collect_stop();
     gc_checks_stop();
+    gc_notifier_stop();
     gc_runner_stop(runner);
     gc_hostmgr_stop();
     /* collectors are stopped: the last samples are written before the store closes */

@@ -479,6 +479,31 @@ static const char *const m15[] = {
     NULL,
 };
 
+/* notification channels (webhooks) and the outbox of what they must receive */
+static const char *const m16[] = {
+    "CREATE TABLE notify_channels ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " kind TEXT NOT NULL,"        /* webhook */
+    " url TEXT NOT NULL,"
+    " enabled BIGINT NOT NULL DEFAULT 1,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE TABLE notify_outbox ("
+    " id TEXT PRIMARY KEY,"       /* also the Idempotency-Key of the delivery */
+    " channel_id TEXT NOT NULL REFERENCES notify_channels(id),"
+    " event_id TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " attempts BIGINT NOT NULL DEFAULT 0,"
+    " next_at BIGINT NOT NULL,"
+    " delivered_at BIGINT,"
+    " last_error TEXT NOT NULL DEFAULT '')",
+    "CREATE INDEX notify_outbox_due ON notify_outbox (delivered_at, next_at)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -495,5 +520,6 @@ const struct gc_migration gc_migrations[] = {
     {13, "time-series store", m13},
     {14, "service checks", m14},
     {15, "availability: incidents, VM lifetimes, maintenance windows", m15},
+    {16, "notification channels and outbox", m16},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

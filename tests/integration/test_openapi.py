@@ -205,6 +205,8 @@ class OpenApiTest(DaemonTestCase):
                       "/v1/public-ips/{id}/associate": {"vm_id": NOWHERE},
                       "/v1/vms/{id}/resize": {"flavor_id": NOWHERE},
                       "/v1/vms/{id}/migrate": {"host_id": NOWHERE},
+                      "/v1/notification-channels": {"name": "oa-hook", "enabled": False,
+                                                    "url": "http://127.0.0.1:9/hook"},
                       "/v1/maintenance-windows": {"scope": "platform",
                                                   "starts_at": "2030-01-01T00:00:00Z",
                                                   "ends_at": "2030-01-01T02:00:00Z"},

@@ -147,6 +147,9 @@ EXPECTED = {
         "department B1": (200, 200, 200, 200, 404, 404),
     },
     "GET /v1/maintenance-windows": {"list": (200, 200, 200, 200, 403, 403)},
+    "GET /v1/notification-channels": {"list": (200, 200, 200, 200, 403, 403)},
+    "POST /v1/notification-channels": {"webhook": (201, 201, 403, 403, 403, 403)},
+    "DELETE /v1/notification-channels/{id}": {"fresh channel": (204, 204, 403, 403, 403, 403)},
     "POST /v1/maintenance-windows": {"platform window": (201, 201, 403, 403, 403, 403)},
     "DELETE /v1/maintenance-windows/{id}": {"fresh window": (204, 204, 403, 403, 403, 403)},
 
@@ -1074,6 +1077,36 @@ def _(t, role):
                                         token=t.admin).json["items"]]
     t.assertEqual(wid in ids, r.status != 204)
     t.d.request("DELETE", f"/v1/maintenance-windows/{wid}", token=t.admin)
+    return r
+
+
+@case("GET /v1/notification-channels", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/notification-channels")
+
+
+@case("POST /v1/notification-channels", "webhook")
+def _(t, role):
+    name = uniq("hook-")
+    r = t.as_(role, "POST", "/v1/notification-channels",
+              {"name": name, "url": "http://127.0.0.1:9/hook", "enabled": False})
+    names = [c["name"] for c in t.d.request("GET", "/v1/notification-channels?limit=500",
+                                            token=t.admin).json["items"]]
+    t.assertEqual(name in names, r.status == 201)
+    if r.status == 201:
+        t.d.request("DELETE", f"/v1/notification-channels/{r.json['id']}", token=t.admin)
+    return r
+
+
+@case("DELETE /v1/notification-channels/{id}", "fresh channel")
+def _(t, role):
+    cid = t.admin_post("/v1/notification-channels", {"name": uniq("hook-"), "enabled": False,
+                                                      "url": "http://127.0.0.1:9/hook"})["id"]
+    r = t.as_(role, "DELETE", f"/v1/notification-channels/{cid}")
+    ids = [c["id"] for c in t.d.request("GET", "/v1/notification-channels?limit=500",
+                                        token=t.admin).json["items"]]
+    t.assertEqual(cid in ids, r.status != 204)
+    t.d.request("DELETE", f"/v1/notification-channels/{cid}", token=t.admin)
     return r
 
 
