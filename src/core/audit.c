@@ -202,6 +202,18 @@ static json_t *event_row(struct gc_rows *r, const struct gc_principal *who)
     return event_json(r);
 }
 
+int gc_audit_commit(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_audit_event *ev,
+                    int rc, struct gc_error *err)
+{
+    if (!rc)
+        rc = gc_audit_append(tx, ctx, ev, err);
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    return gc_tx_commit(tx, err);
+}
+
 int gc_audit_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                   json_t **items, char **next_cursor, struct gc_error *err)
 {

@@ -210,20 +210,12 @@ int gc_mwindow_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct
     if (!rc)
         rc = gc_load_by_id(tx, "SELECT " MW_COLS " FROM maintenance_windows w WHERE w.id = ?",
                            "maintenance window", id, mw_json, &obj, NULL, err);
-    if (!rc) {
-        struct gc_audit_event ev = {.action = "maintenance_window.create",
-                                    .resource_type = "maintenance_window",
-                                    .resource_id = id,
-                                    .outcome = GC_OUTCOME_SUCCESS,
-                                    .detail = obj};
-        rc = gc_audit_append(tx, ctx, &ev, err);
-    }
-    if (rc) {
-        gc_tx_rollback(tx);
-        json_decref(obj);
-        return rc;
-    }
-    rc = gc_tx_commit(tx, err);
+    struct gc_audit_event ev = {.action = "maintenance_window.create",
+                                .resource_type = "maintenance_window",
+                                .resource_id = id,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = obj};
+    rc = gc_audit_commit(tx, ctx, &ev, rc, err);
     if (rc) {
         json_decref(obj);
         return rc;
@@ -260,20 +252,14 @@ int gc_mwindow_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM maintenance_windows WHERE id = ?",
                         GC_ARGS(GC_VTXT(id)), NULL, err);
-    if (!rc) {
-        struct gc_audit_event ev = {.action = "maintenance_window.delete",
-                                    .resource_type = "maintenance_window",
-                                    .resource_id = id,
-                                    .outcome = GC_OUTCOME_SUCCESS,
-                                    .detail = before};
-        rc = gc_audit_append(tx, ctx, &ev, err);
-    }
+    struct gc_audit_event ev = {.action = "maintenance_window.delete",
+                                .resource_type = "maintenance_window",
+                                .resource_id = id,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = before};
+    rc = gc_audit_commit(tx, ctx, &ev, rc, err);
     json_decref(before);
-    if (rc) {
-        gc_tx_rollback(tx);
-        return rc;
-    }
-    return gc_tx_commit(tx, err);
+    return rc;
 }
 
 /* ---- the figures ---- */

@@ -76,19 +76,12 @@ static int audit_commit(struct gc_tx *tx, const struct gc_ctx *ctx, const char *
                         const char *type, const char *id, json_t *detail, int rc,
                         struct gc_error *err)
 {
-    if (!rc) {
-        struct gc_audit_event ev = {.action = action,
-                                    .resource_type = type,
-                                    .resource_id = id,
-                                    .outcome = GC_OUTCOME_SUCCESS,
-                                    .detail = detail};
-        rc = gc_audit_append(tx, ctx, &ev, err);
-    }
-    if (rc) {
-        gc_tx_rollback(tx);
-        return rc;
-    }
-    return gc_tx_commit(tx, err);
+    struct gc_audit_event ev = {.action = action,
+                                .resource_type = type,
+                                .resource_id = id,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = detail};
+    return gc_audit_commit(tx, ctx, &ev, rc, err);
 }
 
 static int check_if_match(json_t *obj, int64_t if_match, const char *what, const char *id,

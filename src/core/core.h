@@ -110,6 +110,10 @@ struct gc_audit_event {
 /* Appends an event to the SM3 chain inside the caller's write transaction. */
 int gc_audit_append(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_audit_event *ev,
                     struct gc_error *err);
+/* The end of a change in tx: unless rc already failed, appends ev and commits; rolls back
+ * otherwise. Returns the outcome. */
+int gc_audit_commit(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_audit_event *ev,
+                    int rc, struct gc_error *err);
 /* Records a failed or denied attempt in a transaction of its own. */
 void gc_audit_failure(const struct gc_ctx *ctx, const char *action, const char *resource_type,
                       const char *resource_id, enum gc_outcome outcome, const char *reason);

@@ -107,19 +107,12 @@ static const struct gc_jfield update_spec[] = {
 static int audit_commit(struct gc_tx *tx, const struct gc_ctx *ctx, const char *action,
                         const char *id, json_t *detail, int rc, struct gc_error *err)
 {
-    if (!rc) {
-        struct gc_audit_event ev = {.action = action,
-                                    .resource_type = "host",
-                                    .resource_id = id,
-                                    .outcome = GC_OUTCOME_SUCCESS,
-                                    .detail = detail};
-        rc = gc_audit_append(tx, ctx, &ev, err);
-    }
-    if (rc) {
-        gc_tx_rollback(tx);
-        return rc;
-    }
-    return gc_tx_commit(tx, err);
+    struct gc_audit_event ev = {.action = action,
+                                .resource_type = "host",
+                                .resource_id = id,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = detail};
+    return gc_audit_commit(tx, ctx, &ev, rc, err);
 }
 
 static int conflict_msg(int rc, struct gc_error *err, const char *name, const char *uri)

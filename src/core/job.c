@@ -203,13 +203,7 @@ int gc_job_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_
 int gc_job_commit(struct gc_tx *tx, const struct gc_ctx *ctx, const struct gc_audit_event *ev,
                   const char *job, int rc, json_t **out, struct gc_error *err)
 {
-    if (!rc)
-        rc = gc_audit_append(tx, ctx, ev, err);
-    if (rc) {
-        gc_tx_rollback(tx);
-        return rc;
-    }
-    rc = gc_tx_commit(tx, err);
+    rc = gc_audit_commit(tx, ctx, ev, rc, err);
     if (rc)
         return rc;
     gc_job_notify();

@@ -75,20 +75,12 @@ int gc_channel_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct
     if (!rc)
         rc = gc_load_by_id(tx, "SELECT " CH_COLS " FROM notify_channels c WHERE c.id = ?",
                            "notification channel", id, ch_json, &obj, NULL, err);
-    if (!rc) {
-        struct gc_audit_event ev = {.action = "notification_channel.create",
-                                    .resource_type = "notification_channel",
-                                    .resource_id = id,
-                                    .outcome = GC_OUTCOME_SUCCESS,
-                                    .detail = obj};
-        rc = gc_audit_append(tx, ctx, &ev, err);
-    }
-    if (rc) {
-        gc_tx_rollback(tx);
-        json_decref(obj);
-        return rc;
-    }
-    rc = gc_tx_commit(tx, err);
+    struct gc_audit_event ev = {.action = "notification_channel.create",
+                                .resource_type = "notification_channel",
+                                .resource_id = id,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = obj};
+    rc = gc_audit_commit(tx, ctx, &ev, rc, err);
     if (rc) {
         json_decref(obj);
         return rc;
@@ -126,20 +118,14 @@ int gc_channel_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM notify_channels WHERE id = ?", GC_ARGS(GC_VTXT(id)),
                         NULL, err);
-    if (!rc) {
-        struct gc_audit_event ev = {.action = "notification_channel.delete",
-                                    .resource_type = "notification_channel",
-                                    .resource_id = id,
-                                    .outcome = GC_OUTCOME_SUCCESS,
-                                    .detail = before};
-        rc = gc_audit_append(tx, ctx, &ev, err);
-    }
+    struct gc_audit_event ev = {.action = "notification_channel.delete",
+                                .resource_type = "notification_channel",
+                                .resource_id = id,
+                                .outcome = GC_OUTCOME_SUCCESS,
+                                .detail = before};
+    rc = gc_audit_commit(tx, ctx, &ev, rc, err);
     json_decref(before);
-    if (rc) {
-        gc_tx_rollback(tx);
-        return rc;
-    }
-    return gc_tx_commit(tx, err);
+    return rc;
 }
 
 int gc_notify_enqueue(struct gc_tx *tx, json_t *event, int64_t now, struct gc_error *err)
