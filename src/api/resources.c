@@ -711,9 +711,13 @@ void gc_api_check_delete(struct gc_req *req, struct gc_resp *resp)
 
 /* ---- availability ---- */
 
-void gc_api_availability(struct gc_req *req, struct gc_resp *resp)
+typedef int (*query_fn)(const struct gc_ctx *ctx, json_t *query, json_t **out,
+                        struct gc_error *err);
+
+/* A GET whose query parameters become the members of one object handed to fn. */
+static void query_object(struct gc_req *req, struct gc_resp *resp, const char *const *params,
+                         query_fn fn)
 {
-    static const char *const params[] = {"scope", "id", "from", "to", "target_percent", NULL};
     struct gc_error err = {0};
     json_t *q = json_object();
     for (const char *const *p = params; *p; p++) {
@@ -727,11 +731,23 @@ void gc_api_availability(struct gc_req *req, struct gc_resp *resp)
             json_object_set_new(q, *p, s);
     }
     json_t *out = NULL;
-    if (!err.code && gc_availability_get(&req->ctx, q, &out, &err) == 0)
+    if (!err.code && fn(&req->ctx, q, &out, &err) == 0)
         gc_resp_json(resp, 200, out);
     else
         gc_resp_error(resp, req, &err);
     json_decref(q);
+}
+
+void gc_api_availability(struct gc_req *req, struct gc_resp *resp)
+{
+    static const char *const params[] = {"scope", "id", "from", "to", "target_percent", NULL};
+    query_object(req, resp, params, gc_availability_get);
+}
+
+void gc_api_availability_report(struct gc_req *req, struct gc_resp *resp)
+{
+    static const char *const params[] = {"scope", "id", "year", "month", "target_percent", NULL};
+    query_object(req, resp, params, gc_availability_report);
 }
 
 static const char *const mwindow_filters[] = {"scope", "resource_id", NULL};
@@ -768,4 +784,71 @@ void gc_api_channel_create(struct gc_req *req, struct gc_resp *resp)
 void gc_api_channel_delete(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_delete(req, resp, gc_channel_delete);
+}
+
+/* ---- alarms, alarm rules, silences ---- */
+
+static const char *const alarm_filters[] = {"status", "severity", "rule_id", "department_id",
+                                            NULL};
+
+void gc_api_alarm_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_alarm_list, alarm_filters);
+}
+
+void gc_api_alarm_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_alarm_get);
+}
+
+void gc_api_alarm_ack(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *out = NULL;
+    if (gc_alarm_ack(&req->ctx, req->params[0], req->body, &out, &err) == 0)
+        gc_resp_json(resp, 200, out);
+    else
+        gc_resp_error(resp, req, &err);
+}
+
+static const char *const rule_filters[] = {"kind", "severity", "department_id", NULL};
+
+void gc_api_alarm_rule_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_alarm_rule_list, rule_filters);
+}
+
+void gc_api_alarm_rule_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_alarm_rule_create, "/v1/alarm-rules");
+}
+
+void gc_api_alarm_rule_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_alarm_rule_get);
+}
+
+void gc_api_alarm_rule_update(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_alarm_rule_update);
+}
+
+void gc_api_alarm_rule_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_alarm_rule_delete);
+}
+
+void gc_api_silence_list(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_list(req, resp, gc_silence_list, NULL);
+}
+
+void gc_api_silence_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_silence_create, "/v1/silences");
+}
+
+void gc_api_silence_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_silence_delete);
 }

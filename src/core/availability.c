@@ -44,14 +44,9 @@ int gc_incident_sync(struct gc_tx *tx, const char *type, const char *id, const c
     if (rc)
         return rc;
     if ((cause && !open) || (!cause && open)) {
-        /* the state change is heard of by the notification channels, in this transaction */
-        json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type",
-                               cause ? "incident.opened" : "incident.resolved", "severity",
-                               strcmp(type, "vm") == 0 ? "critical" : "major", "resource_type",
-                               type, "resource_id", id, "department_id",
-                               dept ? dept : "", "reason", cause ? cause : end_reason);
-        rc = gc_notify_enqueue(tx, ev, now, err);
-        json_decref(ev);
+        /* the built-in incident rules (vm-down, host-down, service-down) raise or resolve
+         * their alarm in this transaction; the notification goes with it */
+        rc = gc_alarm_incident(tx, type, id, dept, host, cause, end_reason, now, err);
         if (rc)
             return rc;
     }
@@ -350,7 +345,7 @@ static int tally_vm(struct gc_tx *tx, const char *type, const char *vm, int64_t 
         return 0;
     struct span *w = NULL;
     size_t n = 0, cap = 0;
-    int rc = windows_for(tx, vm, NULL, a, b, &w, &n, &cap, err);
+    int rc = windows_for(tx, vm, strcmp(type, "host") == 0 ? vm : NULL, a, b, &w, &n, &cap, err);
     int64_t planned = rc ? 0 : union_len(w, n, a, b);
     t->required_ms += (b - a) - planned;
     t->planned_ms += planned;
@@ -413,6 +408,146 @@ static int tally_vm(struct gc_tx *tx, const char *type, const char *vm, int64_t 
     return rc < 0 ? rc : 0;
 }
 
+/* The figures of scope (platform, department at path, vm or host id) over [from, to): t the
+ * VMs' (or the host's), tc the service checks', th the hosts' (platform only). */
+static int compute(struct gc_tx *tx, const char *scope, const char *id, const char *path,
+                   int64_t from, int64_t to, int64_t now, struct tally *t, struct tally *tc,
+                   struct tally *th, json_t *incidents, struct gc_error *err)
+{
+    struct gc_rows *r = NULL;
+    int rc;
+    if (!strcmp(scope, "vm"))
+        rc = gc_tx_query(tx,
+                         "SELECT vm_id, created_at, COALESCE(deleted_at, 0) FROM vm_lifetimes"
+                         " WHERE vm_id = ?",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
+    else if (!strcmp(scope, "host"))
+        rc = gc_tx_query(tx, "SELECT id, created_at, 0 FROM hosts WHERE id = ?",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
+    else if (!strcmp(scope, "department")) {
+        char like[GC_DEPT_PATH_MAX + 2];
+        snprintf(like, sizeof(like), "%s%%", path);
+        rc = gc_tx_query(tx,
+                         "SELECT l.vm_id, l.created_at, COALESCE(l.deleted_at, 0) FROM"
+                         " vm_lifetimes l JOIN departments d ON d.id = l.department_id WHERE"
+                         " d.path LIKE ? AND l.created_at < ? AND (l.deleted_at IS NULL OR"
+                         " l.deleted_at > ?) ORDER BY l.vm_id",
+                         GC_ARGS(GC_VTXT(like), GC_VINT_(to), GC_VINT_(from)), &r, err);
+    } else
+        rc = gc_tx_query(tx,
+                         "SELECT vm_id, created_at, COALESCE(deleted_at, 0) FROM vm_lifetimes"
+                         " WHERE created_at < ? AND (deleted_at IS NULL OR deleted_at > ?)"
+                         " ORDER BY vm_id",
+                         GC_ARGS(GC_VINT_(to), GC_VINT_(from)), &r, err);
+    /* the rows first (one statement open at a time), then each VM's incidents */
+    json_t *vms = json_array();
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        json_array_append_new(vms, json_pack("[sII]", gc_rows_text(r, 0),
+                                             (json_int_t)gc_rows_int(r, 1),
+                                             (json_int_t)gc_rows_int(r, 2)));
+    }
+    gc_rows_free(r);
+    size_t i;
+    json_t *v;
+    json_array_foreach(vms, i, v) {
+        if (rc < 0)
+            break;
+        rc = tally_vm(tx, !strcmp(scope, "host") ? "host" : "vm",
+                      json_string_value(json_array_get(v, 0)),
+                      json_integer_value(json_array_get(v, 1)),
+                      json_integer_value(json_array_get(v, 2)), from, to, now, t, incidents,
+                      err);
+    }
+    json_decref(vms);
+    /* the department's (or every) service checks, as a second figure: their time in
+     * service runs from their creation */
+    json_t *checks = json_array();
+    if (rc >= 0 && strcmp(scope, "vm") != 0 && strcmp(scope, "host") != 0) {
+        char like[GC_DEPT_PATH_MAX + 2];
+        snprintf(like, sizeof(like), "%s%%", path);
+        rc = gc_tx_query(tx,
+                         "SELECT c.id, c.created_at FROM checks c JOIN departments d ON"
+                         " d.id = c.department_id WHERE d.path LIKE ? AND c.created_at < ?"
+                         " ORDER BY c.id",
+                         GC_ARGS(GC_VTXT(like), GC_VINT_(to)), &r, err);
+        while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+            rc = 0;
+            json_array_append_new(checks, json_pack("[sI]", gc_rows_text(r, 0),
+                                                    (json_int_t)gc_rows_int(r, 1)));
+        }
+        gc_rows_free(r);
+        json_array_foreach(checks, i, v) {
+            if (rc < 0)
+                break;
+            rc = tally_vm(tx, "check", json_string_value(json_array_get(v, 0)),
+                          json_integer_value(json_array_get(v, 1)), 0, from, to, now, tc,
+                          NULL, err);
+        }
+    }
+    json_decref(checks);
+    /* the platform's hypervisor hosts, as a third figure */
+    json_t *hosts = json_array();
+    if (rc >= 0 && !strcmp(scope, "platform")) {
+        rc = gc_tx_query(tx, "SELECT id, created_at FROM hosts WHERE created_at < ? ORDER BY id",
+                         GC_ARGS(GC_VINT_(to)), &r, err);
+        while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+            rc = 0;
+            json_array_append_new(hosts, json_pack("[sI]", gc_rows_text(r, 0),
+                                                   (json_int_t)gc_rows_int(r, 1)));
+        }
+        gc_rows_free(r);
+        json_array_foreach(hosts, i, v) {
+            if (rc < 0)
+                break;
+            rc = tally_vm(tx, "host", json_string_value(json_array_get(v, 0)),
+                          json_integer_value(json_array_get(v, 1)), 0, from, to, now, th, NULL,
+                          err);
+        }
+    }
+    json_decref(hosts);
+    return rc < 0 ? rc : 0;
+}
+
+/* A percentage truncated to 6 decimals, and its text to 4: enough digits to tell 99.99 from
+ * 99.98, and no more than the data holds. */
+static double percent_of(const struct tally *t, char text[32])
+{
+    double pct = t->required_ms > 0 ? 100.0 * (double)(t->required_ms - t->down_ms) /
+                                          (double)t->required_ms
+                                    : 100.0;
+    pct = floor(pct * 1e6) / 1e6;
+    snprintf(text, 32, "%.4f", floor(pct * 1e4) / 1e4);
+    return pct;
+}
+
+static json_t *sub_figure(const struct tally *t)
+{
+    char text[32];
+    double pct = percent_of(t, text);
+    return json_pack("{s:I,s:I,s:I,s:I,s:f,s:s}", "resources", (json_int_t)t->resources,
+                     "incidents", (json_int_t)t->incidents, "service_seconds",
+                     (json_int_t)(t->required_ms / 1000), "downtime_seconds",
+                     (json_int_t)(t->down_ms / 1000), "availability_percent", pct,
+                     "availability_text", text);
+}
+
+int gc_availability_percent(struct gc_store *st, int64_t from, int64_t to, double *pct,
+                            struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(st, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    struct tally t = {0}, tc = {0}, th = {0};
+    rc = compute(tx, "platform", NULL, "", from, to, gc_now_ms(), &t, &tc, &th, NULL, err);
+    gc_tx_rollback(tx);
+    char text[32];
+    if (!rc)
+        *pct = percent_of(&t, text);
+    return rc;
+}
+
 static const struct gc_jfield avail_spec[] = {
     {"scope", GC_JT_STRING, false, false, 1, 16, GC_CS_CODE},
     {"id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
@@ -457,17 +592,20 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
             return gc_error_set(err, GC_EINVAL, "target_percent",
                                 "target_percent is a number above 0 and at most 100");
     }
-    if (strcmp(scope, "platform") && strcmp(scope, "department") && strcmp(scope, "vm"))
-        return gc_error_set(err, GC_EINVAL, "scope", "scope must be platform, department or vm");
+    if (strcmp(scope, "platform") && strcmp(scope, "department") && strcmp(scope, "vm") &&
+        strcmp(scope, "host"))
+        return gc_error_set(err, GC_EINVAL, "scope",
+                            "scope must be platform, department, vm or host");
     if (!strcmp(scope, "platform") != !id)
         return gc_error_set(err, GC_EINVAL, "id",
                             id ? "the platform scope takes no id"
                                : "scope %s needs the id of the %s",
                             scope, scope);
-    if (!strcmp(scope, "platform") && !gc_role_is_platform(ctx->who->role))
+    if ((!strcmp(scope, "platform") || !strcmp(scope, "host")) &&
+        !gc_role_is_platform(ctx->who->role))
         return gc_error_set(err, GC_EPERM, "scope",
-                            "the platform's availability is for platform roles; ask for your "
-                            "department's (scope=department)");
+                            "the availability of the platform and its hosts is for platform "
+                            "roles; ask for your department's (scope=department)");
     struct gc_tx *tx;
     rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
     if (rc)
@@ -479,6 +617,14 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
             rc = gc_error_set(err, GC_ENOTFOUND, "id", "department '%.64s' not found", id);
         if (!rc)
             rc = gc_require(ctx->who, GC_P_VM_READ, err);
+    } else if (!strcmp(scope, "host")) {
+        int64_t n = 0;
+        rc = gc_tx_query_int(tx, "SELECT COUNT(*) FROM hosts WHERE id = ?",
+                             GC_ARGS(GC_VTXT(id)), &n, err);
+        if (!rc && n == 0)
+            rc = gc_error_set(err, GC_ENOTFOUND, "id", "host '%.64s' not found", id);
+        if (!rc)
+            rc = gc_require(ctx->who, GC_P_HOST_READ, err);
     } else if (!strcmp(scope, "vm")) {
         json_t *vm = NULL;
         gc_tx_rollback(tx);
@@ -510,88 +656,16 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
         gc_tx_rollback(tx);
         return rc;
     }
-    struct gc_rows *r = NULL;
-    if (!strcmp(scope, "vm"))
-        rc = gc_tx_query(tx,
-                         "SELECT vm_id, created_at, COALESCE(deleted_at, 0) FROM vm_lifetimes"
-                         " WHERE vm_id = ?",
-                         GC_ARGS(GC_VTXT(id)), &r, err);
-    else if (!strcmp(scope, "department")) {
-        char like[GC_DEPT_PATH_MAX + 2];
-        snprintf(like, sizeof(like), "%s%%", path);
-        rc = gc_tx_query(tx,
-                         "SELECT l.vm_id, l.created_at, COALESCE(l.deleted_at, 0) FROM"
-                         " vm_lifetimes l JOIN departments d ON d.id = l.department_id WHERE"
-                         " d.path LIKE ? AND l.created_at < ? AND (l.deleted_at IS NULL OR"
-                         " l.deleted_at > ?) ORDER BY l.vm_id",
-                         GC_ARGS(GC_VTXT(like), GC_VINT_(to), GC_VINT_(from)), &r, err);
-    } else
-        rc = gc_tx_query(tx,
-                         "SELECT vm_id, created_at, COALESCE(deleted_at, 0) FROM vm_lifetimes"
-                         " WHERE created_at < ? AND (deleted_at IS NULL OR deleted_at > ?)"
-                         " ORDER BY vm_id",
-                         GC_ARGS(GC_VINT_(to), GC_VINT_(from)), &r, err);
-    /* the rows first (one statement open at a time), then each VM's incidents */
-    json_t *vms = json_array();
-    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0;
-        json_array_append_new(vms, json_pack("[sII]", gc_rows_text(r, 0),
-                                             (json_int_t)gc_rows_int(r, 1),
-                                             (json_int_t)gc_rows_int(r, 2)));
-    }
-    gc_rows_free(r);
-    struct tally t = {0};
-    json_t *incidents = !strcmp(scope, "vm") ? json_array() : NULL;
-    size_t i;
-    json_t *v;
-    json_array_foreach(vms, i, v) {
-        if (rc < 0)
-            break;
-        rc = tally_vm(tx, "vm", json_string_value(json_array_get(v, 0)),
-                      json_integer_value(json_array_get(v, 1)),
-                      json_integer_value(json_array_get(v, 2)), from, to, now, &t, incidents,
-                      err);
-    }
-    json_decref(vms);
-    /* the department's (or every) service checks, as a second figure: their time in
-     * service runs from their creation */
-    struct tally tc = {0};
-    json_t *checks = json_array();
-    if (rc >= 0 && strcmp(scope, "vm") != 0) {
-        char like[GC_DEPT_PATH_MAX + 2];
-        snprintf(like, sizeof(like), "%s%%", path);
-        rc = gc_tx_query(tx,
-                         "SELECT c.id, c.created_at FROM checks c JOIN departments d ON"
-                         " d.id = c.department_id WHERE d.path LIKE ? AND c.created_at < ?"
-                         " ORDER BY c.id",
-                         GC_ARGS(GC_VTXT(like), GC_VINT_(to)), &r, err);
-        while (!rc && (rc = gc_rows_next(r, err)) > 0) {
-            rc = 0;
-            json_array_append_new(checks, json_pack("[sI]", gc_rows_text(r, 0),
-                                                    (json_int_t)gc_rows_int(r, 1)));
-        }
-        gc_rows_free(r);
-        json_array_foreach(checks, i, v) {
-            if (rc < 0)
-                break;
-            rc = tally_vm(tx, "check", json_string_value(json_array_get(v, 0)),
-                          json_integer_value(json_array_get(v, 1)), 0, from, to, now, &tc,
-                          NULL, err);
-        }
-    }
-    json_decref(checks);
+    struct tally t = {0}, tc = {0}, th = {0};
+    json_t *incidents = !strcmp(scope, "vm") || !strcmp(scope, "host") ? json_array() : NULL;
+    rc = compute(tx, scope, id, path, from, to, now, &t, &tc, &th, incidents, err);
     gc_tx_rollback(tx);
     if (rc < 0) {
         json_decref(incidents);
         return rc;
     }
-    double pct = t.required_ms > 0 ? 100.0 * (double)(t.required_ms - t.down_ms) /
-                                         (double)t.required_ms
-                                   : 100.0;
-    /* enough digits to tell 99.99 from 99.98, and no more than the data holds */
-    pct = floor(pct * 1e6) / 1e6;
     char text[32];
-    snprintf(text, sizeof(text), "%.4f", floor(pct * 1e4) / 1e4);
+    double pct = percent_of(&t, text);
     json_t *o = json_pack("{s:s,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:f,s:s,s:f,s:b}", "scope",
                           scope, "id", id ? json_string(id) : json_null(), "from",
                           gc_json_time(from), "to", gc_json_time(to), "resources",
@@ -603,21 +677,129 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
                           "target_percent", target, "target_met", pct >= target);
     if (incidents)
         json_object_set_new(o, "incident_list", incidents);
-    if (strcmp(scope, "vm") != 0) {
-        double cp = tc.required_ms > 0 ? 100.0 * (double)(tc.required_ms - tc.down_ms) /
-                                             (double)tc.required_ms
-                                       : 100.0;
-        cp = floor(cp * 1e6) / 1e6;
-        char ct[32];
-        snprintf(ct, sizeof(ct), "%.4f", floor(cp * 1e4) / 1e4);
-        json_object_set_new(o, "checks",
-                            json_pack("{s:I,s:I,s:I,s:I,s:f,s:s}", "resources",
-                                      (json_int_t)tc.resources, "incidents",
-                                      (json_int_t)tc.incidents, "service_seconds",
-                                      (json_int_t)(tc.required_ms / 1000), "downtime_seconds",
-                                      (json_int_t)(tc.down_ms / 1000), "availability_percent",
-                                      cp, "availability_text", ct));
+    if (strcmp(scope, "vm") != 0 && strcmp(scope, "host") != 0)
+        json_object_set_new(o, "checks", sub_figure(&tc));
+    if (!strcmp(scope, "platform"))
+        json_object_set_new(o, "hosts", sub_figure(&th));
+    *out = o;
+    return 0;
+}
+
+/* ---- reports: a year by month, a month by day ---- */
+
+static const struct gc_jfield report_spec[] = {
+    {"scope", GC_JT_STRING, false, false, 1, 16, GC_CS_CODE},
+    {"id", GC_JT_STRING, false, false, 1, 64, GC_CS_ANY},
+    {"year", GC_JT_STRING, true, false, 4, 4, GC_CS_CODE},
+    {"month", GC_JT_STRING, false, false, 1, 2, GC_CS_CODE},
+    {"target_percent", GC_JT_STRING, false, false, 1, 16, GC_CS_ANY},
+};
+
+static int64_t utc_ms(int year, int month, int day)
+{
+    struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day};
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (!end || *end || end == s || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static void copy_figure(json_t *dst, json_t *fig)
+{
+    static const char *const keys[] = {"availability_percent", "availability_text",
+                                       "downtime_seconds", "planned_seconds", "service_seconds",
+                                       "incidents", "resources", "target_met", NULL};
+    for (const char *const *k = keys; *k; k++)
+        json_object_set(dst, *k, json_object_get(fig, *k));
+}
+
+int gc_availability_report(const struct gc_ctx *ctx, json_t *query, json_t **out,
+                           struct gc_error *err)
+{
+    int rc = gc_json_check(query, report_spec, sizeof(report_spec) / sizeof(report_spec[0]),
+                           err);
+    if (rc)
+        return rc;
+    int year, month = 0;
+    if (parse_int(gc_json_str(query, "year"), 2000, 2999, &year))
+        return gc_error_set(err, GC_EINVAL, "year", "year is a number from 2000 to 2999");
+    if (gc_json_str(query, "month") && parse_int(gc_json_str(query, "month"), 1, 12, &month))
+        return gc_error_set(err, GC_EINVAL, "month", "month is a number from 1 to 12");
+    int64_t now = gc_now_ms();
+    int64_t from = month ? utc_ms(year, month, 1) : utc_ms(year, 1, 1);
+    int64_t to = month ? utc_ms(month == 12 ? year + 1 : year, month == 12 ? 1 : month + 1, 1)
+                       : utc_ms(year + 1, 1, 1);
+    if (from >= now)
+        return gc_error_set(err, GC_EINVAL, month ? "month" : "year",
+                            "the period has not begun yet");
+    if (to > now)
+        to = now;
+    json_t *q = json_deep_copy(query);
+    json_object_del(q, "year");
+    json_object_del(q, "month");
+    char buf[40];
+    json_object_set_new(q, "from", gc_json_time(from));
+    json_object_set_new(q, "to", gc_json_time(to));
+    json_t *total = NULL;
+    rc = gc_availability_get(ctx, q, &total, err);
+    if (rc) {
+        json_decref(q);
+        return rc;
     }
+    json_t *periods = json_array();
+    int n = month ? 31 : 12;
+    for (int i = 1; i <= n && !rc; i++) {
+        int64_t a = month ? utc_ms(year, month, i) : utc_ms(year, i, 1);
+        int64_t b = month ? utc_ms(year, month, i + 1)
+                          : utc_ms(i == 12 ? year + 1 : year, i == 12 ? 1 : i + 1, 1);
+        if (a >= to || (month && a >= utc_ms(month == 12 ? year + 1 : year,
+                                             month == 12 ? 1 : month + 1, 1)))
+            break;
+        if (b > to)
+            b = to;
+        json_object_set_new(q, "from", gc_json_time(a));
+        json_object_set_new(q, "to", gc_json_time(b));
+        json_t *fig = NULL;
+        rc = gc_availability_get(ctx, q, &fig, err);
+        if (rc)
+            break;
+        if (month)
+            snprintf(buf, sizeof(buf), "%04d-%02d-%02d", year, month, i);
+        else
+            snprintf(buf, sizeof(buf), "%04d-%02d", year, i);
+        json_t *p = json_pack("{s:s,s:o,s:o}", "period", buf, "from", gc_json_time(a), "to",
+                              gc_json_time(b));
+        copy_figure(p, fig);
+        json_decref(fig);
+        json_array_append_new(periods, p);
+    }
+    json_decref(q);
+    if (rc) {
+        json_decref(periods);
+        json_decref(total);
+        return rc;
+    }
+    if (month)
+        snprintf(buf, sizeof(buf), "%04d-%02d", year, month);
+    else
+        snprintf(buf, sizeof(buf), "%04d", year);
+    json_t *o = json_pack("{s:O,s:O,s:s,s:s,s:O,s:o,s:o}", "scope",
+                          json_object_get(total, "scope"), "id", json_object_get(total, "id"),
+                          "period", buf, "granularity", month ? "day" : "month",
+                          "target_percent", json_object_get(total, "target_percent"), "from",
+                          gc_json_time(from), "to", gc_json_time(to));
+    json_t *tot = json_object();
+    copy_figure(tot, total);
+    json_object_set_new(o, "total", tot);
+    json_object_set_new(o, "periods", periods);
+    json_decref(total);
     *out = o;
     return 0;
 }

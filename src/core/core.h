@@ -252,6 +252,13 @@ int gc_vm_lifetime(struct gc_tx *tx, const char *vm, const char *dept, bool crea
 /* GET /v1/availability: query {scope: platform|department|vm, id, from, to, target_percent}. */
 int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
                         struct gc_error *err);
+/* GET /v1/availability/report: query {scope, id, year, month, target_percent}: the year by
+ * month, or the month by day, and the total. */
+int gc_availability_report(const struct gc_ctx *ctx, json_t *query, json_t **out,
+                           struct gc_error *err);
+/* The platform's availability over [from, to), in percent (the error-budget burn rate). */
+int gc_availability_percent(struct gc_store *st, int64_t from, int64_t to, double *pct,
+                            struct gc_error *err);
 int gc_mwindow_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
 int gc_mwindow_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
                     json_t **items, char **next_cursor, struct gc_error *err);
@@ -267,6 +274,70 @@ int gc_channel_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match
 /* Queues event (gets "event_id" and "time") for every enabled channel, in tx: it is sent
  * if and only if tx commits. */
 int gc_notify_enqueue(struct gc_tx *tx, json_t *event, int64_t now, struct gc_error *err);
+
+/* ---- alarms (alarm.c; docs/monitoring.md#alarms) ---- */
+struct gc_alarm_fire {
+    const char *rule_id, *rule_name, *severity;
+    const char *summary;    /* the rule's template: {{label}}, {{value}}, {{value_percent}},
+                             * {{reason}} */
+    const char *series;     /* what the rule fired on: a series key, or "vm/<id>" */
+    json_t *labels;         /* borrowed; includes alertname and severity */
+    double value, threshold;
+    bool has_threshold;
+    const char *reason;     /* why, when the collector knows it; may be NULL */
+    const char *dept;       /* may be NULL */
+    int64_t now, started_at; /* started_at 0: now */
+};
+/* Opens an alarm for (rule, series) in tx, or updates the open one (one per fingerprint);
+ * a new alarm is notified unless a silence matches it. */
+int gc_alarm_fire(struct gc_tx *tx, const struct gc_alarm_fire *a, struct gc_error *err);
+/* Resolves the open alarm of (rule, series), if any; notified when its firing was. */
+int gc_alarm_resolve(struct gc_tx *tx, const char *rule_id, const char *series,
+                     const char *end_reason, int64_t now, struct gc_error *err);
+/* Resolves every open alarm of a rule. */
+int gc_alarm_resolve_rule(struct gc_tx *tx, const char *rule_id, const char *end_reason,
+                          int64_t now, struct gc_error *err);
+/* Sends the firing of alarms whose silence has ended; *sent gets how many. */
+int gc_alarm_unsilence(struct gc_tx *tx, int64_t now, int *sent, struct gc_error *err);
+/* The incident rules: an incident of type/id opened (cause) or closed (end_reason). */
+int gc_alarm_incident(struct gc_tx *tx, const char *type, const char *id, const char *dept,
+                      const char *host, const char *cause, const char *end_reason, int64_t now,
+                      struct gc_error *err);
+/* Changes with every change of a rule; the evaluator reloads when it moves. */
+uint64_t gc_alarm_rules_generation(void);
+/* The enabled metric rules: [{id, name, metric, matchers, func, op, threshold, for_ms,
+ * severity, summary, department_id}]. */
+int gc_alarm_rules_snapshot(struct gc_store *st, json_t **out, struct gc_error *err);
+/* The open alarms of metric rules: [{rule_id, series, labels, started_at}]. */
+int gc_alarm_open_metric(struct gc_store *st, json_t **out, struct gc_error *err);
+/* Parsing and evaluating, shared with the evaluator and the tests. */
+int gc_alarm_selector_parse(const char *sel, char *metric, size_t metric_size, json_t **matchers,
+                            struct gc_error *err);
+bool gc_alarm_matchers_hold(json_t *matchers, json_t *labels);
+int gc_alarm_op_parse(const char *s);
+bool gc_alarm_op_holds(int op, double v, double threshold);
+void gc_alarm_render(const char *tpl, json_t *labels, double value, const char *reason,
+                     char *out, size_t n);
+int gc_alarm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                  json_t **items, char **next_cursor, struct gc_error *err);
+int gc_alarm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err);
+int gc_alarm_ack(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **out,
+                 struct gc_error *err);
+int gc_alarm_rule_create(const struct gc_ctx *ctx, json_t *in, json_t **out,
+                         struct gc_error *err);
+int gc_alarm_rule_get(const struct gc_ctx *ctx, const char *id, json_t **out,
+                      struct gc_error *err);
+int gc_alarm_rule_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                       json_t **items, char **next_cursor, struct gc_error *err);
+int gc_alarm_rule_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, json_t *in,
+                         json_t **out, struct gc_error *err);
+int gc_alarm_rule_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                         struct gc_error *err);
+int gc_silence_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);
+int gc_silence_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,
+                    json_t **items, char **next_cursor, struct gc_error *err);
+int gc_silence_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                      struct gc_error *err);
 
 /* ---- hypervisor hosts (host.c) ---- */
 int gc_host_create(const struct gc_ctx *ctx, json_t *in, json_t **out, struct gc_error *err);

@@ -299,6 +299,9 @@ int gc_host_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
                           (long long)nvms);
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM hosts WHERE id = ?", GC_ARGS(GC_VTXT(id)), NULL, err);
+    if (!rc) /* an open incident (and its alarm) ends with the host */
+        rc = gc_incident_sync(tx, "host", id, NULL, NULL, NULL, "the host was deleted",
+                              gc_now_ms(), err);
     rc = audit_commit(tx, ctx, "host.delete", id, before, rc, err);
     json_decref(before);
     if (!rc)

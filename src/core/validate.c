@@ -34,7 +34,7 @@ static const char *type_name(const json_t *v)
 }
 
 static const char *const want_names[] = {"a string", "a boolean", "an integer", "an object",
-                                         "an array"};
+                                         "an array", "a number"};
 
 static bool charset_ok(const char *s, enum gc_charset cs, char *bad)
 {
@@ -113,7 +113,8 @@ int gc_json_check(const json_t *in, const struct gc_jfield *spec, size_t n, stru
                        (f->type == GC_JT_BOOL && json_is_boolean(v)) ||
                        (f->type == GC_JT_INT && json_is_integer(v)) ||
                        (f->type == GC_JT_OBJECT && json_is_object(v)) ||
-                       (f->type == GC_JT_ARRAY && json_is_array(v));
+                       (f->type == GC_JT_ARRAY && json_is_array(v)) ||
+                       (f->type == GC_JT_NUMBER && json_is_number(v));
         if (!type_ok)
             return gc_error_set(err, GC_EINVAL, key, "field '%s': expected %s, got %s", key,
                                 want_names[f->type], type_name(v));

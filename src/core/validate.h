@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum gc_jtype { GC_JT_STRING, GC_JT_BOOL, GC_JT_INT, GC_JT_OBJECT, GC_JT_ARRAY };
+enum gc_jtype { GC_JT_STRING, GC_JT_BOOL, GC_JT_INT, GC_JT_OBJECT, GC_JT_ARRAY, GC_JT_NUMBER };
 
 /* Character classes for strings. */
 enum gc_charset {

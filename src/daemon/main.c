@@ -3,6 +3,7 @@
  * SIGTERM or SIGINT. */
 #include "core/repcache.h"
 #include "http/http.h"
+#include "monitor/alarmeval.h"
 #include "monitor/checks.h"
 #include "monitor/collect.h"
 #include "monitor/latest.h"
@@ -259,6 +260,16 @@ int main(int argc, char **argv)
         gc_err("daemon", "cannot register the current-value table");
         goto cleanup;
     }
+    if (cfg.alarm_enabled) {
+        if (gc_monitor_add_sink(gc_alarmeval_sink()) != 0) {
+            gc_err("daemon", "cannot register the alarm evaluator as a sample sink");
+            goto cleanup;
+        }
+        if (gc_alarmeval_start(st, &cfg, &err) != 0) {
+            gc_err("daemon", "option [alarm] %s", err.msg);
+            goto cleanup;
+        }
+    }
     if (gc_checks_start(st, &cfg, &err) != 0) {
         gc_err("daemon", "option [monitor] %s", err.msg);
         goto cleanup;
@@ -327,6 +338,7 @@ cleanup:
     gc_server_stop(srv, 30000);
     gc_collect_stop();
     gc_checks_stop();
+    gc_alarmeval_stop();
     gc_notifier_stop();
     gc_runner_stop(runner);
     gc_hostmgr_stop();

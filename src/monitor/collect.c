@@ -94,6 +94,8 @@ void gc_collect_describe(void)
          "Time the last collection round of a host took."},
         {"govcloud_host_collect_success", GC_METRIC_GAUGE,
          "1 when every statistic of the host's last round could be read, else 0."},
+        {"govcloud_host_pool_used_ratio", GC_METRIC_GAUGE,
+         "Share of a storage pool's capacity in use (0 to 1)."},
         {"govcloud_host_cpu_seconds_total", GC_METRIC_COUNTER,
          "CPU time of the host (all CPUs), by mode, as libvirt reports it."},
         {"govcloud_host_memory_total_bytes", GC_METRIC_GAUGE, "Memory of the host."},
@@ -338,6 +340,10 @@ static void host_samples(struct gc_batch *b, const char *hid, const char *zone, 
         if (ok)
             gc_batch_add(b, "govcloud_host_pool_available_bytes", t, av, 3, "host_id", hid,
                          "pool", name, "zone", zone);
+        /* what the built-in disk-nearly-full rule watches */
+        if (ok && cap > 0)
+            gc_batch_add(b, "govcloud_host_pool_used_ratio", t, (cap - av) / cap, 3, "host_id",
+                         hid, "pool", name, "zone", zone);
     }
 }
 
@@ -424,6 +430,14 @@ static void drop_conn(struct hostconn *hc)
     hc->conn = NULL;
 }
 
+/* Keeps why the last round of a host failed, for the alarm on its success series. */
+static void note_success(const char *id, const char *zone, const char *why)
+{
+    struct gc_label l[2] = {{"host_id", id}, {"zone", zone}};
+    struct gc_series se = {"govcloud_host_collect_success", l, 2};
+    gc_monitor_note(&se, why);
+}
+
 static void *host_worker(void *arg)
 {
     struct host_job *j = arg;
@@ -433,12 +447,14 @@ static void *host_worker(void *arg)
     struct gc_error err = {0};
     struct gc_batch b = {0};
     bool ok = true;
+    char why[400] = "";
     if (hc->conn && !hc->drv->alive(hc->conn))
         drop_conn(hc);
     if (!hc->conn) {
         hc->drv = gc_compute_driver_for(hc->uri, &err);
         if (!hc->drv || hc->drv->connect(hc->uri, NULL, NULL, &hc->conn, &err) != 0) {
             gc_warn("monitor", "host %s: cannot connect to collect: %s", id, err.msg);
+            snprintf(why, sizeof(why), "cannot connect: %s", err.msg);
             hc->conn = NULL;
             ok = false;
         }
@@ -448,16 +464,21 @@ static void *host_worker(void *arg)
         bool failed = false;
         if (hc->drv->node_stats && hc->drv->node_stats(hc->conn, &node, &err) != 0) {
             gc_warn("monitor", "host %s: node statistics: %s", id, err.msg);
+            snprintf(why, sizeof(why), "node statistics: %s", err.msg);
             failed = true;
         }
         err = (struct gc_error){0};
         if (hc->drv->pools(hc->conn, &pools, &err) != 0) {
             gc_warn("monitor", "host %s: storage pools: %s", id, err.msg);
+            if (!why[0])
+                snprintf(why, sizeof(why), "storage pools: %s", err.msg);
             failed = true;
         }
         err = (struct gc_error){0};
         if (hc->drv->domain_stats && hc->drv->domain_stats(hc->conn, &doms, &err) != 0) {
             gc_warn("monitor", "host %s: domain statistics: %s", id, err.msg);
+            if (!why[0])
+                snprintf(why, sizeof(why), "domain statistics: %s", err.msg);
             failed = true;
         }
         if (failed) {
@@ -476,6 +497,7 @@ static void *host_worker(void *arg)
                  (double)(gc_mono_ns() - t0) / 1e9, 2, "host_id", id, "zone", j->zone);
     gc_batch_add(&b, "govcloud_host_collect_success", j->t, ok, 2, "host_id", id, "zone",
                  j->zone);
+    note_success(id, j->zone, ok ? NULL : why);
     gc_batch_emit(&b);
     pthread_mutex_lock(&C.lock);
     hc->busy = false;
@@ -501,10 +523,19 @@ static void start_host_workers(json_t *hosts, int64_t t)
         if (!json_is_true(json_object_get(h, "up")))
             continue;
         if (hc->busy) {
-            gc_warn("monitor",
-                    "host %s: the collection started %lld ms ago has not finished; skipping "
-                    "this round",
-                    id, (long long)(t - hc->busy_since_ms));
+            char why[200];
+            snprintf(why, sizeof(why),
+                     "timed out: the collection started %lld ms ago has not finished (the "
+                     "host's libvirtd does not answer)",
+                     (long long)(t - hc->busy_since_ms));
+            gc_warn("monitor", "host %s: %s; skipping this round", id, why);
+            /* a hung host reports failure each round, and why */
+            const char *zone = json_string_value(json_object_get(h, "zone"));
+            struct gc_batch b = {0};
+            gc_batch_add(&b, "govcloud_host_collect_success", t, 0, 2, "host_id", id, "zone",
+                         zone);
+            note_success(id, zone, why);
+            gc_batch_emit(&b);
             continue;
         }
         const char *uri = json_string_value(json_object_get(h, "uri"));

@@ -3,7 +3,11 @@
 
 #include "util/error.h"
 
+#include "util/mem.h"
+
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct {
@@ -66,4 +70,65 @@ int gc_series_key(const struct gc_series *s, struct gc_buf *out)
     if (s->nlabels > 0)
         rc |= gc_buf_add(out, "}", 1);
     return rc ? GC_ETOOBIG : 0;
+}
+
+/* ---- reasons: a short list, for failures are few ---- */
+
+struct note {
+    struct note *next;
+    char *key, *reason;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct note *head;
+    size_t n;
+} N = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void gc_monitor_note(const struct gc_series *s, const char *reason)
+{
+    struct gc_buf k;
+    gc_buf_init(&k, 4096);
+    if (gc_series_key(s, &k) != 0) {
+        gc_buf_release(&k);
+        return;
+    }
+    pthread_mutex_lock(&N.lock);
+    struct note **pp = &N.head;
+    while (*pp && strcmp((*pp)->key, gc_buf_str(&k)) != 0)
+        pp = &(*pp)->next;
+    if (*pp && !reason) {
+        struct note *x = *pp;
+        *pp = x->next;
+        free(x->key);
+        free(x->reason);
+        free(x);
+        N.n--;
+    } else if (*pp) {
+        free((*pp)->reason);
+        (*pp)->reason = gc_strdup(reason);
+    } else if (reason && N.n < 4096) {
+        struct note *x = gc_calloc(1, sizeof(*x));
+        x->key = gc_buf_steal(&k);
+        x->reason = gc_strdup(reason);
+        x->next = N.head;
+        N.head = x;
+        N.n++;
+    }
+    pthread_mutex_unlock(&N.lock);
+    gc_buf_release(&k);
+}
+
+bool gc_monitor_reason(const char *key, char *out, size_t n)
+{
+    bool found = false;
+    pthread_mutex_lock(&N.lock);
+    for (struct note *x = N.head; x; x = x->next)
+        if (strcmp(x->key, key) == 0) {
+            snprintf(out, n, "%s", x->reason);
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&N.lock);
+    return found;
 }

@@ -7,6 +7,7 @@
 
 #include "util/buf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,5 +52,11 @@ void gc_monitor_emit(const struct gc_sample *s, size_t n);
  * the given order, which must be sorted; \, " and newline escaped in values; metric alone
  * when there is no label). Appends to out; 0, or GC_ETOOBIG when out is full. */
 int gc_series_key(const struct gc_series *s, struct gc_buf *out);
+
+/* Why a series shows a failure (a collector's timeout, its error), for the alarm raised on
+ * it; NULL forgets it. Kept for at most 4096 series. */
+void gc_monitor_note(const struct gc_series *s, const char *reason);
+/* The reason kept for the series key (gc_series_key), into out; false when none. */
+bool gc_monitor_reason(const char *key, char *out, size_t n);
 
 #endif

@@ -98,6 +98,21 @@ static void record(const char *id, const char *state, const char *error,
     free(p);
     if (!rc && f)
         rc = gc_host_capacity_refresh(tx, M.cfg, id, &err);
+    /* a host govcloud cannot reach is down (an incident, and the host-down alarm), unless
+     * an operator put it in maintenance first */
+    if (!rc && (strcmp(state, "disconnected") == 0 || strcmp(state, "connected") == 0)) {
+        int64_t maint = 0;
+        rc = gc_tx_query_int(tx, "SELECT maintenance FROM hosts WHERE id = ?",
+                             GC_ARGS(GC_VTXT(id)), &maint, &err);
+        char cause[400];
+        snprintf(cause, sizeof(cause), "govcloud cannot reach its libvirtd: %s",
+                 error && error[0] ? error : "connection lost");
+        bool down = strcmp(state, "disconnected") == 0 && !maint;
+        if (!rc)
+            rc = gc_incident_sync(tx, "host", id, NULL, NULL, down ? cause : NULL,
+                                  maint ? "the host is in maintenance" : "the host is reachable",
+                                  now, &err);
+    }
     if (rc || gc_tx_commit(tx, &err) != 0) {
         if (rc)
             gc_tx_rollback(tx);

@@ -504,6 +504,91 @@ static const char *const m16[] = {
     NULL,
 };
 
+/* Alarms (docs/monitoring.md#alarms): rules on metric series or on incidents, the alarms
+ * they raise (one open row per fingerprint), and silences. Numbers that are not integers
+ * (thresholds, observed values) are kept as text, printed with 17 significant digits. */
+static const char *const m17[] = {
+    "CREATE TABLE alarm_rules ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " builtin BIGINT NOT NULL DEFAULT 0,"
+    " kind TEXT NOT NULL,"              /* metric | incident */
+    " metric TEXT NOT NULL DEFAULT '',"  /* metric rules: the series' metric name, */
+    " matchers TEXT NOT NULL DEFAULT '[]'," /* [[label, "=" or "!=", value], ...]; incident
+                                           * rules: [["resource_type", "=", type]] */
+    " func TEXT NOT NULL DEFAULT 'value',"  /* value | rate */
+    " op TEXT NOT NULL DEFAULT '>',"
+    " threshold TEXT NOT NULL DEFAULT '0',"
+    " for_ms BIGINT NOT NULL DEFAULT 0,"
+    " severity TEXT NOT NULL,"           /* critical | major | minor | warning | info */
+    " summary TEXT NOT NULL DEFAULT '',"
+    " department_id TEXT REFERENCES departments(id),"
+    " enabled BIGINT NOT NULL DEFAULT 1,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE TABLE alarms ("
+    " id TEXT PRIMARY KEY,"
+    " rule_id TEXT NOT NULL,"
+    " rule_name TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"        /* SM3 of rule id and series: one open per print */
+    " series TEXT NOT NULL,"             /* the series key, or resource_type/resource_id */
+    " status TEXT NOT NULL,"             /* firing | resolved */
+    " severity TEXT NOT NULL,"
+    " labels TEXT NOT NULL,"
+    " summary TEXT NOT NULL,"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " value TEXT,"
+    " threshold TEXT,"
+    " department_id TEXT,"
+    " started_at BIGINT NOT NULL,"
+    " ended_at BIGINT,"
+    " end_reason TEXT NOT NULL DEFAULT '',"
+    " silenced BIGINT NOT NULL DEFAULT 0,"  /* 1: its firing was not notified */
+    " acked_by TEXT,"
+    " acked_at BIGINT,"
+    " ack_comment TEXT NOT NULL DEFAULT '',"
+    " updated_at BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX alarms_open ON alarms (fingerprint) WHERE ended_at IS NULL",
+    "CREATE INDEX alarms_rule ON alarms (rule_id, ended_at)",
+    "CREATE TABLE silences ("
+    " id TEXT PRIMARY KEY,"
+    " matchers TEXT NOT NULL,"            /* {label: value, ...}: every one must equal */
+    " comment TEXT NOT NULL,"
+    " created_by TEXT NOT NULL,"
+    " starts_at BIGINT NOT NULL,"
+    " ends_at BIGINT NOT NULL,"
+    " created_at BIGINT NOT NULL)",
+    "CREATE INDEX silences_ends ON silences (ends_at)",
+    /* the built-in rules: their ids are fixed so that documents can name them */
+    "INSERT INTO alarm_rules (id, name, builtin, kind, metric, matchers, func, op, threshold,"
+    " for_ms, severity, summary, created_at, updated_at, version) VALUES"
+    " ('00000000-0000-7000-8000-000000000001', 'host-down', 1, 'incident', '',"
+    "  '[[\"resource_type\",\"=\",\"host\"]]', 'value', '>', '0', 0, 'critical',"
+    "  'host {{resource_id}} is down: {{reason}}', 0, 0, 1),"
+    " ('00000000-0000-7000-8000-000000000002', 'vm-down', 1, 'incident', '',"
+    "  '[[\"resource_type\",\"=\",\"vm\"]]', 'value', '>', '0', 0, 'critical',"
+    "  'VM {{resource_id}} is down: {{reason}}', 0, 0, 1),"
+    " ('00000000-0000-7000-8000-000000000003', 'service-down', 1, 'incident', '',"
+    "  '[[\"resource_type\",\"=\",\"check\"]]', 'value', '>', '0', 0, 'major',"
+    "  'service check {{resource_id}} is failing: {{reason}}', 0, 0, 1),"
+    " ('00000000-0000-7000-8000-000000000004', 'disk-nearly-full', 1, 'metric',"
+    "  'govcloud_host_pool_used_ratio', '[]', 'value', '>', '0.9', 300000, 'major',"
+    "  'storage pool {{pool}} on host {{host_id}} is {{value_percent}} full', 0, 0, 1),"
+    " ('00000000-0000-7000-8000-000000000005', 'availability-budget-burn', 1, 'metric',"
+    "  'govcloud_availability_burn_rate', '[[\"window\",\"=\",\"1h\"]]', 'value', '>',"
+    "  '14.4', 300000, 'critical',"
+    "  'the {{scope}} error budget is burning {{value}} times too fast (last hour)', 0, 0, 1),"
+    " ('00000000-0000-7000-8000-000000000006', 'collector-failing', 1, 'metric',"
+    "  'govcloud_host_collect_success', '[]', 'value', '<', '1', 60000, 'major',"
+    "  'cannot collect the metrics of host {{host_id}}: {{reason}}', 0, 0, 1),"
+    " ('00000000-0000-7000-8000-000000000007', 'environment-limit', 1, 'metric',"
+    "  'govcloud_env_limit_breached', '[]', 'value', '>', '0', 60000, 'critical',"
+    "  'sensor {{sensor_id}} in room {{room}}: {{reading}} beyond its {{limit}} limit', 0, 0,"
+    "  1)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -521,5 +606,6 @@ const struct gc_migration gc_migrations[] = {
     {14, "service checks", m14},
     {15, "availability: incidents, VM lifetimes, maintenance windows", m15},
     {16, "notification channels and outbox", m16},
+    {17, "alarm rules, alarms, silences", m17},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

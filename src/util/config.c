@@ -26,7 +26,8 @@ static const size_t option_offsets[] = {
     OFF(monitor_interval), OFF(monitor_protected_networks), OFF(monitor_metrics_access),
     OFF(tsdb_enabled), OFF(tsdb_flush_interval), OFF(tsdb_rollup_interval),
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
-    OFF(tsdb_test_ingest),
+    OFF(tsdb_test_ingest), OFF(alarm_enabled), OFF(alarm_interval), OFF(alarm_stale_after),
+    OFF(alarm_burn_interval), OFF(alarm_availability_target),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -137,6 +138,19 @@ const struct gc_config_option gc_config_options[] = {
      "Tests only: enables `POST /v1/metrics/test-samples`, which lets a platform "
      "administrator inject samples as if a collector had emitted them. Keep off in "
      "production."},
+    {"alarm", "enabled", GC_OPT_BOOL, "true", 0, 0, NULL,
+     "Evaluates the metric alarm rules (incident rules work whatever this says)."},
+    {"alarm", "evaluation_interval", GC_OPT_INT, "5", 1, 300, NULL,
+     "Seconds between two rounds of the alarm evaluator: how late, at most, an alarm fires or "
+     "resolves after its condition (and `for`) says so."},
+    {"alarm", "stale_after", GC_OPT_INT, "300", 30, 86400, NULL,
+     "Seconds after which a series that stopped reporting resolves its alarm (\"the series "
+     "has not been reported\") and is forgotten."},
+    {"alarm", "burn_interval", GC_OPT_INT, "60", 0, 3600, NULL,
+     "Seconds between two computations of the availability error-budget burn rate "
+     "(`govcloud_availability_burn_rate`); 0 turns it off."},
+    {"alarm", "availability_target", GC_OPT_STR, "99.99", 0, 0, NULL,
+     "The availability target, in percent, whose error budget the burn rate measures."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

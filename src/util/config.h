@@ -60,6 +60,12 @@ struct gc_config {
     int64_t tsdb_retention_5m_days;
     int64_t tsdb_retention_1h_days;
     bool tsdb_test_ingest;           /* POST /v1/metrics/test-samples (tests only) */
+    /* [alarm] */
+    bool alarm_enabled;
+    int64_t alarm_interval;          /* seconds between evaluation rounds */
+    int64_t alarm_stale_after;       /* seconds */
+    int64_t alarm_burn_interval;     /* seconds; 0: off */
+    char *alarm_availability_target; /* percent, as text */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };

@@ -1,5 +1,5 @@
 """Notifications through a webhook channel: a service check goes down and comes back; each
-state change (incident opened, resolved) is queued in the same transaction as the incident
+state change (the built-in service-down alarm firing, then resolved) is queued in the same transaction as the incident
 and delivered to the receiver exactly once, in order — also when the receiver is down at
 first and govcloudd restarts while the notification waits."""
 
@@ -106,8 +106,12 @@ class NotifyTest(DaemonTestCase):
         try:
             self.wait("the opened notification", lambda: len(recv.got) >= 1, 60)
             key, ev = recv.got[0]
-            self.assertEqual((ev["type"], ev["resource_type"], ev["resource_id"]),
-                             ("incident.opened", "check", check["id"]), ev)
+            al = ev["alarm"]
+            self.assertEqual((ev["type"], al["rule_name"], al["labels"]["resource_type"],
+                              al["labels"]["resource_id"], al["status"]),
+                             ("alarm.firing", "service-down", "check", check["id"], "firing"),
+                             ev)
+            self.assertIn("connect", al["reason"] + al["summary"], al)
             self.assertTrue(key)
             # the target comes up: resolved, once
             lsock = socket.socket()
@@ -120,7 +124,9 @@ class NotifyTest(DaemonTestCase):
             finally:
                 lsock.close()
             self.assertEqual([e["type"] for _, e in recv.got],
-                             ["incident.opened", "incident.resolved"], recv.got)
+                             ["alarm.firing", "alarm.resolved"], recv.got)
+            self.assertEqual(recv.got[1][1]["alarm"]["id"], al["id"])
+            self.assertEqual(recv.got[1][1]["alarm"]["status"], "resolved")
             self.assertEqual(len({e["event_id"] for _, e in recv.got}), 2)
             self.assertEqual(len({k for k, _ in recv.got}), 2)
             self.assertTrue(all(r[2] is not None for r in self.outbox()), self.outbox())

@@ -212,6 +212,8 @@ class OpenApiTest(DaemonTestCase):
                                                   "ends_at": "2030-01-01T02:00:00Z"},
                       "/v1/volumes/{id}/resize": {"size_gib": 2},
                       "/v1/checks/{id}": {"enabled": False},
+                      "/v1/alarm-rules/{id}": {"enabled": False},
+                      "/v1/alarms/{id}/ack": {"comment": "x"},
                       "/v1/volumes/{id}/revert": {"snapshot_id": NOWHERE},
                       "/v1/volumes/{id}/snapshots": {"name": "x"},
                       "/v1/security-groups/{id}/rules": {"direction": "ingress",

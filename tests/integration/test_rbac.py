@@ -148,6 +148,26 @@ EXPECTED = {
     },
     "GET /v1/maintenance-windows": {"list": (200, 200, 200, 200, 403, 403)},
     "GET /v1/notification-channels": {"list": (200, 200, 200, 200, 403, 403)},
+    # alarms: platform roles see all; a department's users see their department's
+    "GET /v1/alarms": {"list": (200, 200, 200, 200, 200, 200)},
+    "GET /v1/alarms/{id}": {"alarm of A1": (200, 200, 200, 200, 200, 200),
+                            "alarm of B1": (200, 200, 200, 200, 404, 404)},
+    # acknowledged by operators, and by the department's administrators
+    "POST /v1/alarms/{id}/ack": {"alarm of A1": (200, 200, 403, 403, 200, 403),
+                                 "alarm of B1": (200, 200, 403, 403, 404, 404)},
+    "GET /v1/alarm-rules": {"list": (200, 200, 200, 200, 200, 200)},
+    # a department administrator's rule is its department's
+    "POST /v1/alarm-rules": {"rule": (201, 201, 403, 403, 201, 403)},
+    "GET /v1/alarm-rules/{id}": {"built-in": (200, 200, 200, 200, 404, 404),
+                                 "rule of A1": (200, 200, 200, 200, 200, 200)},
+    "PATCH /v1/alarm-rules/{id}": {"rule of A1": (200, 200, 403, 403, 200, 403),
+                                   "rule of B1": (200, 200, 403, 403, 404, 404)},
+    "DELETE /v1/alarm-rules/{id}": {"rule of A1": (204, 204, 403, 403, 204, 403)},
+    "GET /v1/silences": {"list": (200, 200, 200, 200, 403, 403)},
+    "POST /v1/silences": {"silence": (201, 201, 403, 403, 403, 403)},
+    "DELETE /v1/silences/{id}": {"fresh silence": (204, 204, 403, 403, 403, 403)},
+    "GET /v1/availability/report": {"platform": (200, 200, 200, 200, 403, 403),
+                                    "department A1": (200, 200, 200, 200, 200, 200)},
     "POST /v1/notification-channels": {"webhook": (201, 201, 403, 403, 403, 403)},
     "DELETE /v1/notification-channels/{id}": {"fresh channel": (204, 204, 403, 403, 403, 403)},
     "POST /v1/maintenance-windows": {"platform window": (201, 201, 403, 403, 403, 403)},
@@ -1108,6 +1128,172 @@ def _(t, role):
     t.assertEqual(cid in ids, r.status != 204)
     t.d.request("DELETE", f"/v1/notification-channels/{cid}", token=t.admin)
     return r
+
+
+# -- alarms, alarm rules, silences, availability reports --
+
+def _fresh_alarm(t, dept):
+    """A firing service-down alarm of dept: a check of its against a closed port."""
+    import socket
+    so = socket.socket()
+    so.bind(("127.0.0.1", 0))
+    port = so.getsockname()[1]
+    so.close()
+    chk = t.admin_post("/v1/checks", {"name": uniq("down-"), "kind": "tcp",
+                                      "host": "127.0.0.1", "port": port,
+                                      "interval_seconds": 1, "timeout_ms": 500,
+                                      "department_id": t.dept[dept]})["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        items = t.d.request("GET", "/v1/alarms?status=firing&limit=500",
+                            token=t.admin).json["items"]
+        for a in items:
+            if a["labels"].get("resource_id") == chk:
+                return a["id"], chk
+        time.sleep(0.3)
+    raise AssertionError(f"no alarm for check {chk}")
+
+
+def _alarm_get(dept):
+    def run(t, role):
+        key = "_alarm_" + dept
+        if not hasattr(t, key):
+            setattr(t, key, _fresh_alarm(t, dept)[0])
+        aid = getattr(t, key)
+        r = t.as_(role, "GET", f"/v1/alarms/{aid}")
+        if r.status == 200:
+            t.assertEqual(r.json["department_id"], t.dept[dept])
+        lst = t.as_(role, "GET", "/v1/alarms?limit=500").json["items"]
+        t.assertEqual(any(a["id"] == aid for a in lst), r.status == 200)
+        return r
+    return run
+
+
+def _alarm_ack(dept):
+    def run(t, role):
+        aid, chk = _fresh_alarm(t, dept)
+        r = t.as_(role, "POST", f"/v1/alarms/{aid}/ack", {"comment": "rbac"})
+        now = t.d.request("GET", f"/v1/alarms/{aid}", token=t.admin).json
+        t.assertEqual(now["acknowledged_by"] is not None, r.status == 200)
+        t.d.request("DELETE", f"/v1/checks/{chk}", token=t.admin)
+        return r
+    return run
+
+
+for _d in ("A1", "B1"):
+    case("GET /v1/alarms/{id}", f"alarm of {_d}")(_alarm_get(_d))
+    case("POST /v1/alarms/{id}/ack", f"alarm of {_d}")(_alarm_ack(_d))
+
+
+@case("GET /v1/alarms", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/alarms")
+
+
+@case("GET /v1/alarm-rules", "list")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/alarm-rules?limit=500")
+    if r.status == 200:
+        builtin = [x for x in r.json["items"] if x["builtin"]]
+        t.assertEqual(len(builtin), 0 if role.startswith("department_") else 7)
+    return r
+
+
+def _rule_body(dept=None):
+    b = {"name": uniq("rule-"), "selector": 'govcloud_vm_vcpus{vm="x"}', "op": ">",
+         "threshold": 64, "severity": "warning"}
+    if dept:
+        b["department_id"] = dept
+    return b
+
+
+@case("POST /v1/alarm-rules", "rule")
+def _(t, role):
+    body = _rule_body()
+    r = t.as_(role, "POST", "/v1/alarm-rules", body)
+    names = [x["name"] for x in t.d.request("GET", "/v1/alarm-rules?limit=500",
+                                            token=t.admin).json["items"]]
+    t.assertEqual(body["name"] in names, r.status == 201)
+    if r.status == 201:
+        t.assertEqual(r.json["department_id"],
+                      t.dept["A1"] if role.startswith("department_") else None)
+        t.d.request("DELETE", f"/v1/alarm-rules/{r.json['id']}", token=t.admin)
+    return r
+
+
+@case("GET /v1/alarm-rules/{id}", "built-in")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/alarm-rules/00000000-0000-7000-8000-000000000004")
+
+
+def _rule_case(dept, method):
+    def run(t, role):
+        rid = t.admin_post("/v1/alarm-rules", _rule_body(t.dept[dept]))["id"]
+        if method == "GET":
+            r = t.as_(role, "GET", f"/v1/alarm-rules/{rid}")
+        elif method == "PATCH":
+            r = t.as_(role, "PATCH", f"/v1/alarm-rules/{rid}", {"threshold": 65})
+            now = t.d.request("GET", f"/v1/alarm-rules/{rid}", token=t.admin).json
+            t.assertEqual(now["threshold"], 65 if r.status == 200 else 64)
+        else:
+            r = t.as_(role, "DELETE", f"/v1/alarm-rules/{rid}")
+            still = t.d.request("GET", f"/v1/alarm-rules/{rid}", token=t.admin).status
+            t.assertEqual(still, 404 if r.status == 204 else 200)
+        t.d.request("DELETE", f"/v1/alarm-rules/{rid}", token=t.admin)
+        return r
+    return run
+
+
+case("GET /v1/alarm-rules/{id}", "rule of A1")(_rule_case("A1", "GET"))
+case("PATCH /v1/alarm-rules/{id}", "rule of A1")(_rule_case("A1", "PATCH"))
+case("PATCH /v1/alarm-rules/{id}", "rule of B1")(_rule_case("B1", "PATCH"))
+case("DELETE /v1/alarm-rules/{id}", "rule of A1")(_rule_case("A1", "DELETE"))
+
+
+@case("GET /v1/silences", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/silences")
+
+
+def _silence_body():
+    return {"matchers": {"alertname": uniq("nothing-")}, "comment": "rbac",
+            "duration_seconds": 600}
+
+
+@case("POST /v1/silences", "silence")
+def _(t, role):
+    body = _silence_body()
+    r = t.as_(role, "POST", "/v1/silences", body)
+    found = [x for x in t.d.request("GET", "/v1/silences?limit=500",
+                                    token=t.admin).json["items"]
+             if x["matchers"] == body["matchers"]]
+    t.assertEqual(len(found), 1 if r.status == 201 else 0)
+    return r
+
+
+@case("DELETE /v1/silences/{id}", "fresh silence")
+def _(t, role):
+    sid = t.admin_post("/v1/silences", _silence_body())["id"]
+    r = t.as_(role, "DELETE", f"/v1/silences/{sid}")
+    st = [x["state"] for x in t.d.request("GET", "/v1/silences?limit=500",
+                                          token=t.admin).json["items"] if x["id"] == sid]
+    t.assertEqual(st, ["expired" if r.status == 204 else "active"])
+    return r
+
+
+def _report(q, scope_key=None):
+    def run(t, role):
+        year = time.gmtime().tm_year
+        query = f"year={year}&{q}" + ("" if scope_key is None else f"&id={t.dept[scope_key]}")
+        r = t.as_(role, "GET", "/v1/availability/report?" + query)
+        if r.status == 200:
+            t.assertEqual(len(r.json["periods"]), time.gmtime().tm_mon)
+        return r
+    return run
+
+
+case("GET /v1/availability/report", "platform")(_report("scope=platform"))
+case("GET /v1/availability/report", "department A1")(_report("scope=department", "A1"))
 
 
 def _job_get(key):
