@@ -126,6 +126,14 @@ class AvailabilityTest(unittest.TestCase):
                        check=True, capture_output=True)
         self.wait("the incident", lambda: self.avail(scope="vm", id=vm["id"])["incidents"] == 1,
                   30)
+        # the built-in vm-down alarm fires with it, in the same transaction
+
+        def vm_alarms():
+            return [x for x in self.req("GET", "/v1/alarms?limit=500").json["items"]
+                    if x["labels"].get("resource_id") == vm["id"]]
+        al = vm_alarms()
+        self.assertEqual([(x["rule_name"], x["status"]) for x in al], [("vm-down", "firing")])
+        self.assertIn("outside govcloud", al[0]["reason"])
         time.sleep(3)
         r = self.req("POST", f"/v1/vms/{vm['id']}/start")
         self.assertEqual(r.status, 202, r)
@@ -134,6 +142,8 @@ class AvailabilityTest(unittest.TestCase):
         t1 = int(time.time() * 1000)
         a = self.avail(scope="vm", id=vm["id"], **{"from": iso(t0), "to": iso(t1)})
         self.assertEqual(a["incidents"], 1, a)
+        self.assertEqual([(x["id"], x["status"]) for x in vm_alarms()],
+                         [(al[0]["id"], "resolved")])
         inc = a["incident_list"][0]
         self.assertIn("outside govcloud", inc["cause"])
         self.assertIsNotNone(inc["ended_at"], inc)

@@ -2,8 +2,9 @@
 inside a real libvirtd) is stopped with SIGSTOP — TCP stays up, calls never return — while a
 second host keeps being collected every round. The hung host's collection is skipped and
 logged, the host manager's keepalive still marks it disconnected (the collector does not
-hold the host manager's connection), and after SIGCONT its series come back. The daemon
-then stops cleanly.
+hold the host manager's connection), and after SIGCONT its series come back. The built-in
+collector-failing alarm fires for the hung host and says why (a timeout), host-down fires
+when the keepalive drops it, and both resolve after SIGCONT. The daemon then stops cleanly.
 
 Skips, saying so, when a private libvirtd cannot start here."""
 
@@ -28,7 +29,8 @@ class HungHostTest(unittest.TestCase):
         except RuntimeError as e:
             cls.lv.cleanup()
             raise unittest.SkipTest(f"a private libvirtd does not start here: {str(e)[-300:]}")
-        cls.d = Daemon(extra=["--set", "monitor.interval=1"]).start()
+        cls.d = Daemon(extra=["--set", "monitor.interval=1",
+                              "--set", "alarm.evaluation_interval=1"]).start()
         cls.tok = cls.d.login()
 
     @classmethod
@@ -59,7 +61,24 @@ class HungHostTest(unittest.TestCase):
                 return float(m.group(3))
         return None
 
+    def alarm(self, rule, host_id, status):
+        items = self.req("GET", f"/v1/alarms?rule_id={rule}&limit=500").json["items"]
+        return [a for a in items if a["status"] == status and
+                host_id in (a["labels"].get("host_id"), a["labels"].get("resource_id"))]
+
+    def wait_alarm(self, rule, host_id, status, timeout):
+        deadline = time.time() + timeout
+        while not self.alarm(rule, host_id, status):
+            self.assertLess(time.time(), deadline, f"no {status} alarm of rule {rule}")
+            time.sleep(0.5)
+        return self.alarm(rule, host_id, status)[0]
+
     def test_a_hung_host_delays_no_other(self):
+        rules = {x["name"]: x["id"] for x in
+                 self.req("GET", "/v1/alarm-rules?limit=100").json["items"]}
+        collector, host_down = rules["collector-failing"], rules["host-down"]
+        r = self.req("PATCH", f"/v1/alarm-rules/{collector}", {"for_seconds": 2})
+        self.assertEqual(r.status, 200, r)
         r = self.req("POST", "/v1/hosts", {"name": "hung", "uri": self.lv.uri_for("hung")})
         self.assertEqual(r.status, 201, r)
         hung = r.json["id"]
@@ -86,8 +105,13 @@ class HungHostTest(unittest.TestCase):
                 time.sleep(0.25)
             self.assertGreaterEqual(seen, 3, "the fine host was not collected every round")
             log = self.d.read_log()
-            self.assertIn(f"host {hung}: the collection started", log)
-            self.assertIn("has not finished; skipping this round", log)
+            self.assertIn(f"host {hung}: timed out: the collection started", log)
+            self.assertIn("has not finished (the host's libvirtd does not answer); skipping this round", log)
+            # the alarm for the hung host says why; the fine host has none
+            al = self.wait_alarm(collector, hung, "firing", 20)
+            self.assertIn("timed out", al["reason"])
+            self.assertIn(f"cannot collect the metrics of host {hung}: timed out", al["summary"])
+            self.assertEqual(self.alarm(collector, fine, "firing"), [])
             # the host manager's keepalive still sees the host go (about 20 s)
             deadline = time.time() + 40
             while self.req("GET", f"/v1/hosts/{hung}").json["state"] != "disconnected":
@@ -97,12 +121,17 @@ class HungHostTest(unittest.TestCase):
             while self.value("govcloud_host_up", hung) != 0:
                 self.assertLess(time.time(), deadline, "govcloud_host_up stayed 1")
                 time.sleep(0.2)
+            al = self.wait_alarm(host_down, hung, "firing", 10)
+            self.assertIn("cannot reach its libvirtd", al["reason"])
         finally:
             self.lv.signal(signal.SIGCONT)
         deadline = time.time() + 30
         while self.value("govcloud_host_up", hung) != 1:
             self.assertLess(time.time(), deadline, "the host did not come back")
             time.sleep(0.5)
+        self.wait_alarm(host_down, hung, "resolved", 20)
+        self.wait_alarm(collector, hung, "resolved", 30)
+        self.assertEqual(self.alarm(collector, hung, "firing"), [])
 
 
 if __name__ == "__main__":
