@@ -12,7 +12,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CH_COLS "c.id, c.name, c.kind, c.url, c.enabled, c.created_at, c.updated_at, c.version"
+#define CH_COLS                                                                               \
+    "c.id, c.name, c.kind, c.url, c.enabled, c.created_at, c.updated_at, c.version,"          \
+    " (SELECT COUNT(*) FROM notify_outbox o WHERE o.channel_id = c.id AND"                    \
+    "  o.delivered_at IS NULL),"                                                              \
+    " (SELECT MAX(o.delivered_at) FROM notify_outbox o WHERE o.channel_id = c.id),"           \
+    " COALESCE((SELECT o.last_error FROM notify_outbox o WHERE o.channel_id = c.id AND"       \
+    "  o.delivered_at IS NULL ORDER BY o.created_at LIMIT 1), ''),"                          \
+    " COALESCE((SELECT MIN(o.created_at) FROM notify_outbox o WHERE o.channel_id = c.id AND"  \
+    "  o.delivered_at IS NULL), 0)"
 
 static json_t *ch_json(struct gc_rows *r, char *path)
 {
@@ -23,7 +31,13 @@ static json_t *ch_json(struct gc_rows *r, char *path)
     json_object_set_new(o, "created_at", gc_json_time(gc_rows_int(r, 5)));
     json_object_set_new(o, "updated_at", gc_json_time(gc_rows_int(r, 6)));
     json_object_set_new(o, "version", json_integer(gc_rows_int(r, 7)));
-    /* what waits for it, and the last failure */
+    /* what waits for it, and why it waits */
+    json_t *d = json_pack("{s:I,s:o,s:s,s:o}", "pending", (json_int_t)gc_rows_int(r, 8),
+                          "last_delivered_at",
+                          gc_rows_null(r, 9) ? json_null() : gc_json_time(gc_rows_int(r, 9)),
+                          "last_error", gc_rows_text(r, 10), "oldest_pending_at",
+                          gc_json_time(gc_rows_int(r, 11)));
+    json_object_set_new(o, "delivery", d);
     return o;
 }
 

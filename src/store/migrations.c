@@ -560,6 +560,8 @@ static const char *const m17[] = {
     " ends_at BIGINT NOT NULL,"
     " created_at BIGINT NOT NULL)",
     "CREATE INDEX silences_ends ON silences (ends_at)",
+    /* a channel's delivery state (GET /v1/notification-channels) */
+    "CREATE INDEX notify_outbox_channel ON notify_outbox (channel_id, delivered_at)",
     /* the built-in rules: their ids are fixed so that documents can name them */
     "INSERT INTO alarm_rules (id, name, builtin, kind, metric, matchers, func, op, threshold,"
     " for_ms, severity, summary, created_at, updated_at, version) VALUES"

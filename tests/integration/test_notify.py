@@ -99,6 +99,13 @@ class NotifyTest(DaemonTestCase):
         self.assertEqual(len(rows), 1, rows)
         self.assertIsNone(rows[0][2])
         self.assertNotEqual(rows[0][3], "")
+        # the channel shows what waits and why
+        dl = self.req("GET", "/v1/notification-channels", token=self.admin).json["items"]
+        dl = [c for c in dl if c["id"] == channel["id"]][0]["delivery"]
+        self.assertEqual(dl["pending"], 1, dl)
+        self.assertNotEqual(dl["last_error"], "", dl)
+        self.assertIsNone(dl["last_delivered_at"])
+        self.assertIsNotNone(dl["oldest_pending_at"])
         # govcloudd restarts while it waits
         self.assertEqual(self.d.stop(), 0)
         self.d.start()
@@ -130,6 +137,11 @@ class NotifyTest(DaemonTestCase):
             self.assertEqual(len({e["event_id"] for _, e in recv.got}), 2)
             self.assertEqual(len({k for k, _ in recv.got}), 2)
             self.assertTrue(all(r[2] is not None for r in self.outbox()), self.outbox())
+            dl = self.req("GET", "/v1/notification-channels", token=self.admin).json["items"]
+            dl = [c for c in dl if c["id"] == channel["id"]][0]["delivery"]
+            self.assertEqual((dl["pending"], dl["last_error"], dl["oldest_pending_at"]),
+                             (0, "", None), dl)
+            self.assertIsNotNone(dl["last_delivered_at"])
         finally:
             recv.close()
         self.assertEqual(self.req("DELETE", f"/v1/checks/{check['id']}",
