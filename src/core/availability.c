@@ -424,6 +424,9 @@ static int compute(struct gc_tx *tx, const char *scope, const char *id, const ch
     else if (!strcmp(scope, "host"))
         rc = gc_tx_query(tx, "SELECT id, created_at, 0 FROM hosts WHERE id = ?",
                          GC_ARGS(GC_VTXT(id)), &r, err);
+    else if (!strcmp(scope, "check"))
+        rc = gc_tx_query(tx, "SELECT id, created_at, 0 FROM checks WHERE id = ?",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
     else if (!strcmp(scope, "department")) {
         char like[GC_DEPT_PATH_MAX + 2];
         snprintf(like, sizeof(like), "%s%%", path);
@@ -453,7 +456,7 @@ static int compute(struct gc_tx *tx, const char *scope, const char *id, const ch
     json_array_foreach(vms, i, v) {
         if (rc < 0)
             break;
-        rc = tally_vm(tx, !strcmp(scope, "host") ? "host" : "vm",
+        rc = tally_vm(tx, !strcmp(scope, "host") || !strcmp(scope, "check") ? scope : "vm",
                       json_string_value(json_array_get(v, 0)),
                       json_integer_value(json_array_get(v, 1)),
                       json_integer_value(json_array_get(v, 2)), from, to, now, t, incidents,
@@ -463,7 +466,7 @@ static int compute(struct gc_tx *tx, const char *scope, const char *id, const ch
     /* the department's (or every) service checks, as a second figure: their time in
      * service runs from their creation */
     json_t *checks = json_array();
-    if (rc >= 0 && strcmp(scope, "vm") != 0 && strcmp(scope, "host") != 0) {
+    if (rc >= 0 && (!strcmp(scope, "platform") || !strcmp(scope, "department"))) {
         char like[GC_DEPT_PATH_MAX + 2];
         snprintf(like, sizeof(like), "%s%%", path);
         rc = gc_tx_query(tx,
@@ -593,9 +596,9 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
                                 "target_percent is a number above 0 and at most 100");
     }
     if (strcmp(scope, "platform") && strcmp(scope, "department") && strcmp(scope, "vm") &&
-        strcmp(scope, "host"))
+        strcmp(scope, "host") && strcmp(scope, "check"))
         return gc_error_set(err, GC_EINVAL, "scope",
-                            "scope must be platform, department, vm or host");
+                            "scope must be platform, department, vm, host or check");
     if (!strcmp(scope, "platform") != !id)
         return gc_error_set(err, GC_EINVAL, "id",
                             id ? "the platform scope takes no id"
@@ -625,6 +628,23 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
             rc = gc_error_set(err, GC_ENOTFOUND, "id", "host '%.64s' not found", id);
         if (!rc)
             rc = gc_require(ctx->who, GC_P_HOST_READ, err);
+    } else if (!strcmp(scope, "check")) {
+        /* scoped to its department, as GET /v1/checks/{id}: 404 for those who may not see it */
+        struct gc_rows *r = NULL;
+        rc = gc_tx_query(tx,
+                         "SELECT COALESCE(d.path, '') FROM checks c JOIN departments d ON"
+                         " d.id = c.department_id WHERE c.id = ?",
+                         GC_ARGS(GC_VTXT(id)), &r, err);
+        bool seen = false;
+        if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+            rc = 0;
+            seen = gc_in_scope(ctx->who, gc_rows_text(r, 0));
+        }
+        gc_rows_free(r);
+        if (!rc && !seen)
+            rc = gc_error_set(err, GC_ENOTFOUND, "id", "check '%.64s' not found", id);
+        if (!rc)
+            rc = gc_require(ctx->who, GC_P_VM_READ, err);
     } else if (!strcmp(scope, "vm")) {
         json_t *vm = NULL;
         gc_tx_rollback(tx);
@@ -657,7 +677,8 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
         return rc;
     }
     struct tally t = {0}, tc = {0}, th = {0};
-    json_t *incidents = !strcmp(scope, "vm") || !strcmp(scope, "host") ? json_array() : NULL;
+    bool one = !strcmp(scope, "vm") || !strcmp(scope, "host") || !strcmp(scope, "check");
+    json_t *incidents = one ? json_array() : NULL;
     rc = compute(tx, scope, id, path, from, to, now, &t, &tc, &th, incidents, err);
     gc_tx_rollback(tx);
     if (rc < 0) {
@@ -677,7 +698,7 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
                           "target_percent", target, "target_met", pct >= target);
     if (incidents)
         json_object_set_new(o, "incident_list", incidents);
-    if (strcmp(scope, "vm") != 0 && strcmp(scope, "host") != 0)
+    if (!strcmp(scope, "platform") || !strcmp(scope, "department"))
         json_object_set_new(o, "checks", sub_figure(&tc));
     if (!strcmp(scope, "platform"))
         json_object_set_new(o, "hosts", sub_figure(&th));

@@ -80,6 +80,16 @@ class AvailabilityTest(unittest.TestCase):
         self.assertEqual(j["state"], "succeeded", j)
         return j
 
+    def other_user(self):
+        """A department user of a department of its own."""
+        tag = uuid.uuid4().hex[:6]
+        dept = self.req("POST", "/v1/departments", {"name": "别的 " + tag}).json
+        r = self.req("POST", "/v1/users", {"username": "av-o-" + tag, "password": "User-Passw0rd!",
+                                           "role": "department_user",
+                                           "department_id": dept["id"]})
+        assert r.status == 201, r
+        return self.d.login("av-o-" + tag, "User-Passw0rd!")
+
     def avail(self, token=None, **q):
         return self.get("/v1/availability?" + urllib.parse.urlencode(q), token=token)
 
@@ -290,6 +300,15 @@ class AvailabilityTest(unittest.TestCase):
             self.assertLess(c["availability_percent"], 100.0)
             # the VMs' figure is separate: the department has none
             self.assertEqual((a["resources"], a["availability_percent"]), (0, 100.0), a)
+            # the check's own figure: the same incident, the same downtime
+            one = self.avail(scope="check", id=check["id"], **{"from": iso(t0), "to": iso(t1)})
+            self.assertEqual((one["incidents"], one["downtime_seconds"]),
+                             (1, c["downtime_seconds"]), one)
+            self.assertEqual(one["incident_list"][0]["resource_type"], "check")
+            self.assertNotIn("checks", one)
+            r = self.d.request("GET", f"/v1/availability?scope=check&id={check['id']}",
+                               token=self.other_user())
+            self.assertEqual(r.status, 404, r)
         finally:
             stop.set()
             t.join()
