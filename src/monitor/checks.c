@@ -527,6 +527,10 @@ int gc_check_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, 
         rc = gc_error_set(err, GC_ECONFLICT, "name",
                           "the department already has a check named '%s'",
                           gc_json_str(c, "name"));
+    /* a check switched off is not down: its open incident (and alarm) ends */
+    if (!rc && json_is_false(json_object_get(c, "enabled")))
+        rc = gc_incident_sync(tx, "check", id, gc_json_str(obj, "department_id"), NULL, NULL,
+                              "the check was disabled", gc_now_ms(), err);
     if (!rc)
         rc = load(tx, id, &after, NULL, err);
     if (!rc) {
@@ -572,6 +576,10 @@ int gc_check_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
                           (long long)v);
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM checks WHERE id = ?", GC_ARGS(GC_VTXT(id)), NULL, err);
+    /* an open incident (and its service-down alarm) ends with the check */
+    if (!rc)
+        rc = gc_incident_sync(tx, "check", id, gc_json_str(obj, "department_id"), NULL, NULL,
+                              "the check was deleted", gc_now_ms(), err);
     if (!rc) {
         struct gc_audit_event ev = {.action = "check.delete",
                                     .resource_type = "check",

@@ -376,6 +376,34 @@ class AlarmTest(DaemonTestCase):
         self.assertEqual((r.json["status"], r.json["end_reason"]),
                          ("resolved", "the host was deleted"))
 
+    def test_service_down_ends_with_its_check(self):
+        d = self.mkdept("检查告警 " + str(time.time_ns()))
+        rule = [x for x in self.req("GET", "/v1/alarm-rules?limit=100",
+                                    token=self.admin).json["items"]
+                if x["name"] == "service-down"][0]
+        ids = []
+        for end in ("disable", "delete"):
+            r = self.req("POST", "/v1/checks", {"name": "gone-" + end, "kind": "tcp",
+                                                "host": "127.0.0.1", "port": free_port(),
+                                                "interval_seconds": 1, "timeout_ms": 500,
+                                                "department_id": d["id"]}, token=self.admin)
+            self.assertEqual(r.status, 201, r)
+            chk = r.json["id"]
+            al = self.wait("service-down", lambda: [a for a in self.of_rule(rule["id"], "firing")
+                                                    if a["labels"]["resource_id"] == chk])[0]
+            self.assertEqual(al["department_id"], d["id"])
+            if end == "disable":
+                r = self.req("PATCH", f"/v1/checks/{chk}", {"enabled": False}, token=self.admin)
+                self.assertEqual(r.status, 200, r)
+            else:
+                self.assertEqual(self.req("DELETE", f"/v1/checks/{chk}",
+                                          token=self.admin).status, 204)
+            r = self.req("GET", f"/v1/alarms/{al['id']}", token=self.admin)
+            self.assertEqual((r.json["status"], r.json["end_reason"]),
+                             ("resolved", f"the check was {end}d"))
+            ids.append(al["id"])
+        self.assertEqual(len(set(ids)), 2)
+
     # ---- reports ----
 
     def test_reports(self):
