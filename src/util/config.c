@@ -26,7 +26,7 @@ static const size_t option_offsets[] = {
     OFF(monitor_interval), OFF(monitor_protected_networks), OFF(monitor_metrics_access),
     OFF(tsdb_enabled), OFF(tsdb_flush_interval), OFF(tsdb_rollup_interval),
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
-    OFF(tsdb_test_ingest),
+    OFF(tsdb_test_ingest), OFF(asset_sync_interval),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -137,6 +137,10 @@ const struct gc_config_option gc_config_options[] = {
      "Tests only: enables `POST /v1/metrics/test-samples`, which lets a platform "
      "administrator inject samples as if a collector had emitted them. Keep off in "
      "production."},
+    {"supervision", "asset_sync_interval", GC_OPT_INT, "30", 1, 86400, NULL,
+     "Seconds between two passes of asset discovery, which makes the asset inventory match "
+     "the hosts, VMs, volumes and networks (each real change gets a new `seq` and a history "
+     "row). A pull of the asset dataset also runs a pass first (docs/supervision.md)."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 
