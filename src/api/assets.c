@@ -108,12 +108,10 @@ void gc_api_asset_import(struct gc_req *req, struct gc_resp *resp)
     } else if (ctype_is(ct, "text/csv")) {
         errors = json_array();
         rc = gc_asset_csv_rows(req->raw.data, req->raw.len, &rows, errors, &err);
-        if (!rc && json_array_size(errors)) {
-            /* cells that do not parse: nothing is imported */
-            const char *d = json_string_value(json_object_get(json_array_get(errors, 0),
-                                                              "detail"));
-            const char *f = json_string_value(json_object_get(json_array_get(errors, 0),
-                                                              "field"));
+        if (!rc && json_array_size(rows) == 0) { /* the header was wrong */
+            const json_t *e = json_array_get(errors, 0);
+            const char *d = json_string_value(json_object_get(e, "detail"));
+            const char *f = json_string_value(json_object_get(e, "field"));
             if (json_array_size(errors) > 1)
                 rc = gc_error_set(&err, GC_EINVAL, f ? f : "", "%s (and %zu more errors)",
                                   d ? d : "", json_array_size(errors) - 1);
@@ -131,14 +129,17 @@ void gc_api_asset_import(struct gc_req *req, struct gc_resp *resp)
         import_error(req, resp, &err, errors);
         return;
     }
-    json_decref(errors);
-    errors = NULL;
-    rc = gc_asset_import(&req->ctx, rows, &out, &errors, &err);
+    if (!errors)
+        errors = json_array();
+    rc = gc_asset_import(&req->ctx, rows, &out, errors, &err);
     json_decref(rows);
     if (rc) {
-        import_error(req, resp, &err, errors);
+        import_error(req, resp, &err, json_array_size(errors) ? errors : NULL);
+        if (!json_array_size(errors))
+            json_decref(errors);
         return;
     }
+    json_decref(errors);
     gc_resp_json(resp, 200, out);
 }
 

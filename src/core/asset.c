@@ -210,7 +210,9 @@ __attribute__((format(printf, 3, 4))) static void verr(struct verrs *v, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (v->row > 0 && field && field[0])
+    if (v->row < 0) /* the CSV header: the message says where */
+        snprintf(detail, sizeof(detail), "%s", msg);
+    else if (v->row > 0 && field && field[0])
         snprintf(detail, sizeof(detail), "row %d, field %s: %s", v->row, field, msg);
     else if (v->row > 0)
         snprintf(detail, sizeof(detail), "row %d: %s", v->row, msg);
@@ -556,13 +558,15 @@ static int asset_write(struct gc_tx *tx, const char *actor, struct asset *a, con
     const char *domestic = json_is_true(dom) ? "true" : json_is_false(dom) ? "false" : NULL;
     const char *serial = data ? gc_json_str(data, "serial_number") : NULL;
     const char *tag = data ? gc_json_str(data, "asset_tag") : NULL;
+    const char *name = data ? gc_json_str(data, "name") : NULL;
     if (!a->exists) {
         rc = gc_tx_exec(tx,
-                        "INSERT INTO assets (id, kind, source, department_id, cpu_arch, layer,"
-                        " domestic, serial_number, asset_tag, discovered, operator, data, seq,"
-                        " deleted, created_at, updated_at, version)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 1)",
-                        GC_ARGS(GC_VTXT(id), GC_VTXT(kind), GC_VTXT(source), GC_VTXT(dept),
+                        "INSERT INTO assets (id, kind, name, source, department_id, cpu_arch,"
+                        " layer, domestic, serial_number, asset_tag, discovered, operator, data,"
+                        " seq, deleted, created_at, updated_at, version)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 1)",
+                        GC_ARGS(GC_VTXT(id), GC_VTXT(kind), GC_VTXT(name ? name : ""),
+                                GC_VTXT(source), GC_VTXT(dept),
                                 GC_VTXT(arch), GC_VTXT(layer), GC_VTXT(domestic),
                                 GC_VTXT(serial), GC_VTXT(tag), GC_VTXT(disc_s), GC_VTXT(oper_s),
                                 GC_VTXT(data_s), GC_VINT_(seq), GC_VINT_(now), GC_VINT_(now)),
@@ -571,12 +575,14 @@ static int asset_write(struct gc_tx *tx, const char *actor, struct asset *a, con
         /* a tombstone keeps its last parts, so that the same resource coming back keeps the
          * operator's enrichment */
         rc = gc_tx_exec(tx,
-                        "UPDATE assets SET kind = ?, source = ?, department_id = ?, cpu_arch = ?,"
+                        "UPDATE assets SET kind = ?, name = COALESCE(?, name), source = ?,"
+                        " department_id = ?, cpu_arch = ?,"
                         " layer = ?, domestic = ?, serial_number = ?, asset_tag = ?,"
                         " discovered = COALESCE(?, discovered), operator = COALESCE(?, operator),"
                         " data = ?, seq = ?, deleted = ?, updated_at = ?, version = version + 1"
                         " WHERE id = ?",
-                        GC_ARGS(GC_VTXT(kind), GC_VTXT(source), GC_VTXT(dept), GC_VTXT(arch),
+                        GC_ARGS(GC_VTXT(kind), GC_VTXT(name), GC_VTXT(source), GC_VTXT(dept),
+                                GC_VTXT(arch),
                                 GC_VTXT(layer), GC_VTXT(domestic), GC_VTXT(serial),
                                 GC_VTXT(tag), GC_VTXT(disc_s), GC_VTXT(oper_s), GC_VTXT(data_s),
                                 GC_VINT_(seq), GC_VINT_(del ? 1 : 0), GC_VINT_(now),
@@ -1004,10 +1010,62 @@ static int find_by(struct gc_tx *tx, const char *column, const char *value, char
     return rc;
 }
 
-int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t **errors,
+/* The live imported asset of that kind and name without serial number or asset tag. */
+static int find_by_name(struct gc_tx *tx, const char *kind, const char *name, char *id,
+                        size_t cap, struct gc_error *err)
+{
+    id[0] = '\0';
+    struct gc_rows *r;
+    int rc = gc_tx_query(tx,
+                         "SELECT id FROM assets WHERE kind = ? AND name = ? AND deleted = 0"
+                         " AND source = 'imported' AND serial_number IS NULL"
+                         " AND asset_tag IS NULL ORDER BY id LIMIT 1",
+                         GC_ARGS(GC_VTXT(kind), GC_VTXT(name)), &r, err);
+    if (rc)
+        return rc;
+    rc = gc_rows_next(r, err);
+    if (rc > 0) {
+        snprintf(id, cap, "%s", gc_rows_text(r, 0));
+        rc = 0;
+    }
+    gc_rows_free(r);
+    return rc;
+}
+
+/* Whether errors already hold one about row. */
+static bool row_reported(const json_t *errors, int row)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e) {
+        if (json_integer_value(json_object_get(e, "row")) == row)
+            return true;
+    }
+    return false;
+}
+
+/* Orders errors by row (stable: a row's errors keep their order). */
+static void sort_by_row(json_t *errors)
+{
+    size_t n = json_array_size(errors);
+    for (size_t i = 1; i < n; i++) {
+        json_t *e = json_incref(json_array_get(errors, i));
+        json_int_t row = json_integer_value(json_object_get(e, "row"));
+        size_t j = i;
+        while (j > 0 &&
+               json_integer_value(json_object_get(json_array_get(errors, j - 1), "row")) > row)
+            j--;
+        if (j != i) {
+            json_array_remove(errors, i);
+            json_array_insert(errors, j, e);
+        }
+        json_decref(e);
+    }
+}
+
+int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t *errors,
                     struct gc_error *err)
 {
-    *errors = NULL;
     int rc = gc_require(ctx->who, GC_P_HOST_WRITE, err);
     if (rc)
         return rc;
@@ -1023,7 +1081,7 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
     rc = gc_tx_begin(ctx->store, GC_TX_WRITE, &tx, err);
     if (rc)
         return rc;
-    struct verrs v = {.list = json_array()};
+    struct verrs v = {.list = errors, .count = json_array_size(errors)};
     json_t *seen = json_object(); /* "s:<serial>", "t:<tag>", "i:<id>" → row */
     json_t *result = json_array();
     int64_t created = 0, updated = 0, unchanged = 0;
@@ -1033,7 +1091,8 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
         size_t before = v.count;
         json_t *row = json_array_get(rows, i);
         if (!json_is_object(row)) {
-            verr(&v, "", "must be an object of asset fields");
+            if (!row_reported(errors, v.row)) /* a CSV row that did not parse */
+                verr(&v, "", "must be an object of asset fields");
             continue;
         }
         json_t *oper = json_deep_copy(row);
@@ -1066,23 +1125,42 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
         }
         if (!id[0])
             snprintf(id, sizeof(id), "%s", by_serial[0] ? by_serial : by_tag);
+        /* without any key, an imported asset of the same kind and name is the same one */
+        if (!id[0] && !json_object_get(oper, "serial_number") &&
+            !json_object_get(oper, "asset_tag") && json_is_string(json_object_get(oper, "kind")) &&
+            json_is_string(json_object_get(oper, "name"))) {
+            rc = find_by_name(tx, gc_json_str(oper, "kind"), gc_json_str(oper, "name"), id,
+                              sizeof(id), err);
+            if (rc) {
+                json_decref(oper);
+                break;
+            }
+        }
         if (by_serial[0] && strcmp(by_serial, id) != 0)
             verr(&v, "serial_number", "'%.64s' is the serial number of asset %s", serial,
                  by_serial);
         if (by_tag[0] && strcmp(by_tag, id) != 0)
             verr(&v, "asset_tag", "'%.64s' is the asset tag of asset %s", tag, by_tag);
         /* the same key twice in one import */
+        bool keyless = !want_id && !json_object_get(oper, "serial_number") &&
+                       !json_object_get(oper, "asset_tag");
+        char kn[600] = "";
+        if (keyless && json_is_string(json_object_get(oper, "kind")) &&
+            json_is_string(json_object_get(oper, "name")))
+            snprintf(kn, sizeof(kn), "%s %s", gc_json_str(oper, "kind"),
+                     gc_json_str(oper, "name"));
         struct {
             const char *prefix, *value, *field;
-        } keys[] = {{"i:", id[0] ? id : NULL, "id"},
+        } keys[] = {{"n:", kn[0] ? kn : NULL, "name"},
+                    {"i:", want_id && id[0] ? id : NULL, "id"},
                     {"s:", json_is_string(json_object_get(oper, "serial_number")) ? serial : NULL,
                      "serial_number"},
                     {"t:", json_is_string(json_object_get(oper, "asset_tag")) ? tag : NULL,
                      "asset_tag"}};
-        for (size_t k = 0; k < 3; k++) {
+        for (size_t k = 0; k < 4; k++) {
             if (!keys[k].value)
                 continue;
-            char key[300];
+            char key[700];
             snprintf(key, sizeof(key), "%s%s", keys[k].prefix, keys[k].value);
             json_t *prev = json_object_get(seen, key);
             if (prev)
@@ -1165,16 +1243,14 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
     }
     json_decref(seen);
     if (!rc && v.count) {
-        v.row = 0;
+        sort_by_row(v.list);
         rc = verrs_to_error(&v, err);
-        *errors = json_incref(v.list);
     }
     json_t *detail = json_pack("{sIsIsI}", "created", (json_int_t)created, "updated",
                                (json_int_t)updated, "unchanged", (json_int_t)unchanged);
     struct gc_audit_event ev = {
         .action = "asset.import", .resource_type = "asset", .detail = detail};
     rc = gc_audit_commit(tx, ctx, &ev, rc, err);
-    json_decref(v.list);
     if (rc) {
         json_decref(detail);
         json_decref(result);
@@ -1225,12 +1301,13 @@ int gc_asset_csv_rows(const char *data, size_t len, json_t **rows, json_t *error
     if (rc)
         return rc;
     if (c->nrows < 2) {
+        bool header = c->nrows == 1;
         gc_csv_free(c);
         return gc_error_set(err, GC_EINVAL, "",
-                            c->nrows ? "the CSV text has a header and no rows"
-                                     : "the CSV text is empty");
+                            header ? "the CSV text has a header and no rows"
+                                   : "the CSV text is empty");
     }
-    struct verrs v = {.list = errors, .count = json_array_size(errors)};
+    struct verrs v = {.list = errors, .count = json_array_size(errors), .row = -1};
     const struct gc_csv_row *h = &c->rows[0];
     /* the header: known field names, each once */
     for (size_t j = 0; j < h->nfields; j++) {
@@ -1258,6 +1335,8 @@ int gc_asset_csv_rows(const char *data, size_t len, json_t **rows, json_t *error
             json_t *o = json_object();
             if (r->nfields != h->nfields) {
                 verr(&v, "", "has %zu fields, the header has %zu", r->nfields, h->nfields);
+                json_decref(o);
+                o = json_null(); /* reported: not checked further */
             } else {
                 for (size_t j = 0; j < r->nfields; j++) {
                     const char *cell = r->fields[j], *name = h->fields[j];

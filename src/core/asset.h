@@ -36,16 +36,18 @@ int gc_asset_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
 /* The asset's changes, oldest first, keyset paging by seq (deleted assets included). */
 int gc_asset_history(const struct gc_ctx *ctx, const char *id, int limit, const char *cursor,
                      json_t **items, char **next_cursor, struct gc_error *err);
-/* Imports rows (a JSON array of asset objects) all or nothing. On invalid rows returns
- * GC_EINVAL with *errors (owned by the caller) listing up to GC_ASSET_IMPORT_MAX_ERRORS
- * {"row","field","detail"} and nothing is written. *out: {"created","updated","unchanged",
+/* Imports rows (a JSON array of asset objects) all or nothing. errors (a JSON array) may
+ * already hold what gc_asset_csv_rows found; the import's findings are added, up to
+ * GC_ASSET_IMPORT_MAX_ERRORS {"row","field","detail"} ordered by row, and when there are
+ * any GC_EINVAL is returned and nothing is written. *out: {"created","updated","unchanged",
  * "rows":[{"row","id","result"}]}. */
-int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t **errors,
+int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t *errors,
                     struct gc_error *err);
 /* CSV text (a header of field names, dotted for nested fields: location.rack,
  * domestic.flag, attributes.<key>) to the rows gc_asset_import takes, cells typed by field.
- * Bad cells and ragged rows are appended to errors (a JSON array) as for the import;
- * GC_EINVAL when the text is not CSV at all. */
+ * Bad cells and ragged rows (null in *rows) are appended to errors (a JSON array) as for
+ * the import, to be passed on to it; GC_EINVAL when the text is not CSV at all. An error in
+ * the header leaves *rows empty. */
 int gc_asset_csv_rows(const char *data, size_t len, json_t **rows, json_t *errors,
                       struct gc_error *err);
 

@@ -516,6 +516,7 @@ static const char *const m18[] = {
     "CREATE TABLE assets ("
     " id TEXT PRIMARY KEY,"            /* vm:<uuid>, host:<uuid>, ... or asset:<uuid> */
     " kind TEXT NOT NULL,"
+    " name TEXT NOT NULL DEFAULT '',"
     " source TEXT NOT NULL,"           /* discovered | imported | snmp */
     " department_id TEXT,"             /* NULL: a platform asset */
     " cpu_arch TEXT,"
@@ -537,6 +538,7 @@ static const char *const m18[] = {
     "CREATE INDEX assets_source ON assets (source, deleted)",
     "CREATE INDEX assets_serial ON assets (serial_number)",
     "CREATE INDEX assets_tag ON assets (asset_tag)",
+    "CREATE INDEX assets_name ON assets (kind, name)",
     "CREATE TABLE asset_history ("
     " asset_id TEXT NOT NULL,"
     " seq BIGINT NOT NULL,"
