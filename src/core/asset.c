@@ -940,10 +940,10 @@ done:;
                                 .resource_id = id,
                                 .department_id = oper ? gc_json_str(oper, "department_id") : NULL,
                                 .detail = in};
+    rc = gc_audit_commit(tx, ctx, &ev, rc, err);
     json_decref(v.list);
     json_decref(oper);
     asset_release(&a);
-    rc = gc_audit_commit(tx, ctx, &ev, rc, err);
     if (rc)
         return rc;
     return gc_asset_get(ctx, id, out, err);

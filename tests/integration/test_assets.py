@@ -483,6 +483,10 @@ class TestScopeAndFilters(AssetBase):
                                      token=ua["token"]), 403)
         self.assertProblem(self.call("GET", "/v1/supervision/asset", token=ua["token"]), 403)
         self.pull(token=sup["token"])
+        # the platform changes a department's asset; it stays the department's
+        r = self.call("PATCH", f"/v1/assets/{ids[0]}", {"mlps_grade": 2})
+        self.assertEqual((r.status, r.json["mlps_grade"]), (200, 2), r)
+        self.assertEqual(self.asset(ids[0], token=ua1["token"])["mlps_grade"], 2)
         # filters
         self.assertEqual(listed(self.admin, cpu_arch="loongarch64"), {ids[0]})
         self.assertEqual(listed(self.admin, domestic="true"), {ids[0]})
