@@ -105,6 +105,27 @@ class AssetBase(DaemonTestCase, VmHelpers):
 
 
 class TestDiscovery(AssetBase):
+    # the libvirt test driver's storage pool, so that volumes really get created
+    daemon_extra = AssetBase.daemon_extra + ("--set", "compute.storage_pool=default-pool")
+
+    def test_volume(self):
+        self.mkhost()
+        dept = self.mkdept_()
+        r = self.call("POST", "/v1/volumes", {"name": uniq("vol-"), "size_gib": 2,
+                                              "department_id": dept["id"]})
+        self.assertEqual(r.status, 202, r)
+        self.wait_ok(r.json["id"])
+        vid = r.json["resource_id"]
+        snap, cursor = self.drain()
+        d = snap[f"volume:{vid}"]["data"]
+        self.assertEqual((d["kind"], d["department_id"], d["capacity"], d["attributes"]["pool"],
+                          d["status"]), ("volume", dept["id"], {"disk_bytes": 2 << 30},
+                                         "default-pool", {"state": "enabled", "health": "ok"}))
+        j = self.call("DELETE", f"/v1/volumes/{vid}")
+        self.assertEqual(j.status, 202, j)
+        self.wait_ok(j.json["id"])
+        recs = {x["id"]: x for x in self.pull(cursor)["records"]}
+        self.assertEqual(recs[f"volume:{vid}"]["op"], "delete")
 
     def test_host_vm_volume_network_discovered_and_tombstoned(self):
         h = self.mkhost()
