@@ -82,6 +82,14 @@ static void ragged_and_blank_rows(void **state)
     gc_csv_free(c);
 }
 
+static void spaces_around_unquoted_cells_dropped(void **state)
+{
+    (void)state;
+    struct gc_csv *c = parse_ok("a,b,c\n  x , y\t,\" z \"\n");
+    assert_row(c, 1, 3, "x", "y", " z "); /* quoted: kept as written */
+    gc_csv_free(c);
+}
+
 static void utf8_kept(void **state)
 {
     (void)state;
@@ -185,6 +193,7 @@ int main(void)
         cmocka_unit_test(utf8_kept),        cmocka_unit_test(malformed_text),
         cmocka_unit_test(limits),           cmocka_unit_test(asset_rows_typed),
         cmocka_unit_test(asset_rows_errors),
+        cmocka_unit_test(spaces_around_unquoted_cells_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
