@@ -39,6 +39,7 @@ bench: deps build
 	bench/scale/daemon_rss "$(BUILD)"
 	cmake --build $(BUILD) --target bench_tsdb
 	$(BUILD)/bench_tsdb
+	bench/assets/bench_assets_pull "$(BUILD)"
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD)

@@ -158,6 +158,14 @@ void gc_api_metrics_query(struct gc_req *req, struct gc_resp *resp);
 void gc_api_metrics_series(struct gc_req *req, struct gc_resp *resp);
 void gc_api_metrics_test_samples(struct gc_req *req, struct gc_resp *resp);
 
+void gc_api_asset_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_asset_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_asset_update(struct gc_req *req, struct gc_resp *resp);
+void gc_api_asset_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_asset_history(struct gc_req *req, struct gc_resp *resp);
+void gc_api_asset_import(struct gc_req *req, struct gc_resp *resp);
+void gc_api_supervision_pull(struct gc_req *req, struct gc_resp *resp);
+
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_get(struct gc_req *req, struct gc_resp *resp);

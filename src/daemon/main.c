@@ -1,6 +1,7 @@
 /* govcloudd: the govcloud daemon. Reads the configuration, opens the store, creates the
  * first administrator, starts the job runner and the HTTP API, and shuts down cleanly on
  * SIGTERM or SIGINT. */
+#include "core/asset.h"
 #include "core/repcache.h"
 #include "http/http.h"
 #include "monitor/alarmeval.h"
@@ -321,6 +322,10 @@ int main(int argc, char **argv)
         gc_err("daemon", "%s", err.msg);
         goto cleanup;
     }
+    if (gc_asset_sync_start(st, &cfg, &err) != 0) {
+        gc_err("daemon", "%s", err.msg);
+        goto cleanup;
+    }
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -340,6 +345,7 @@ cleanup:
     gc_checks_stop();
     gc_alarmeval_stop();
     gc_notifier_stop();
+    gc_asset_sync_stop();
     gc_runner_stop(runner);
     gc_hostmgr_stop();
     /* collectors are stopped: the last samples are written before the store closes */

@@ -34,6 +34,9 @@ struct gc_route {
 /* A body handed over in pieces as it arrives, never held whole (uploads): the route's
  * gc_stream_ops run instead of its handler, and [server] max_body_bytes does not apply. */
 #define GC_BODY_STREAM 2
+/* A body of any media type, held whole within [server] max_body_bytes but not parsed: the
+ * handler reads req->raw and the Content-Type itself (imports of CSV or JSON arrays). */
+#define GC_BODY_RAW 3
 
 struct gc_stream_ops {
     /* The headers are in (the caller authenticated): check and open req->sink. An error is
@@ -85,6 +88,13 @@ struct gc_resp {
     long retry_after;
     char allow[64];
     bool www_auth;
+    /* or a body made piece by piece while it is sent (chunked), never held whole: reader
+     * writes up to max bytes into buf and returns how many, 0 at the end, or -1 on failure
+     * (the connection is then closed: the client sees a truncated body). reader_free
+     * (may be NULL) frees reader_cls once the response is done or was never sent. */
+    long (*reader)(void *cls, char *buf, size_t max);
+    void (*reader_free)(void *cls);
+    void *reader_cls;
 };
 
 /* Query parameter, or NULL. */

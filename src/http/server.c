@@ -432,6 +432,9 @@ static void dispatch(struct conn_state *cs, struct gc_resp *resp)
         } else if (!json_is_object(req->body)) {
             gc_error_set(&err, GC_EINVAL, "", "the request body must be a JSON object");
         }
+    } else if (r->body == GC_BODY_RAW) {
+        if (req->raw.len == 0)
+            gc_error_set(&err, GC_EINVAL, "", "the request body is empty");
     } else if (req->raw.len > 0) {
         gc_error_set(&err, GC_EINVAL, "", "%s %s takes no request body", req->method,
                      r->pattern);
@@ -456,11 +459,48 @@ static bool valid_request_id(const char *s)
     return true;
 }
 
+/* A streamed body (gc_resp.reader) as libmicrohttpd wants it. */
+struct reader_state {
+    long (*reader)(void *cls, char *buf, size_t max);
+    void (*reader_free)(void *cls);
+    void *cls;
+};
+
+static ssize_t reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct reader_state *rs = cls;
+    long n = rs->reader(rs->cls, buf, max);
+    if (n > 0)
+        return (ssize_t)n;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void reader_done(void *cls)
+{
+    struct reader_state *rs = cls;
+    if (rs->reader_free)
+        rs->reader_free(rs->cls);
+    free(rs);
+}
+
 static enum MHD_Result queue(struct MHD_Connection *conn, struct gc_req *req,
                              struct gc_resp *resp)
 {
     struct MHD_Response *mr;
-    if (resp->json) {
+    if (resp->reader) {
+        struct reader_state *rs = gc_malloc(sizeof(*rs));
+        rs->reader = resp->reader;
+        rs->reader_free = resp->reader_free;
+        rs->cls = resp->reader_cls;
+        resp->reader = NULL;
+        resp->reader_free = NULL;
+        resp->reader_cls = NULL;
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, reader_cb, rs,
+                                               reader_done);
+        if (!mr)
+            reader_done(rs);
+    } else if (resp->json) {
         char *body = json_dumps(resp->json, JSON_COMPACT | JSON_REAL_PRECISION(15));
         mr = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     } else if (resp->owned_text) {
@@ -502,6 +542,8 @@ static void resp_release(struct gc_resp *resp)
 {
     json_decref(resp->json);
     free(resp->owned_text);
+    if (resp->reader && resp->reader_free) /* never handed to libmicrohttpd */
+        resp->reader_free(resp->reader_cls);
 }
 
 /* Whether method and url name a route whose body is streamed. */

@@ -591,6 +591,52 @@ static const char *const m17[] = {
     NULL,
 };
 
+/* the asset inventory (discovered and imported), its history, and the per-dataset sequence of
+ * supervision records (docs/supervision.md) */
+static const char *const m18[] = {
+    /* one counter per supervision dataset, bumped in the transaction of each change: with
+     * one writer at a time, seq is strictly increasing in commit order */
+    "CREATE TABLE supervision_seq ("
+    " dataset TEXT PRIMARY KEY,"
+    " seq BIGINT NOT NULL)",
+    "INSERT INTO supervision_seq (dataset, seq) VALUES ('asset', 0)",
+    "CREATE TABLE assets ("
+    " id TEXT PRIMARY KEY,"            /* vm:<uuid>, host:<uuid>, ... or asset:<uuid> */
+    " kind TEXT NOT NULL,"
+    " name TEXT NOT NULL DEFAULT '',"
+    " source TEXT NOT NULL,"           /* discovered | imported | snmp */
+    " department_id TEXT,"             /* NULL: a platform asset */
+    " cpu_arch TEXT,"
+    " layer TEXT,"
+    " domestic TEXT,"                  /* 'true' | 'false' | NULL */
+    " serial_number TEXT,"
+    " asset_tag TEXT,"
+    " discovered TEXT NOT NULL DEFAULT '{}'," /* fields read from the resource */
+    " operator TEXT NOT NULL DEFAULT '{}',"   /* fields set by operators (PATCH, import) */
+    " data TEXT,"                      /* both merged: the record's data; NULL once deleted */
+    " seq BIGINT NOT NULL,"
+    " deleted BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX assets_seq ON assets (seq)",
+    "CREATE INDEX assets_kind ON assets (kind, id)",
+    "CREATE INDEX assets_department ON assets (department_id, id)",
+    "CREATE INDEX assets_source ON assets (source, deleted)",
+    "CREATE INDEX assets_serial ON assets (serial_number)",
+    "CREATE INDEX assets_tag ON assets (asset_tag)",
+    "CREATE INDEX assets_name ON assets (kind, name)",
+    "CREATE TABLE asset_history ("
+    " asset_id TEXT NOT NULL,"
+    " seq BIGINT NOT NULL,"
+    " time BIGINT NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " op TEXT NOT NULL,"               /* create | update | delete */
+    " changes TEXT NOT NULL,"          /* {"field": {"old": ..., "new": ...}} */
+    " PRIMARY KEY (asset_id, seq))",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -609,5 +655,6 @@ const struct gc_migration gc_migrations[] = {
     {15, "availability: incidents, VM lifetimes, maintenance windows", m15},
     {16, "notification channels and outbox", m16},
     {17, "alarm rules, alarms, silences", m17},
+    {18, "asset inventory, asset history, supervision sequences", m18},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -27,7 +27,7 @@ static const size_t option_offsets[] = {
     OFF(tsdb_enabled), OFF(tsdb_flush_interval), OFF(tsdb_rollup_interval),
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
     OFF(tsdb_test_ingest), OFF(alarm_enabled), OFF(alarm_interval), OFF(alarm_stale_after),
-    OFF(alarm_burn_interval), OFF(alarm_availability_target),
+    OFF(alarm_burn_interval), OFF(alarm_availability_target), OFF(asset_sync_interval),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -151,6 +151,10 @@ const struct gc_config_option gc_config_options[] = {
      "(`govcloud_availability_burn_rate`); 0 turns it off."},
     {"alarm", "availability_target", GC_OPT_STR, "99.99", 0, 0, NULL,
      "The availability target, in percent, whose error budget the burn rate measures."},
+    {"supervision", "asset_sync_interval", GC_OPT_INT, "30", 1, 86400, NULL,
+     "Seconds between two passes of asset discovery, which makes the asset inventory match "
+     "the hosts, VMs, volumes and networks (each real change gets a new `seq` and a history "
+     "row). A pull of the asset dataset also runs a pass first (docs/supervision.md)."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

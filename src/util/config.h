@@ -66,6 +66,8 @@ struct gc_config {
     int64_t alarm_stale_after;       /* seconds */
     int64_t alarm_burn_interval;     /* seconds; 0: off */
     char *alarm_availability_target; /* percent, as text */
+    /* [supervision] */
+    int64_t asset_sync_interval;     /* seconds between two asset discovery passes */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };

@@ -389,6 +389,29 @@ EXPECTED = {
         "VM of B1": (503, 503, 403, 403, 404, 404),
     },
 
+    # the asset inventory: every role reads what is in its scope (platform assets and other
+    # departments' are invisible to departments); platform_admin and operator manage it;
+    # the supervision pull is for platform roles (supervisor included) only
+    "GET /v1/assets": {"list": (200, 200, 200, 200, 200, 200)},
+    "POST /v1/assets/import": {"one server of A1": (200, 200, 403, 403, 403, 403)},
+    "GET /v1/assets/{id}": {
+        "asset of A1": (200, 200, 200, 200, 200, 200),
+        "asset of B1": (200, 200, 200, 200, 404, 404),
+        "platform asset": (200, 200, 200, 200, 404, 404),
+    },
+    "PATCH /v1/assets/{id}": {
+        "asset of A1": (200, 200, 403, 403, 403, 403),
+        "asset of B1": (200, 200, 403, 403, 404, 404),
+    },
+    "DELETE /v1/assets/{id}": {
+        "asset of A1": (204, 204, 403, 403, 403, 403),
+        "asset of B1": (204, 204, 403, 403, 404, 404),
+    },
+    "GET /v1/assets/{id}/history": {
+        "asset of A1": (200, 200, 200, 200, 200, 200),
+        "asset of B1": (200, 200, 200, 200, 404, 404),
+    },
+    "GET /v1/supervision/{dataset}": {"asset": (200, 200, 200, 200, 403, 403)},
     "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
     "POST /v1/jobs": {"test.sleep": (202, 202, 403, 403, 202, 403)},
     "GET /v1/jobs/{id}": {
@@ -2319,6 +2342,112 @@ def _vm_delete(key):
 
 for _k in ("A1", "A1a", "B1"):
     case("DELETE /v1/vms/{id}", f"fresh VM of {_k}")(_vm_delete(_k))
+
+
+# -- the asset inventory --
+
+def _mkasset(t, dept):
+    body = {"kind": "server", "name": uniq("srv-"), "serial_number": uniq("SN-")}
+    if dept:
+        body["department_id"] = t.dept[dept]
+    r = t.d.request("POST", "/v1/assets/import", [body], token=t.admin)
+    t.assertEqual(r.status, 200, r)
+    return r.json["rows"][0]["id"]
+
+
+def _rmasset(t, aid):
+    t.d.request("DELETE", f"/v1/assets/{aid}", token=t.admin)
+
+
+@case("GET /v1/assets", "list")
+def _(t, role):
+    mine, foreign, plat = _mkasset(t, "A1"), _mkasset(t, "B1"), _mkasset(t, None)
+    r = t.as_(role, "GET", "/v1/assets?limit=500&kind=server")
+    if r.status == 200:
+        ids = [a["id"] for a in r.json["items"]]
+        t.assertIn(mine, ids)
+        dept = role.startswith("department_")
+        (t.assertNotIn if dept else t.assertIn)(foreign, ids)
+        (t.assertNotIn if dept else t.assertIn)(plat, ids)
+    for a in (mine, foreign, plat):
+        _rmasset(t, a)
+    return r
+
+
+@case("POST /v1/assets/import", "one server of A1")
+def _(t, role):
+    name = uniq("srv-")
+    r = t.as_(role, "POST", "/v1/assets/import",
+              [{"kind": "server", "name": name, "department_id": t.dept["A1"]}])
+    found = [a for a in t.d.request("GET", "/v1/assets?limit=500&kind=server",
+                                    token=t.admin).json["items"] if a["name"] == name]
+    t.assertEqual(len(found), 1 if r.status == 200 else 0)
+    for a in found:
+        _rmasset(t, a["id"])
+    return r
+
+
+def _asset_get(dept):
+    def run(t, role):
+        a = _mkasset(t, dept)
+        r = t.as_(role, "GET", f"/v1/assets/{a}")
+        if r.status == 200:
+            t.assertEqual(r.json["id"], a)
+        _rmasset(t, a)
+        return r
+    return run
+
+
+def _asset_update(dept):
+    def run(t, role):
+        a = _mkasset(t, dept)
+        r = t.as_(role, "PATCH", f"/v1/assets/{a}", {"mlps_grade": 3})
+        now = t.d.request("GET", f"/v1/assets/{a}", token=t.admin).json
+        t.assertEqual(now.get("mlps_grade"), 3 if r.status == 200 else None)
+        _rmasset(t, a)
+        return r
+    return run
+
+
+def _asset_delete(dept):
+    def run(t, role):
+        a = _mkasset(t, dept)
+        r = t.as_(role, "DELETE", f"/v1/assets/{a}")
+        still = t.d.request("GET", f"/v1/assets/{a}", token=t.admin).status
+        t.assertEqual(still, 404 if r.status == 204 else 200)
+        _rmasset(t, a)
+        return r
+    return run
+
+
+def _asset_history(dept):
+    def run(t, role):
+        a = _mkasset(t, dept)
+        r = t.as_(role, "GET", f"/v1/assets/{a}/history")
+        if r.status == 200:
+            t.assertEqual([h["op"] for h in r.json["items"]], ["create"])
+        _rmasset(t, a)
+        return r
+    return run
+
+
+for _d in ("A1", "B1"):
+    case("GET /v1/assets/{id}", f"asset of {_d}")(_asset_get(_d))
+    case("PATCH /v1/assets/{id}", f"asset of {_d}")(_asset_update(_d))
+    case("DELETE /v1/assets/{id}", f"asset of {_d}")(_asset_delete(_d))
+    case("GET /v1/assets/{id}/history", f"asset of {_d}")(_asset_history(_d))
+case("GET /v1/assets/{id}", "platform asset")(_asset_get(None))
+
+
+@case("GET /v1/supervision/{dataset}", "asset")
+def _(t, role):
+    a = _mkasset(t, "B1")
+    r = t.as_(role, "GET", "/v1/supervision/asset?limit=1000000")
+    if r.status == 200:
+        t.assertIn(a, [x["id"] for x in r.json["records"]])
+        t.assertFalse(r.json["more"])
+    _rmasset(t, a)
+    return r
 
 
 def _q(**kw):
