@@ -92,6 +92,7 @@ void gc_api_vm_reboot(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_resize(struct gc_req *req, struct gc_resp *resp);
 void gc_api_vm_migrate(struct gc_req *req, struct gc_resp *resp);
 void gc_api_availability(struct gc_req *req, struct gc_resp *resp);
+void gc_api_supervision_public_key(struct gc_req *req, struct gc_resp *resp);
 void gc_api_channel_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_channel_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_channel_delete(struct gc_req *req, struct gc_resp *resp);

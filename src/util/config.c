@@ -26,7 +26,7 @@ static const size_t option_offsets[] = {
     OFF(monitor_interval), OFF(monitor_protected_networks), OFF(monitor_metrics_access),
     OFF(tsdb_enabled), OFF(tsdb_flush_interval), OFF(tsdb_rollup_interval),
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
-    OFF(tsdb_test_ingest),
+    OFF(tsdb_test_ingest), OFF(supervision_cloud_id),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -137,6 +137,12 @@ const struct gc_config_option gc_config_options[] = {
      "Tests only: enables `POST /v1/metrics/test-samples`, which lets a platform "
      "administrator inject samples as if a collector had emitted them. Keep off in "
      "production."},
+    {"supervision", "cloud_id", GC_OPT_STR, "auto", 0, 0, NULL,
+     "This cloud's id in supervision data (docs/supervision-spec.md): a lowercase UUID, or "
+     "`auto`: a UUID generated on first use and kept in `data_dir/supervision/cloud-id`. The "
+     "cloud's SM2 signing key is `data_dir/supervision/sm2-key.pem` (0600, created on first "
+     "use); `GET /v1/supervision/public-key` shows both for registering the cloud with a "
+     "supervisor."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

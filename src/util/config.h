@@ -60,6 +60,8 @@ struct gc_config {
     int64_t tsdb_retention_5m_days;
     int64_t tsdb_retention_1h_days;
     bool tsdb_test_ingest;           /* POST /v1/metrics/test-samples (tests only) */
+    /* [supervision] */
+    char *supervision_cloud_id;      /* "auto" or a lowercase uuid */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };
