@@ -39,6 +39,8 @@ bench: deps build
 	bench/scale/daemon_rss "$(BUILD)"
 	cmake --build $(BUILD) --target bench_tsdb
 	$(BUILD)/bench_tsdb
+	cmake --build $(BUILD) --target bench_supervision
+	$(BUILD)/bench_supervision
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD)
