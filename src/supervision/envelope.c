@@ -37,7 +37,7 @@ struct gc_sm2_key {
 
 static int canon_string(const char *s, size_t n, struct gc_buf *b)
 {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF";
     int rc = gc_buf_add(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n && !rc; i++) {

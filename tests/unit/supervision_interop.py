@@ -31,7 +31,7 @@ def canon_str(s):
             out.append("\\\\")
         elif c < 0x20:
             short = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
-            out.append(short.get(c, "\\u%04x" % c))
+            out.append(short.get(c, "\\u%04X" % c))
         else:
             out.append(ch)
     out.append('"')

@@ -72,6 +72,36 @@ static void test_canonical_form(void **state)
     json_decref(back);
 }
 
+/* The canonical form is byte for byte jansson's compact, sorted dump with 17 digits (the spec
+ * says so): a second implementation in C, on the examples and on awkward values. */
+static void test_canonical_matches_jansson(void **state)
+{
+    (void)state;
+    const char *names[] = {"asset", "metric", "log", "alarm", "environment", "availability",
+                           "availability-incident", "backup", "asset-delete"};
+    const size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        json_t *j = load_example(names[i]);
+        char *a = gc_canonical_dumps(j), *b = json_dumps(j, flags);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        json_decref(j);
+    }
+    json_error_t je;
+    json_t *j = json_loads("{\"z\":[1e-300,-1.5e-10,123456789012345678,3.0,0.30000000000000004,"
+                           "-9223372036854775807,1e22,5e-324],\"\\u00ff\":\"\\u001f\\u007f\\b\",\"Z\":"
+                           "{\"\\u4e2d\":\"\\ud83d\\ude00\",\"a\":null}}",
+                           0, &je);
+    assert_non_null(j);
+    char *a = gc_canonical_dumps(j), *b = json_dumps(j, flags);
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "\\u001F"));
+    free(a);
+    free(b);
+    json_decref(j);
+}
+
 /* The Python canonicaliser of supervision_interop.py gives the same bytes on every example. */
 static void test_canonical_matches_python(void **state)
 {
@@ -606,6 +636,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_form),
+        cmocka_unit_test(test_canonical_matches_jansson),
         cmocka_unit_test(test_canonical_matches_python),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_sign_verify),

@@ -88,6 +88,39 @@ static void test_examples_validate(void **state)
         json_decref(load_example(*d));
 }
 
+/* The examples shown in docs/supervision-spec.md are the example files. */
+static void test_doc_examples_are_the_files(void **state)
+{
+    (void)state;
+    char path[1024];
+    src_path(path, sizeof(path), "docs/supervision-spec.md");
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char doc[262144];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    int seen = 0;
+    for (const char *p = strstr(doc, "<!-- example: "); p; p = strstr(p + 1, "<!-- example: ")) {
+        char name[64];
+        assert_int_equal(sscanf(p, "<!-- example: %63[a-z-]", name), 1);
+        const char *start = strstr(p, "```json\n");
+        const char *end = start ? strstr(start + 8, "\n```") : NULL;
+        assert_non_null(end);
+        json_error_t e;
+        json_t *shown = json_loadb(start + 8, (size_t)(end - start - 8), 0, &e);
+        if (!shown)
+            fail_msg("example %s in the spec: %s", name, e.text);
+        json_t *file = load_example(name);
+        if (!json_equal(shown, file))
+            fail_msg("example %s in docs/supervision-spec.md differs from its file", name);
+        json_decref(shown);
+        json_decref(file);
+        seen++;
+    }
+    assert_true(seen >= 9);
+}
+
 /* Applies patch (an object: member path with '/' → new value, or null to delete) to a copy
  * of an example and checks the error. */
 struct violation {
@@ -335,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_schemas_compile),
         cmocka_unit_test(test_embedded_are_the_files),
         cmocka_unit_test(test_examples_validate),
+        cmocka_unit_test(test_doc_examples_are_the_files),
         cmocka_unit_test(test_violations),
         cmocka_unit_test(test_lengths_in_code_points),
         cmocka_unit_test(test_members_and_names),
