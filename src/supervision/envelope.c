@@ -784,16 +784,21 @@ int gc_sup_batch_open(const char *text, size_t len, const struct gc_sup_batch_ex
     const char *sig = json_string_value(json_object_get(json_object_get(doc, "signature"),
                                                         "value"));
     /* Fast path: a sender that sent the canonical form (govcloud does) signed exactly the
-     * text without its signature member. The member occurs once in the text (a second copy
-     * would make this ambiguous); the body is then what was signed, byte for byte. */
+     * text without its signature member. In canonical text that member is followed only by
+     * the last member, "time", and the end of the top-level object, which places it at the
+     * top level; it must occur once. The rest is then what was signed, byte for byte. */
     bool verified = false;
-    char needle[320];
+    char needle[320], tail[64];
     int nlen = snprintf(needle, sizeof(needle), ",\"signature\":{\"alg\":\"%s\",\"value\":\"%s\"}",
                         GC_SIGNATURE_ALG, sig);
+    int tlen = snprintf(tail, sizeof(tail), ",\"time\":\"%s\"}", out->time);
     const char *at = nlen > 0 && (size_t)nlen < sizeof(needle)
                          ? memmem(text, len, needle, (size_t)nlen)
                          : NULL;
-    if (at && !memmem(at + 1, len - (size_t)(at + 1 - text), needle, (size_t)nlen)) {
+    if (at && tlen > 0 && (size_t)tlen < sizeof(tail) &&
+        len - (size_t)(at - text) == (size_t)nlen + (size_t)tlen &&
+        memcmp(at + nlen, tail, (size_t)tlen) == 0 &&
+        !memmem(at + 1, len - (size_t)(at + 1 - text), needle, (size_t)nlen)) {
         if (gc_buf_add(&body, text, (size_t)(at - text)) == 0 &&
             gc_buf_add(&body, at + nlen, len - (size_t)(at - text) - (size_t)nlen) == 0)
             verified = gc_sm2_verify(key, body.data, body.len, sig, NULL) == 0;
