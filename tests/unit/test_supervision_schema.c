@@ -208,6 +208,8 @@ static const struct violation violations[] = {
      "data/name: 'cpu usage' does not match the pattern ^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
     {"metric", "/data/name", "\"9lives\"", "/data/name",
      "data/name: '9lives' does not match the pattern ^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
+    {"metric", "/data/unit", "\"Seconds\"", "/data/unit",
+     "data/unit: 'Seconds' does not match the pattern ^[a-z0-9_]+$"},
     {"metric", "/data/value", "\"0.5\"", "/data/value",
      "data/value: must be a number, not a string"},
     {"log", "/data/outcome", "\"denied\"", "/data/outcome",
