@@ -624,6 +624,21 @@ static void batch_aad(char *out, size_t cap, const char *cloud_id, const char *d
              GC_SUPERVISION_SCHEMA_VERSION, (long long)seq);
 }
 
+/* ---- records ---- */
+
+json_t *gc_sup_record_new(const char *dataset, const char *id, int64_t seq, int64_t time_ms,
+                          json_t *data)
+{
+    char when[32];
+    gc_time_format_rfc3339(time_ms, when, sizeof(when));
+    json_t *r = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s}", "id", id, "dataset", dataset,
+                          "schema_version", GC_SUPERVISION_SCHEMA_VERSION, "seq",
+                          (json_int_t)seq, "time", when, "op", data ? "upsert" : "delete");
+    if (data)
+        json_object_set_new(r, "data", data);
+    return r;
+}
+
 /* ---- batches ---- */
 
 int gc_sup_batch_build(const struct gc_sup_batch_opts *o, const json_t *records, char **out,

@@ -79,6 +79,14 @@ int gc_sm4_open(const unsigned char secret[GC_SUP_SECRET_LEN], const void *aad, 
 char *gc_base64_encode(const void *in, size_t n);
 int gc_base64_decode(const char *in, unsigned char **out, size_t *outlen);
 
+/* ---- records ---- */
+
+/* A record as record.json describes it: {"id", "dataset", "schema_version", "seq", "time",
+ * "op", "data"}; op is "delete" when data is NULL, else "upsert" (data is stolen). Not
+ * validated: call gc_schema_validate_record when the data comes from outside. */
+json_t *gc_sup_record_new(const char *dataset, const char *id, int64_t seq, int64_t time_ms,
+                          json_t *data);
+
 /* ---- batches ---- */
 
 struct gc_sup_batch_opts {

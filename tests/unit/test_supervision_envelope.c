@@ -129,6 +129,26 @@ static void test_canonical_matches_python(void **state)
     }
 }
 
+static void test_record_new(void **state)
+{
+    (void)state;
+    json_t *ex = load_example("environment");
+    json_t *r = gc_sup_record_new("environment", "env:dc1-a201-r03-inlet-t:1795632136000",
+                                  20417, 1795632136000,
+                                  json_incref(json_object_get(ex, "data")));
+    assert_true(json_equal(r, ex));
+    struct gc_schema_error se;
+    assert_int_equal(gc_schema_validate_record(r, &se), 0);
+    json_decref(r);
+    json_decref(ex);
+    ex = load_example("asset-delete");
+    r = gc_sup_record_new("asset", "vm:0192f3a9-0000-7000-8000-00000000abcd", 1043,
+                          1795632001517, NULL);
+    assert_true(json_equal(r, ex));
+    json_decref(r);
+    json_decref(ex);
+}
+
 static void test_base64(void **state)
 {
     (void)state;
@@ -638,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_canonical_form),
         cmocka_unit_test(test_canonical_matches_jansson),
         cmocka_unit_test(test_canonical_matches_python),
+        cmocka_unit_test(test_record_new),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_sign_verify),
         cmocka_unit_test(test_non_sm2_key_refused),
