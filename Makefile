@@ -40,6 +40,8 @@ bench: deps build
 	cmake --build $(BUILD) --target bench_tsdb
 	$(BUILD)/bench_tsdb
 	bench/assets/bench_assets_pull "$(BUILD)"
+	cmake --build $(BUILD) --target bench_supervision
+	$(BUILD)/bench_supervision
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD)

@@ -104,6 +104,7 @@ void gc_api_alarm_rule_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_silence_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_silence_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_silence_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_supervision_public_key(struct gc_req *req, struct gc_resp *resp);
 void gc_api_channel_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_channel_create(struct gc_req *req, struct gc_resp *resp);
 void gc_api_channel_delete(struct gc_req *req, struct gc_resp *resp);

@@ -143,6 +143,8 @@ const struct gc_route gc_routes[] = {
      "scope,id,from,to,target_percent", NULL, NULL},
     {"GET", "/v1/availability/report", gc_api_availability_report, "availability.report", true,
      false, "scope,id,year,month,target_percent", NULL, NULL},
+    {"GET", "/v1/supervision/public-key", gc_api_supervision_public_key,
+     "supervision.public_key", true, false, NULL, NULL, NULL},
     {"GET", "/v1/maintenance-windows", gc_api_mwindow_list, "maintenance_windows.list", true,
      false, "scope,resource_id," PAGE, NULL, NULL},
     {"POST", "/v1/maintenance-windows", gc_api_mwindow_create, "maintenance_windows.create",

@@ -14,6 +14,7 @@
 #include "sched/imagestore.h"
 #include "sched/runner.h"
 #include "util/config.h"
+#include "util/id.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -178,6 +179,12 @@ int main(int argc, char **argv)
     }
     if (gc_vnc_listen_check(cfg.vnc_listen, &err) != 0) {
         fprintf(stderr, "govcloudd: option [compute] %s\n", err.msg);
+        gc_config_release(&cfg);
+        return 2;
+    }
+    if (strcmp(cfg.supervision_cloud_id, "auto") != 0 && !gc_id_valid(cfg.supervision_cloud_id)) {
+        fprintf(stderr, "govcloudd: option [supervision] cloud_id: '%s' is neither auto nor a "
+                        "lowercase uuid\n", cfg.supervision_cloud_id);
         gc_config_release(&cfg);
         return 2;
     }

@@ -28,6 +28,7 @@ static const size_t option_offsets[] = {
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
     OFF(tsdb_test_ingest), OFF(alarm_enabled), OFF(alarm_interval), OFF(alarm_stale_after),
     OFF(alarm_burn_interval), OFF(alarm_availability_target), OFF(asset_sync_interval),
+    OFF(supervision_cloud_id),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -155,6 +156,12 @@ const struct gc_config_option gc_config_options[] = {
      "Seconds between two passes of asset discovery, which makes the asset inventory match "
      "the hosts, VMs, volumes and networks (each real change gets a new `seq` and a history "
      "row). A pull of the asset dataset also runs a pass first (docs/supervision.md)."},
+    {"supervision", "cloud_id", GC_OPT_STR, "auto", 0, 0, NULL,
+     "This cloud's id in supervision data (docs/supervision-spec.md): a lowercase UUID, or "
+     "`auto`: a UUID generated on first use and kept in `data_dir/supervision/cloud-id`. The "
+     "cloud's SM2 signing key is `data_dir/supervision/sm2-key.pem` (0600, created on first "
+     "use); `GET /v1/supervision/public-key` shows both for registering the cloud with a "
+     "supervisor."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

@@ -68,6 +68,7 @@ struct gc_config {
     char *alarm_availability_target; /* percent, as text */
     /* [supervision] */
     int64_t asset_sync_interval;     /* seconds between two asset discovery passes */
+    char *supervision_cloud_id;      /* "auto" or a lowercase uuid */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };

@@ -146,6 +146,8 @@ EXPECTED = {
         "department A1": (200, 200, 200, 200, 200, 200),
         "department B1": (200, 200, 200, 200, 404, 404),
     },
+    # supervision: the cloud's id and public key, for registering it with a supervisor
+    "GET /v1/supervision/public-key": {"identity": (200, 200, 200, 200, 403, 403)},
     "GET /v1/maintenance-windows": {"list": (200, 200, 200, 200, 403, 403)},
     "GET /v1/notification-channels": {"list": (200, 200, 200, 200, 403, 403)},
     # alarms: platform roles see all; a department's users see their department's
@@ -1041,6 +1043,15 @@ def _(t, role):
     else:
         t.assertEqual(still, 200, "a refused DELETE removed the host")
         t.assertEqual(t.d.request("DELETE", f"/v1/hosts/{hid}", token=t.admin).status, 204)
+    return r
+
+
+@case("GET /v1/supervision/public-key", "identity")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/supervision/public-key")
+    if r.status == 200:
+        t.assertIn("BEGIN PUBLIC KEY", r.json["public_key_pem"])
+        t.assertEqual(len(r.json["cloud_id"]), 36)
     return r
 
 
