@@ -14,6 +14,8 @@
  * evaluator sends the firing late if the silence ends while the alarm still fires. */
 #include "core/core.h"
 
+#include "core/asset.h"
+
 #include "core/validate.h"
 #include "crypto/crypto.h"
 #include "util/buf.h"
@@ -325,6 +327,18 @@ static int silenced(struct gc_tx *tx, json_t *labels, int64_t now, bool *hit,
 static int notify(struct gc_tx *tx, const char *type, const char *alarm_id, int64_t now,
                   struct gc_error *err);
 
+/* Every change of an alarm's state gives it the next seq of the supervision dataset
+ * "alarm" (docs/supervision-spec.md), in the transaction of the change. */
+static int bump_seq(struct gc_tx *tx, const char *id, struct gc_error *err)
+{
+    int64_t seq = 0;
+    int rc = gc_sup_seq_next(tx, "alarm", &seq, err);
+    if (!rc)
+        rc = gc_tx_exec(tx, "UPDATE alarms SET seq = ? WHERE id = ?",
+                        GC_ARGS(GC_VINT_(seq), GC_VTXT(id)), NULL, err);
+    return rc;
+}
+
 int gc_alarm_fire(struct gc_tx *tx, const struct gc_alarm_fire *a, struct gc_error *err)
 {
     char fp[GC_SM3_HEX_LEN + 1], v[40], th[40], summary[1024];
@@ -372,6 +386,8 @@ int gc_alarm_fire(struct gc_tx *tx, const struct gc_alarm_fire *a, struct gc_err
                             GC_VINT_(quiet ? 1 : 0), GC_VINT_(a->now)),
                     NULL, err);
     free(labels);
+    if (!rc)
+        rc = bump_seq(tx, id, err);
     if (!rc && !quiet)
         rc = notify(tx, "alarm.firing", id, a->now, err);
     return rc;
@@ -402,6 +418,8 @@ int gc_alarm_resolve(struct gc_tx *tx, const char *rule_id, const char *series,
                     " updated_at = ? WHERE id = ?",
                     GC_ARGS(GC_VINT_(now), GC_VTXT(end_reason), GC_VINT_(now), GC_VTXT(id)),
                     NULL, err);
+    if (!rc)
+        rc = bump_seq(tx, id, err);
     if (!rc && !quiet)
         rc = notify(tx, "alarm.resolved", id, now, err);
     return rc;
@@ -456,6 +474,8 @@ int gc_alarm_unsilence(struct gc_tx *tx, int64_t now, int *sent, struct gc_error
         if (!rc && !quiet) {
             rc = gc_tx_exec(tx, "UPDATE alarms SET silenced = 0, updated_at = ? WHERE id = ?",
                             GC_ARGS(GC_VINT_(now), GC_VTXT(id)), NULL, err);
+            if (!rc)
+                rc = bump_seq(tx, id, err);
             if (!rc)
                 rc = notify(tx, "alarm.firing", id, now, err);
             if (!rc)
@@ -688,6 +708,8 @@ int gc_alarm_ack(const struct gc_ctx *ctx, const char *id, json_t *in, json_t **
                         GC_ARGS(GC_VTXT(ctx->who->username), GC_VINT_(now),
                                 GC_VTXT(comment ? comment : ""), GC_VINT_(now), GC_VTXT(id)),
                         NULL, err);
+    if (!rc)
+        rc = bump_seq(tx, id, err);
     if (!rc)
         rc = al_load(tx, id, &after, NULL, err);
     const char *dept = o ? gc_json_str(o, "department_id") : NULL;

@@ -548,8 +548,12 @@ static const char *const m17[] = {
     " acked_by TEXT,"
     " acked_at BIGINT,"
     " ack_comment TEXT NOT NULL DEFAULT '',"
-    " updated_at BIGINT NOT NULL)",
+    " updated_at BIGINT NOT NULL,"
+    " seq BIGINT NOT NULL DEFAULT 0)",  /* supervision sequence of the alarm dataset: bumped
+                                         * by every change of state (fired, acknowledged,
+                                         * notified late, resolved) */
     "CREATE UNIQUE INDEX alarms_open ON alarms (fingerprint) WHERE ended_at IS NULL",
+    "CREATE INDEX alarms_seq ON alarms (seq)",
     "CREATE INDEX alarms_rule ON alarms (rule_id, ended_at)",
     "CREATE TABLE silences ("
     " id TEXT PRIMARY KEY,"
