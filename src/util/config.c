@@ -26,7 +26,7 @@ static const size_t option_offsets[] = {
     OFF(monitor_interval), OFF(monitor_protected_networks), OFF(monitor_metrics_access),
     OFF(tsdb_enabled), OFF(tsdb_flush_interval), OFF(tsdb_rollup_interval),
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
-    OFF(tsdb_test_ingest),
+    OFF(tsdb_test_ingest), OFF(env_interval), OFF(env_profile_dir), OFF(env_rate_window),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -137,6 +137,18 @@ const struct gc_config_option gc_config_options[] = {
      "Tests only: enables `POST /v1/metrics/test-samples`, which lets a platform "
      "administrator inject samples as if a collector had emitted them. Keep off in "
      "production."},
+    {"environment", "interval", GC_OPT_INT, "30", 1, 3600, NULL,
+     "Seconds between two polls of the data-centre environment sensors (`/v1/sensors`, "
+     "docs/environment.md); each device is read in its own thread within its own "
+     "`timeout_ms`, so a hung device delays no other. Needs [monitor] enabled."},
+    {"environment", "profile_dir", GC_OPT_STR, "none", 0, 0, NULL,
+     "Directory of extra sensor device profiles (`*.json`, the format of "
+     "docs/environment.md), loaded at start beside the embedded ones; a bad file stops "
+     "the start with the file and field named. `none`: only the embedded profiles."},
+    {"environment", "rate_window", GC_OPT_INT, "900", 10, 86400, NULL,
+     "Seconds of readings behind a temperature's rate of change (°C per hour), checked "
+     "against the GB 50174-2017 limit of 20 °C/h; a rate is given once readings span at "
+     "least half the window."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

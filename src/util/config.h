@@ -60,6 +60,10 @@ struct gc_config {
     int64_t tsdb_retention_5m_days;
     int64_t tsdb_retention_1h_days;
     bool tsdb_test_ingest;           /* POST /v1/metrics/test-samples (tests only) */
+    /* [environment] */
+    int64_t env_interval;            /* seconds between two polls of the sensors */
+    char *env_profile_dir;           /* "none" or a directory of extra sensor profiles */
+    int64_t env_rate_window;         /* seconds of history behind a rate of change */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };
