@@ -74,7 +74,7 @@ struct gc_profile_reading {
 struct gc_profile {
     char name[64];
     char driver[16];           /* snmp | modbus */
-    char description[256];
+    char description[1024];
     char source[256];          /* "builtin" or the file it was loaded from */
     struct gc_profile_reading readings[GC_PROFILE_READINGS_MAX];
     int nreadings;

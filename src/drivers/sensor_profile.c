@@ -293,9 +293,9 @@ int gc_profile_parse(const json_t *doc, struct gc_profile *out, struct gc_error 
         return gc_error_set(err, GC_EINVAL, "driver", "driver must be snmp or modbus");
     snprintf(out->driver, sizeof(out->driver), "%s", driver);
     json_t *d = json_object_get(doc, "description");
-    if (d && (!json_is_string(d) || strlen(json_string_value(d)) > 255))
+    if (d && (!json_is_string(d) || strlen(json_string_value(d)) > 1000))
         return gc_error_set(err, GC_EINVAL, "description",
-                            "description must be a string of at most 255 bytes");
+                            "description must be a string of at most 1000 bytes");
     snprintf(out->description, sizeof(out->description), "%s", d ? json_string_value(d) : "");
     json_t *rs = json_object_get(doc, "readings");
     if (!json_is_array(rs) || json_array_size(rs) == 0 ||

@@ -319,7 +319,12 @@ static int gsnmp_read(struct gc_sensor_conn *c, const struct gc_profile *p, doub
                     liberr == SNMPERR_USM_AUTHENTICATIONFAILURE ||
                     liberr == SNMPERR_USM_UNKNOWNSECURITYNAME ||
                     liberr == SNMPERR_USM_DECRYPTIONERROR ||
-                    liberr == SNMPERR_USM_UNSUPPORTEDSECURITYLEVEL;
+                    liberr == SNMPERR_USM_UNSUPPORTEDSECURITYLEVEL ||
+                    -liberr == SNMPERR_AUTHENTICATION_FAILURE;
+        /* the code is not always passed on; net-snmp's message is stable */
+        if (msg && (strstr(msg, "Authentication failure") || strstr(msg, "Unknown user") ||
+                    strstr(msg, "Decryption error") || strstr(msg, "Unsupported security")))
+            auth = true;
         snprintf(reason, 32, "%s", auth ? "auth" : "error");
         rc = gc_error_set(err, GC_EBUSY, "", "%s", msg ? msg : "SNMP error");
         free(msg);
@@ -349,7 +354,27 @@ static void gsnmp_close(struct gc_sensor_conn *c)
     if (!c)
         return;
     pthread_mutex_lock(&snmp_lock);
+    /* net-snmp keeps the USM user (its keys) in a process-wide table after the session and
+     * reuses it for the next session of the same user and engine, whatever keys that one
+     * has: a changed or wrong password would go unnoticed. Each poll starts afresh. */
+    netsnmp_session *ss = snmp_sess_session(c->sess);
+    u_char engine[64];
+    size_t elen = 0;
+    char user[129] = "";
+    if (ss && ss->version == SNMP_VERSION_3 && ss->securityEngineIDLen <= sizeof(engine) &&
+        ss->securityName) {
+        elen = ss->securityEngineIDLen;
+        memcpy(engine, ss->securityEngineID, elen);
+        snprintf(user, sizeof(user), "%s", ss->securityName);
+    }
     snmp_sess_close(c->sess);
+    if (elen && user[0]) {
+        struct usmUser *u = usm_get_user(engine, elen, user);
+        if (u) {
+            usm_remove_user(u);
+            usm_free_user(u);
+        }
+    }
     pthread_mutex_unlock(&snmp_lock);
     free(c);
 }
