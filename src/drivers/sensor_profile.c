@@ -486,7 +486,8 @@ int gc_profiles_load(const char *dir, struct gc_error *err)
         return rc;
     }
     pthread_mutex_lock(&R.lock);
-    /* profiles handed out stay valid: the old table is kept (loaded once per process) */
+    /* loaded once, before any reader (the daemon's start; tests) */
+    free(R.p);
     R.p = all;
     R.n = n;
     R.loaded = true;

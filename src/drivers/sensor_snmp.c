@@ -13,8 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* net-snmp keeps the USM user table in globals without locks: sessions are opened and
- * closed under this lock. */
+/* net-snmp keeps the SNMPv3 USM user table in a process-wide list without locks: v3
+ * sessions are opened (engine discovery adds the user) and closed (govcloud removes it)
+ * under the write lock, and v3 requests (which look the user up) run under the read lock.
+ * So v3 requests run in parallel, but a v3 device that hangs during its session's opening
+ * delays other v3 devices' openings by up to its timeout_ms. v2c sessions touch no USM
+ * state: their opening and closing (no network I/O) take a plain lock. */
+static pthread_rwlock_t usm_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t snmp_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t snmp_once = PTHREAD_ONCE_INIT;
 
@@ -137,6 +142,7 @@ static int gsnmp_check(const json_t *c, struct gc_error *err)
 struct gc_sensor_conn {
     void *sess;
     int timeout_ms;
+    bool v3;
 };
 
 static int gsnmp_open(const struct gc_sensor_target *t, struct gc_sensor_conn **out,
@@ -197,10 +203,17 @@ static int gsnmp_open(const struct gc_sensor_target *t, struct gc_sensor_conn **
         }
     }
     void *sess = NULL;
+    bool v3 = s.version == SNMP_VERSION_3;
     if (!rc) {
-        pthread_mutex_lock(&snmp_lock);
+        if (v3)
+            pthread_rwlock_wrlock(&usm_lock);
+        else
+            pthread_mutex_lock(&snmp_lock);
         sess = snmp_sess_open(&s);
-        pthread_mutex_unlock(&snmp_lock);
+        if (v3)
+            pthread_rwlock_unlock(&usm_lock);
+        else
+            pthread_mutex_unlock(&snmp_lock);
         if (!sess)
             rc = gc_error_set(err, GC_EBUSY, "", "cannot open an SNMP session to %s: %s", peer,
                               snmp_api_errstring(snmp_errno));
@@ -216,6 +229,7 @@ static int gsnmp_open(const struct gc_sensor_target *t, struct gc_sensor_conn **
         GC_BUG("out of memory");
     conn->sess = sess;
     conn->timeout_ms = t->timeout_ms;
+    conn->v3 = v3;
     *out = conn;
     return 0;
 }
@@ -301,7 +315,11 @@ static int gsnmp_read(struct gc_sensor_conn *c, const struct gc_profile *p, doub
         snmp_add_null_var(pdu, name, len);
     }
     netsnmp_pdu *resp = NULL;
+    if (c->v3)
+        pthread_rwlock_rdlock(&usm_lock);
     int st = snmp_sess_synch_response(c->sess, pdu, &resp);
+    if (c->v3)
+        pthread_rwlock_unlock(&usm_lock);
     int rc = 0;
     if (st == STAT_TIMEOUT) {
         snprintf(reason, 32, "timeout");
@@ -353,7 +371,10 @@ static void gsnmp_close(struct gc_sensor_conn *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&snmp_lock);
+    if (c->v3)
+        pthread_rwlock_wrlock(&usm_lock);
+    else
+        pthread_mutex_lock(&snmp_lock);
     /* net-snmp keeps the USM user (its keys) in a process-wide table after the session and
      * reuses it for the next session of the same user and engine, whatever keys that one
      * has: a changed or wrong password would go unnoticed. Each poll starts afresh. */
@@ -375,7 +396,10 @@ static void gsnmp_close(struct gc_sensor_conn *c)
             usm_free_user(u);
         }
     }
-    pthread_mutex_unlock(&snmp_lock);
+    if (c->v3)
+        pthread_rwlock_unlock(&usm_lock);
+    else
+        pthread_mutex_unlock(&snmp_lock);
     free(c);
 }
 
