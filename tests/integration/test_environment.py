@@ -320,7 +320,7 @@ class EnvironmentTest(DaemonTestCase):
                 seen.add(self.readings(m["id"])["checked_at"])
                 time.sleep(0.2)
             # one poll a second goes on while the SNMP device hangs for 3 s a poll
-            self.assertGreaterEqual(len(seen), 4, seen)
+            self.assertGreaterEqual(len(seen), 3, seen)
             self.assertTrue(self.readings(m["id"])["up"])
             down = self.wait("the hung device to time out",
                              lambda: (lambda r: r if r["up"] is False else None)(
@@ -376,9 +376,10 @@ class EnvironmentTest(DaemonTestCase):
         self.wait("on mains", lambda: self.reading(u["id"], "on_battery")["reading"] == 0)
 
     def test_pue_from_two_energy_counters(self):
-        # facility meter: +3.00 kWh/s, IT meter: +2.00 kWh/s (0.01 kWh units) -> PUE 1.5
-        fac = self.modbus(["h 0 u32 100000 300", "h 2 s32 -1234"])
-        it = self.modbus(["h 0 u32 500000 200", "h 2 s32 5000"])
+        # facility meter: +3.00 kWh per read, IT meter: +2.00 kWh per read (0.01 kWh units):
+        # one read each per round -> PUE 1.5 exactly
+        fac = self.modbus(["h 0 u32 100000 300 per_read", "h 2 s32 -1234"])
+        it = self.modbus(["h 0 u32 500000 200 per_read", "h 2 s32 5000"])
         f = self.sensor(driver="modbus", port=fac.port, profile="modbus-power-meter",
                         context="facility", credentials={"unit_id": 3})
         i = self.sensor(driver="modbus", port=it.port, profile="modbus-power-meter",
@@ -388,7 +389,7 @@ class EnvironmentTest(DaemonTestCase):
         self.assertEqual(self.reading(f["id"], "energy")["reading_units"], "kW.h")
         pue = self.wait("PUE", lambda: self.metric("govcloud_env_pue", sensor_id="site",
                                                    context="facility"), timeout=20)
-        self.assertAlmostEqual(pue, 1.5, delta=0.1)
+        self.assertAlmostEqual(pue, 1.5, places=9)
         self.assertEqual(self.metric("govcloud_env_limit_breached", sensor_id="site",
                                      reading="pue", limit="upper_caution"), 1)
         self.assertIsNotNone(self.metric("govcloud_env_energy_kwh_total", sensor_id=i["id"]))

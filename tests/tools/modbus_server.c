@@ -3,7 +3,9 @@
  * answer. Usage: modbus_server PORT STATEFILE; prints "ready" once it listens.
  * State lines: "h|i ADDR VALUE" (16-bit, negative as two's complement) or
  * "h|i ADDR u32|s32|u32le|s32le VALUE [PER_SECOND]" (32-bit, high word first unless "le";
- * PER_SECOND makes a counter that grows with time since the start). */
+ * PER_SECOND makes a counter that grows with time since the start; with a last word
+ * "per_read" it grows by that much at every read of the register instead, so that a test
+ * knows exactly what two consecutive reads differ by). */
 #include <errno.h>
 #include <math.h>
 #include <modbus.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 static double t0;
+static long reads[2][100]; /* reads that started at each register: holding, input */
 
 static double now_s(void)
 {
@@ -31,10 +34,10 @@ static void load(const char *path, modbus_mapping_t *m)
         return;
     char line[256];
     while (fgets(line, sizeof(line), f)) {
-        char t, fmt[16] = "";
+        char t, fmt[16] = "", mode[16] = "";
         int addr;
         double v = 0, slope = 0;
-        int n = sscanf(line, " %c %d %15s %lf %lf", &t, &addr, fmt, &v, &slope);
+        int n = sscanf(line, " %c %d %15s %lf %lf %15s", &t, &addr, fmt, &v, &slope, mode);
         if (n < 3 || addr < 0 || addr > 98 || (t != 'h' && t != 'i'))
             continue;
         uint16_t *regs = t == 'h' ? m->tab_registers : m->tab_input_registers;
@@ -43,7 +46,9 @@ static void load(const char *path, modbus_mapping_t *m)
             regs[addr] = (uint16_t)(x & 0xffff);
             continue;
         }
-        double val = floor(v + slope * (now_s() - t0));
+        double x = strcmp(mode, "per_read") == 0 ? (double)reads[t == 'h' ? 0 : 1][addr]
+                                                   : now_s() - t0;
+        double val = floor(v + slope * x);
         uint32_t u = strncmp(fmt, "s32", 3) == 0 ? (uint32_t)(int32_t)val : (uint32_t)val;
         uint16_t hi = (uint16_t)(u >> 16), lo = (uint16_t)(u & 0xffff);
         int le = strstr(fmt, "le") != NULL;
@@ -98,6 +103,10 @@ int main(int argc, char **argv)
             modbus_set_socket(ctx, fd);
             int rc = modbus_receive(ctx, q);
             if (rc > 0) {
+                /* MBAP header (7 bytes), function, starting address */
+                int fn = rc > 9 ? q[7] : 0, a = rc > 9 ? (q[8] << 8 | q[9]) : 0;
+                if ((fn == 3 || fn == 4) && a < 100)
+                    reads[fn == 3 ? 0 : 1][a]++;
                 load(argv[2], m);
                 modbus_reply(ctx, q, rc, m);
             } else if (rc < 0) {
