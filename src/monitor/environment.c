@@ -540,9 +540,9 @@ int gc_sensor_list(const struct gc_ctx *ctx, json_t *filters, int limit, const c
                                               {"room_class", "s.room_class"},
                                               {"profile", "s.profile"},
                                               {NULL, NULL}};
-    return gc_list_filtered(ctx, GC_P_HOST_READ, "SELECT " SEN_COLS " FROM sensors s WHERE s.id > ?",
-                            "s.id", f, filters, limit, cursor, sen_row, items, next_cursor,
-                            err);
+    return gc_list_filtered(ctx, GC_P_HOST_READ,
+                            "SELECT " SEN_COLS " FROM sensors s WHERE s.id > ?", "s.id", f,
+                            filters, limit, cursor, sen_row, items, next_cursor, err);
 }
 
 int gc_sensor_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, json_t *in,
@@ -761,10 +761,12 @@ static double rate_of(struct hist *h, int64_t t, double v, int64_t window)
     return (v - h->v[0]) / ((double)span / 3600000.0);
 }
 
+/* The four limits of the supervision environment dataset (Redfish Thresholds); the rate
+ * limit is the reading's rate_limit_per_hour. */
 static json_t *limits_json(const struct gc_limits *l)
 {
     json_t *o = json_object();
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 4; k++) {
         double v = *limit_slot((struct gc_limits *)l, k);
         if (!isnan(v))
             json_object_set_new(o, limit_keys[k], json_real(v));
@@ -803,6 +805,8 @@ static enum gc_env_status add_reading(struct gc_batch *b, json_t *items, const s
     json_object_set_new(o, "status", json_string(gc_env_status_name(st)));
     if (!isnan(rate))
         json_object_set_new(o, "rate_per_hour", json_real(rate));
+    if (!isnan(l.rate))
+        json_object_set_new(o, "rate_limit_per_hour", json_real(l.rate));
     json_array_append_new(items, o);
     return st;
 }

@@ -210,6 +210,11 @@ class EnvironmentTest(DaemonTestCase):
             self.assertAlmostEqual(got["reading"], dew(23.5, 45.5), places=6)
             self.assertEqual(got["reading_units"], "Cel")
             self.assertEqual(t["status"], "ok")
+            self.assertEqual(t["thresholds"], {"lower_critical": 18, "lower_caution": 19,
+                                               "upper_caution": 26, "upper_critical": 27})
+            self.assertEqual(t["rate_limit_per_hour"], 20)
+            self.assertEqual(got["thresholds"], {"lower_critical": 5.5, "lower_caution": 6.5,
+                                                 "upper_caution": 14, "upper_critical": 15})
             self.assertEqual(t["physical_context"], "intake")
             self.assertEqual(t["room_class"], "A")
             self.assertTrue(self.readings(s["id"])["up"])
