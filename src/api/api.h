@@ -166,6 +166,15 @@ void gc_api_asset_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_asset_history(struct gc_req *req, struct gc_resp *resp);
 void gc_api_asset_import(struct gc_req *req, struct gc_resp *resp);
 void gc_api_supervision_pull(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_update(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_readings(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_profile_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_profile_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_sensor_profile_check(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);

@@ -7,6 +7,7 @@
 #include "monitor/alarmeval.h"
 #include "monitor/checks.h"
 #include "monitor/collect.h"
+#include "monitor/environment.h"
 #include "monitor/latest.h"
 #include "monitor/notifier.h"
 #include "monitor/tsdb.h"
@@ -263,6 +264,7 @@ int main(int argc, char **argv)
     }
     gc_metrics_init();
     gc_collect_describe();
+    gc_env_describe();
     gc_latest_init(3 * cfg.monitor_interval * 1000);
     if (gc_monitor_add_sink(gc_latest_sink()) != 0) {
         gc_err("daemon", "cannot register the current-value table");
@@ -295,6 +297,10 @@ int main(int argc, char **argv)
             goto cleanup;
         }
         gc_tsdb_global = tsdb;
+    }
+    if (gc_env_start(st, &cfg, &err) != 0) {
+        gc_err("daemon", "%s", err.msg);
+        goto cleanup;
     }
     if (cfg.tsdb_test_ingest)
         gc_warn("daemon", "POST /v1/metrics/test-samples is enabled ([tsdb] test_ingest); keep "
@@ -351,6 +357,7 @@ cleanup:
     gc_collect_stop();
     gc_checks_stop();
     gc_alarmeval_stop();
+    gc_env_stop();
     gc_notifier_stop();
     gc_asset_sync_stop();
     gc_runner_stop(runner);

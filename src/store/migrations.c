@@ -641,6 +641,30 @@ static const char *const m18[] = {
     NULL,
 };
 
+/* data-centre environment sensors (monitor/environment.c); credentials never leave the
+ * store through the API */
+static const char *const m19[] = {
+    "CREATE TABLE sensors ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " driver TEXT NOT NULL,"       /* snmp | modbus */
+    " address TEXT NOT NULL,"
+    " port BIGINT NOT NULL,"
+    " credentials TEXT NOT NULL,"  /* JSON: community / USM user and keys / unit id */
+    " profile TEXT NOT NULL,"      /* a profile name (profiles/sensors, [environment] profile_dir) */
+    " room TEXT NOT NULL DEFAULT '',"
+    " room_class TEXT NOT NULL DEFAULT 'B'," /* A | B | C (GB 50174-2017) */
+    " context TEXT NOT NULL DEFAULT '',"     /* physical context, '' = the profile's or room */
+    " thresholds TEXT NOT NULL DEFAULT '{}'," /* JSON: per reading name, limit overrides */
+    " timeout_ms BIGINT NOT NULL,"
+    " enabled BIGINT NOT NULL DEFAULT 1,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    "CREATE INDEX sensors_room ON sensors (room)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -660,5 +684,6 @@ const struct gc_migration gc_migrations[] = {
     {16, "notification channels and outbox", m16},
     {17, "alarm rules, alarms, silences", m17},
     {18, "asset inventory, asset history, supervision sequences", m18},
+    {19, "data-centre environment sensors", m19},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -28,7 +28,7 @@ static const size_t option_offsets[] = {
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
     OFF(tsdb_test_ingest), OFF(alarm_enabled), OFF(alarm_interval), OFF(alarm_stale_after),
     OFF(alarm_burn_interval), OFF(alarm_availability_target), OFF(asset_sync_interval),
-    OFF(supervision_cloud_id),
+    OFF(supervision_cloud_id), OFF(env_interval), OFF(env_profile_dir), OFF(env_rate_window),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -162,6 +162,18 @@ const struct gc_config_option gc_config_options[] = {
      "cloud's SM2 signing key is `data_dir/supervision/sm2-key.pem` (0600, created on first "
      "use); `GET /v1/supervision/public-key` shows both for registering the cloud with a "
      "supervisor."},
+    {"environment", "interval", GC_OPT_INT, "30", 1, 3600, NULL,
+     "Seconds between two polls of the data-centre environment sensors (`/v1/sensors`, "
+     "docs/environment.md); each device is read in its own thread within its own "
+     "`timeout_ms`, so a hung device delays no other. Needs [monitor] enabled."},
+    {"environment", "profile_dir", GC_OPT_STR, "none", 0, 0, NULL,
+     "Directory of extra sensor device profiles (`*.json`, the format of "
+     "docs/environment.md), loaded at start beside the embedded ones; a bad file stops "
+     "the start with the file and field named. `none`: only the embedded profiles."},
+    {"environment", "rate_window", GC_OPT_INT, "900", 10, 86400, NULL,
+     "Seconds of readings behind a temperature's rate of change (°C per hour), checked "
+     "against the GB 50174-2017 limit of 20 °C/h; a rate is given once readings span at "
+     "least half the window."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

@@ -69,6 +69,10 @@ struct gc_config {
     /* [supervision] */
     int64_t asset_sync_interval;     /* seconds between two asset discovery passes */
     char *supervision_cloud_id;      /* "auto" or a lowercase uuid */
+    /* [environment] */
+    int64_t env_interval;            /* seconds between two polls of the sensors */
+    char *env_profile_dir;           /* "none" or a directory of extra sensor profiles */
+    int64_t env_rate_window;         /* seconds of history behind a rate of change */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };

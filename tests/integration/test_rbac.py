@@ -435,6 +435,17 @@ EXPECTED = {
     "GET /v1/metrics/query": {"series of A1, A1a, B1, host": (200, 200, 200, 200, 200, 200)},
     "GET /v1/metrics/series": {"series of A1, A1a, B1, host": (200, 200, 200, 200, 200, 200)},
     "POST /v1/metrics/test-samples": {"one sample": (200, 403, 403, 403, 403, 403)},
+
+    # data-centre environment: platform roles only; auditors and supervisors read
+    "GET /v1/sensors/profiles": {"list": (200, 200, 200, 200, 403, 403)},
+    "POST /v1/sensors/profiles/check": {"good profile": (200, 200, 200, 200, 403, 403)},
+    "GET /v1/sensors/profiles/{name}": {"embedded": (200, 200, 200, 200, 403, 403)},
+    "GET /v1/sensors": {"list": (200, 200, 200, 200, 403, 403)},
+    "POST /v1/sensors": {"modbus sensor": (201, 201, 403, 403, 403, 403)},
+    "GET /v1/sensors/{id}": {"platform sensor": (200, 200, 200, 200, 403, 403)},
+    "PATCH /v1/sensors/{id}": {"platform sensor": (200, 200, 403, 403, 403, 403)},
+    "DELETE /v1/sensors/{id}": {"fresh sensor": (204, 204, 403, 403, 403, 403)},
+    "GET /v1/sensors/{id}/readings": {"platform sensor": (200, 200, 200, 200, 403, 403)},
 }
 
 SLUG = {400: "invalid-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
@@ -1376,6 +1387,89 @@ case("POST /v1/jobs/{id}/cancel", "unfinished job of B")(_job_cancel("dab", Fals
 case("POST /v1/jobs/{id}/cancel", "unfinished platform job")(_job_cancel("plat", False))
 case("POST /v1/jobs/{id}/cancel", "finished job of A1")(_job_cancel("A1", True))
 case("POST /v1/jobs/{id}/cancel", "finished job of B")(_job_cancel("B", True))
+
+
+# -- data-centre environment --
+
+def _sensor(t):
+    return t.admin_post("/v1/sensors", {"name": uniq("sensor-"), "driver": "modbus",
+                                        "address": "127.0.0.1", "port": 1, "enabled": False,
+                                        "profile": "modbus-th-sensor"})
+
+
+@case("GET /v1/sensors/profiles", "list")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/sensors/profiles")
+    if r.status == 200:
+        t.assertIn("snmp-ups-rfc1628", [p["name"] for p in r.json["items"]])
+    return r
+
+
+@case("POST /v1/sensors/profiles/check", "good profile")
+def _(t, role):
+    return t.as_(role, "POST", "/v1/sensors/profiles/check", {
+        "name": "p", "driver": "snmp", "readings": [
+            {"name": "t", "reading_type": "temperature", "units": "Cel", "oid": "1.3.6.1.4"}]})
+
+
+@case("GET /v1/sensors/profiles/{name}", "embedded")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/sensors/profiles/modbus-th-sensor")
+
+
+@case("GET /v1/sensors", "list")
+def _(t, role):
+    return t.as_(role, "GET", "/v1/sensors")
+
+
+@case("POST /v1/sensors", "modbus sensor")
+def _(t, role):
+    name = uniq("sensor-")
+    r = t.as_(role, "POST", "/v1/sensors", {"name": name, "driver": "modbus", "port": 1,
+                                            "address": "127.0.0.1", "enabled": False,
+                                            "profile": "modbus-th-sensor"})
+    names = [s["name"] for s in t.d.request("GET", "/v1/sensors?limit=500",
+                                            token=t.admin).json["items"]]
+    t.assertEqual(name in names, r.status == 201)
+    if r.status == 201:
+        t.d.request("DELETE", f"/v1/sensors/{r.json['id']}", token=t.admin)
+    return r
+
+
+@case("GET /v1/sensors/{id}", "platform sensor")
+def _(t, role):
+    sid = _sensor(t)["id"]
+    r = t.as_(role, "GET", f"/v1/sensors/{sid}")
+    t.d.request("DELETE", f"/v1/sensors/{sid}", token=t.admin)
+    return r
+
+
+@case("PATCH /v1/sensors/{id}", "platform sensor")
+def _(t, role):
+    sid = _sensor(t)["id"]
+    r = t.as_(role, "PATCH", f"/v1/sensors/{sid}", {"room": "R-" + role})
+    room = t.d.request("GET", f"/v1/sensors/{sid}", token=t.admin).json["room"]
+    t.assertEqual(room == "R-" + role, r.status == 200)
+    t.d.request("DELETE", f"/v1/sensors/{sid}", token=t.admin)
+    return r
+
+
+@case("DELETE /v1/sensors/{id}", "fresh sensor")
+def _(t, role):
+    sid = _sensor(t)["id"]
+    r = t.as_(role, "DELETE", f"/v1/sensors/{sid}")
+    still = t.d.request("GET", f"/v1/sensors/{sid}", token=t.admin).status == 200
+    t.assertEqual(still, r.status != 204)
+    t.d.request("DELETE", f"/v1/sensors/{sid}", token=t.admin)
+    return r
+
+
+@case("GET /v1/sensors/{id}/readings", "platform sensor")
+def _(t, role):
+    sid = _sensor(t)["id"]
+    r = t.as_(role, "GET", f"/v1/sensors/{sid}/readings")
+    t.d.request("DELETE", f"/v1/sensors/{sid}", token=t.admin)
+    return r
 
 
 # -- quotas --
