@@ -86,6 +86,16 @@ struct gc_sup_provider {
                  gc_sup_emit_fn emit, void *cls, struct gc_error *err);
 };
 extern const struct gc_sup_provider gc_sup_providers[];
+
+/* The environment dataset (env_export.c): the poller exports each successful poll's
+ * readings (the poller's reading objects; "unknown" ones left out), in one transaction;
+ * *written gets how many records were made. */
+int gc_env_export(struct gc_store *st, json_t *readings, int *written, struct gc_error *err);
+/* Drops readings older than before_ms. */
+int gc_env_export_prune(struct gc_store *st, int64_t before_ms, struct gc_error *err);
+int gc_env_sup_high(struct gc_tx *tx, int64_t *seq, struct gc_error *err);
+int gc_env_sup_fetch(struct gc_tx *tx, int64_t after, int64_t upto, bool live_only, int max,
+                     gc_sup_emit_fn emit, void *cls, struct gc_error *err);
 extern const size_t gc_sup_nproviders;
 const struct gc_sup_provider *gc_sup_provider_find(const char *dataset);
 

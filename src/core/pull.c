@@ -22,6 +22,7 @@
 /* The datasets that can be pulled. The lead adds log, alarm, environment, availability. */
 const struct gc_sup_provider gc_sup_providers[] = {
     {"asset", gc_asset_sup_refresh, gc_asset_sup_high, gc_asset_sup_fetch},
+    {"environment", NULL, gc_env_sup_high, gc_env_sup_fetch},
 };
 const size_t gc_sup_nproviders = sizeof(gc_sup_providers) / sizeof(gc_sup_providers[0]);
 

@@ -6,6 +6,7 @@
  * sensor's timeout_ms, so a hung device delays nobody else. */
 #include "monitor/environment.h"
 
+#include "core/asset.h"
 #include "core/validate.h"
 #include "drivers/sensor.h"
 #include "monitor/collect.h"
@@ -943,6 +944,13 @@ static void *poll_thread(void *arg)
         gc_batch_emit(&b);
     else
         gc_batch_release(&b);
+    /* the supervision interface's environment dataset gets every good reading */
+    if (!rc && !stale && json_array_size(items) > 0) {
+        int n = 0;
+        struct gc_error xe = {0};
+        if (gc_env_export(S.st, items, &n, &xe) != 0)
+            gc_warn("environment", "sensor %s: readings not exported: %s", j->id, xe.msg);
+    }
     /* down: the readings' series end (sensor_up says why); up: series of readings that are
      * gone (another profile) end */
     if (rc && old)
@@ -1025,6 +1033,9 @@ static void poll_pass(bool round)
         int64_t last = S.round++;
         pthread_mutex_unlock(&S.lock);
         pue_round(last, now);
+        if (gc_env_export_prune(S.st, now - S.cfg->env_export_retention_days * 86400000LL, &err) != 0)
+            gc_warn("environment", "cannot drop old exported readings: %s", err.msg);
+        err = (struct gc_error){0};
     }
     if (gc_tx_begin(S.st, GC_TX_READ, &tx, &err) != 0) {
         gc_warn("environment", "cannot read the store: %s", err.msg);

@@ -665,6 +665,19 @@ static const char *const m19[] = {
     NULL,
 };
 
+/* the environment dataset of the supervision interface: every exported sensor reading
+ * (core/env_export.c), kept [environment] export_retention_days */
+static const char *const m22[] = {
+    "CREATE TABLE env_records ("
+    " id TEXT PRIMARY KEY,"           /* env:<sensor>:<reading>:<time ms> */
+    " seq BIGINT NOT NULL,"
+    " time BIGINT NOT NULL,"
+    " data TEXT NOT NULL)",
+    "CREATE INDEX env_records_seq ON env_records (seq)",
+    "CREATE INDEX env_records_time ON env_records (time)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -685,5 +698,6 @@ const struct gc_migration gc_migrations[] = {
     {17, "alarm rules, alarms, silences", m17},
     {18, "asset inventory, asset history, supervision sequences", m18},
     {19, "data-centre environment sensors", m19},
+    {22, "environment dataset of the supervision interface", m22},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -29,6 +29,7 @@ static const size_t option_offsets[] = {
     OFF(tsdb_test_ingest), OFF(alarm_enabled), OFF(alarm_interval), OFF(alarm_stale_after),
     OFF(alarm_burn_interval), OFF(alarm_availability_target), OFF(asset_sync_interval),
     OFF(supervision_cloud_id), OFF(env_interval), OFF(env_profile_dir), OFF(env_rate_window),
+    OFF(env_export_retention_days),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -174,6 +175,10 @@ const struct gc_config_option gc_config_options[] = {
      "Seconds of readings behind a temperature's rate of change (°C per hour), checked "
      "against the GB 50174-2017 limit of 20 °C/h; a rate is given once readings span at "
      "least half the window."},
+    {"environment", "export_retention_days", GC_OPT_INT, "7", 1, 3650, NULL,
+     "Days the readings exported as the supervision interface's environment dataset are "
+     "kept for pulls and pushes (docs/supervision.md); the readings' series stay in the "
+     "time-series store by its own retention."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

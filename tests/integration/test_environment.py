@@ -229,6 +229,33 @@ class EnvironmentTest(DaemonTestCase):
                          f"&match[]=sensor_id%3D{v3['id']}", token=self.admin)
             return r.status == 200 and r.json.get("series") and r
         self.wait("the store to have the temperature", stored, timeout=30)
+        # and the supervision interface's environment dataset: every reading a record
+        def pulled(cursor=None):
+            q = "/v1/supervision/environment?limit=100000" + (f"&cursor={cursor}" if cursor
+                                                              else "")
+            r = self.req("GET", q, token=self.admin)
+            self.assertEqual(r.status, 200, r)
+            return r.json
+        snap = pulled()
+        mine = [x for x in snap["records"] if x["data"]["sensor_id"] == v3["id"]]
+        self.assertTrue(mine, snap["records"][:3])
+        for rec in mine:
+            self.assertEqual((rec["dataset"], rec["op"], rec["schema_version"]),
+                             ("environment", "upsert", "1.0"))
+            self.assertTrue(rec["id"].startswith(f"env:{v3['id']}:"), rec)
+            self.assertNotIn("name", rec["data"])
+        t = [x["data"] for x in mine if x["data"]["reading_type"] == "temperature"][0]
+        self.assertEqual((t["reading"], t["reading_units"], t["physical_context"], t["room"],
+                          t["room_class"], t["status"]), (23.5, "Cel", "intake", "R1", "A", "ok"))
+        self.assertEqual(t["thresholds"]["upper_critical"], 27)
+        seqs = [x["seq"] for x in snap["records"]]
+        self.assertEqual(seqs, sorted(seqs))
+        # later polls come as changes after the cursor, and only those
+        later = self.wait("later readings", lambda: (lambda j: j if j["records"] else None)(
+            pulled(snap["next_cursor"])), timeout=20)
+        self.assertGreater(min(x["seq"] for x in later["records"]), max(seqs))
+        self.assertEqual(self.req("GET", "/v1/supervision/environment?cursor=bogus",
+                                  token=self.admin).status, 400)
 
     def test_credentials_never_returned(self):
         s = self.sensor(driver="snmp", port=self.snmp.port, profile="snmp-th-generic",
