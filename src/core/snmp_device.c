@@ -48,6 +48,8 @@ static bool in_list(const char *list, const char *v)
 }
 
 static void wake(void);
+static void claim(const char *id);
+static void release(const char *id);
 
 /* ------------------------------------------------------------------------------------ */
 /* the resource */
@@ -663,7 +665,10 @@ int gc_snmp_device_discover(const struct gc_ctx *ctx, const char *id, json_t **o
     if (rc)
         return rc;
     char why[320], reason[32] = "";
+    /* one discovery of a device at a time: this one waits for a periodic one under way */
+    claim(id);
     rc = discover_one(ctx->store, ctx, id, why, reason, err);
+    release(id);
     if (rc)
         return rc;
     if (why[0])
@@ -696,6 +701,26 @@ static void wake(void)
 {
     pthread_mutex_lock(&S.lock);
     S.wake = true;
+    pthread_cond_broadcast(&S.cond);
+    pthread_mutex_unlock(&S.lock);
+}
+
+/* Waits until no discovery of id is under way and marks one. */
+static void claim(const char *id)
+{
+    pthread_mutex_lock(&S.lock);
+    if (!S.inflight)
+        S.inflight = json_object();
+    while (json_object_get(S.inflight, id))
+        pthread_cond_wait(&S.cond, &S.lock);
+    json_object_set_new(S.inflight, id, json_true());
+    pthread_mutex_unlock(&S.lock);
+}
+
+static void release(const char *id)
+{
+    pthread_mutex_lock(&S.lock);
+    json_object_del(S.inflight, id);
     pthread_cond_broadcast(&S.cond);
     pthread_mutex_unlock(&S.lock);
 }

@@ -42,6 +42,48 @@ void gc_sensor_drivers_init(void)
     pthread_once(&snmp_once, snmp_init_once);
 }
 
+/* The open v3 sessions per USM user (engine and name): net-snmp has one process-wide entry
+ * per user, which a session's closing removes (see gsnmp_close); while another session of
+ * the same user and engine is open (a sensor and an asset target on the same device, or a
+ * poll and an on-demand discovery) the entry stays. Under usm_lock (write). */
+#define USM_REFS_MAX 256
+static struct usm_ref {
+    u_char engine[64];
+    size_t elen;
+    char user[129];
+    int refs;
+} usm_refs[USM_REFS_MAX];
+
+/* Adds delta to the count of ss's user; returns the count after (0 when untracked). */
+static int usm_ref(const netsnmp_session *ss, int delta)
+{
+    if (!ss || ss->version != SNMP_VERSION_3 || !ss->securityName ||
+        ss->securityEngineIDLen > sizeof(usm_refs[0].engine) || !ss->securityEngineIDLen)
+        return 0;
+    struct usm_ref *free_slot = NULL;
+    for (int i = 0; i < USM_REFS_MAX; i++) {
+        struct usm_ref *r = &usm_refs[i];
+        if (!r->refs) {
+            if (!free_slot)
+                free_slot = r;
+            continue;
+        }
+        if (r->elen == ss->securityEngineIDLen &&
+            !memcmp(r->engine, ss->securityEngineID, r->elen) &&
+            !strcmp(r->user, ss->securityName)) {
+            r->refs += delta;
+            return r->refs;
+        }
+    }
+    if (delta <= 0 || !free_slot)
+        return 0;
+    free_slot->elen = ss->securityEngineIDLen;
+    memcpy(free_slot->engine, ss->securityEngineID, free_slot->elen);
+    snprintf(free_slot->user, sizeof(free_slot->user), "%s", ss->securityName);
+    free_slot->refs = delta;
+    return delta;
+}
+
 struct auth_proto {
     const char *name;
     const oid *oid;
@@ -211,6 +253,8 @@ static int gsnmp_open(const struct gc_sensor_target *t, struct gc_sensor_conn **
         else
             pthread_mutex_lock(&snmp_lock);
         sess = snmp_sess_open(&s);
+        if (v3 && sess)
+            usm_ref(snmp_sess_session(sess), 1);
         if (v3)
             pthread_rwlock_unlock(&usm_lock);
         else
@@ -620,7 +664,8 @@ static void gsnmp_close(struct gc_sensor_conn *c)
         pthread_mutex_lock(&snmp_lock);
     /* net-snmp keeps the USM user (its keys) in a process-wide table after the session and
      * reuses it for the next session of the same user and engine, whatever keys that one
-     * has: a changed or wrong password would go unnoticed. Each poll starts afresh. */
+     * has: a changed or wrong password would go unnoticed. Each poll starts afresh (unless
+     * another session of the same user and engine is still open: usm_ref). */
     netsnmp_session *ss = snmp_sess_session(c->sess);
     u_char engine[64];
     size_t elen = 0;
@@ -631,8 +676,10 @@ static void gsnmp_close(struct gc_sensor_conn *c)
         memcpy(engine, ss->securityEngineID, elen);
         snprintf(user, sizeof(user), "%s", ss->securityName);
     }
+    /* another open session of the same user keeps the entry */
+    bool last = usm_ref(ss, -1) <= 0;
     snmp_sess_close(c->sess);
-    if (elen && user[0]) {
+    if (last && elen && user[0]) {
         struct usmUser *u = usm_get_user(engine, elen, user);
         if (u) {
             usm_remove_user(u);
