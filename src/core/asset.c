@@ -1130,6 +1130,8 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
         else if (want_id && !asset_id_valid(want_id))
             verr(&v, "id", "'%.64s' is not an asset id (1 to 128 of A-Z a-z 0-9 . _ : -)",
                  want_id);
+        else if (want_id && !strcmp(want_id, "snmp-devices"))
+            verr(&v, "id", "'snmp-devices' is reserved (/v1/assets/snmp-devices)");
         else if (want_id)
             snprintf(id, sizeof(id), "%s", want_id);
         json_object_del(oper, "id");
