@@ -15,11 +15,13 @@
 #include <time.h>
 
 /* net-snmp keeps the SNMPv3 USM user table in a process-wide list without locks: v3
- * sessions are opened (engine discovery adds the user) and closed (govcloud removes it)
- * under the write lock, and v3 requests (which look the user up) run under the read lock.
- * So v3 requests run in parallel, but a v3 device that hangs during its session's opening
- * delays other v3 devices' openings by up to its timeout_ms. v2c sessions touch no USM
- * state: their opening and closing (no network I/O) take a plain lock. */
+ * sessions are opened and closed (govcloud removes the user) under the write lock, and so
+ * is a v3 session's first request (engine ID discovery adds the user: net-snmp does it at
+ * the first send, not at the opening); later v3 requests (which look the user up) run
+ * under the read lock. So v3 requests run in parallel, but a v3 device that hangs on its
+ * session's first request delays other v3 devices' first requests by up to its
+ * timeout_ms. v2c sessions touch no USM state: their opening and closing (no network I/O)
+ * take a plain lock. */
 static pthread_rwlock_t usm_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t snmp_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t snmp_once = PTHREAD_ONCE_INIT;
@@ -43,9 +45,10 @@ void gc_sensor_drivers_init(void)
 }
 
 /* The open v3 sessions per USM user (engine and name): net-snmp has one process-wide entry
- * per user, which a session's closing removes (see gsnmp_close); while another session of
- * the same user and engine is open (a sensor and an asset target on the same device, or a
- * poll and an on-demand discovery) the entry stays. Under usm_lock (write). */
+ * per user, made by a session's first request (engine ID discovery), which a session's
+ * closing removes (see gsnmp_close); while another session of the same user and engine is
+ * open (two sensors or a sensor and an asset target on the same device) the entry stays.
+ * Under usm_lock (write). */
 #define USM_REFS_MAX 256
 static struct usm_ref {
     u_char engine[64];
@@ -186,6 +189,7 @@ struct gc_sensor_conn {
     void *sess;
     int timeout_ms;
     bool v3;
+    bool counted; /* v3: counted in usm_refs (after the engine ID was learnt) */
 };
 
 static int gsnmp_open(const struct gc_sensor_target *t, struct gc_sensor_conn **out,
@@ -253,8 +257,6 @@ static int gsnmp_open(const struct gc_sensor_target *t, struct gc_sensor_conn **
         else
             pthread_mutex_lock(&snmp_lock);
         sess = snmp_sess_open(&s);
-        if (v3 && sess)
-            usm_ref(snmp_sess_session(sess), 1);
         if (v3)
             pthread_rwlock_unlock(&usm_lock);
         else
@@ -351,9 +353,16 @@ static int request(struct gc_sensor_conn *c, netsnmp_pdu *pdu, netsnmp_pdu **res
                    char *reason, struct gc_error *err)
 {
     *resp = NULL;
-    if (c->v3)
+    /* a v3 session's first request discovers the engine ID and makes the USM user entry:
+     * under the write lock, and the session is counted as the entry's user */
+    bool first = c->v3 && !c->counted;
+    if (first)
+        pthread_rwlock_wrlock(&usm_lock);
+    else if (c->v3)
         pthread_rwlock_rdlock(&usm_lock);
     int st = snmp_sess_synch_response(c->sess, pdu, resp);
+    if (first && usm_ref(snmp_sess_session(c->sess), 1) > 0)
+        c->counted = true;
     if (c->v3)
         pthread_rwlock_unlock(&usm_lock);
     int rc = 0;
@@ -677,7 +686,7 @@ static void gsnmp_close(struct gc_sensor_conn *c)
         snprintf(user, sizeof(user), "%s", ss->securityName);
     }
     /* another open session of the same user keeps the entry */
-    bool last = usm_ref(ss, -1) <= 0;
+    bool last = usm_ref(ss, c->counted ? -1 : 0) <= 0;
     snmp_sess_close(c->sess);
     if (last && elen && user[0]) {
         struct usmUser *u = usm_get_user(engine, elen, user);

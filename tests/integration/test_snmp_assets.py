@@ -38,7 +38,13 @@ PASS_SCRIPT = r'''
 import json, sys
 BASE = tuple(int(x) for x in "%s".split("."))
 PATH = %r
+import os
+CACHE = [None, None]
 def items():
+    st = os.stat(PATH)
+    key = (st.st_mtime_ns, st.st_ino, st.st_size)
+    if CACHE[0] == key:
+        return CACHE[1]
     with open(PATH) as f:
         rows = json.load(f)
     out = []
@@ -46,6 +52,7 @@ def items():
         for col, (t, v) in cols.items():
             out.append((BASE + (int(col), int(idx)), t, v))
     out.sort()
+    CACHE[0], CACHE[1] = key, out
     return out
 def oid(s):
     return tuple(int(x) for x in s.strip().strip(".").split(".") if x)
@@ -267,6 +274,25 @@ class SnmpAssetTest(DaemonTestCase):
         self.assertProblem(r, 409, "(auth)")
         self.assertEqual(self.asset(t["asset_id"])["status"]["state"], "absent")
 
+    def test_concurrent_v3_sessions_of_one_user(self):
+        # two targets on the same agent (same engine ID and USM user), read at once: the
+        # closing of one session must not take the user away from the other
+        ids = [self.target(address=a, kind="server", credentials=V3, enabled=False)["id"]
+               for a in ("127.0.0.1", "localhost")]
+        bad = []
+        for _ in range(8):
+            out = []
+            ths = [threading.Thread(target=lambda i=i: out.append(self.req(
+                "POST", f"/v1/assets/snmp-devices/{i}/discover", token=self.admin)))
+                for i in ids]
+            for th in ths:
+                th.start()
+            for th in ths:
+                th.join(30)
+            bad += [r.json.get("detail") for r in out if r.status != 200]
+            self.assertEqual(len(out), 2)
+        self.assertEqual(bad, [])
+
     def test_enrichment_survives_and_history_of_real_changes_only(self):
         t = self.target(kind="storage_device")
         aid = t["asset_id"]
@@ -312,6 +338,23 @@ class SnmpAssetTest(DaemonTestCase):
         # the first row when there is no chassis
         self.snmp.set({"7": {"5": ["integer", "9"], "11": ["string", "SN-ONLY-ROW"]}})
         self.assertEqual(self.discover(t["id"])["serial_number"], "SN-ONLY-ROW")
+
+    def test_entity_table_read_is_bounded(self):
+        # 600 rows, the chassis last: only the first 512 are read, so the first row is used
+        rows = {str(i): {"5": ["integer", "10"]} for i in range(1, 601)}
+        rows["1"]["11"] = ["string", "SN-ROW-1"]
+        rows["600"] = {"5": ["integer", "3"], "11": ["string", "SN-CHASSIS-600"]}
+        self.snmp.set(rows)
+        t = self.target(timeout_ms=30000)
+        t0 = time.monotonic()
+        a = self.discover(t["id"])
+        self.assertEqual(a["serial_number"], "SN-ROW-1")
+        self.assertLess(time.monotonic() - t0, 30)
+        # with the chassis within the bound, it is chosen
+        rows = {str(i): {"5": ["integer", "10"]} for i in range(1, 21)}
+        rows["20"] = {"5": ["integer", "3"], "11": ["string", "SN-CHASSIS-20"]}
+        self.snmp.set(rows)
+        self.assertEqual(self.discover(t["id"])["serial_number"], "SN-CHASSIS-20")
 
     def test_wrong_community_keeps_the_asset(self):
         t = self.target(timeout_ms=500)
