@@ -188,3 +188,36 @@ void gc_api_supervision_pull(struct gc_req *req, struct gc_resp *resp)
     resp->reader_free = pull_free;
     resp->reader_cls = p;
 }
+
+/* ---- /v1/assets/snmp-devices (core/snmp_device.c) ---- */
+
+void gc_api_snmp_device_list(struct gc_req *req, struct gc_resp *resp)
+{
+    static const char *const filters[] = {"kind", "address", NULL};
+    gc_api_list(req, resp, gc_snmp_device_list, filters);
+}
+
+void gc_api_snmp_device_create(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_create(req, resp, gc_snmp_device_create, "/v1/assets/snmp-devices");
+}
+
+void gc_api_snmp_device_get(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_snmp_device_get);
+}
+
+void gc_api_snmp_device_update(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_update(req, resp, gc_snmp_device_update);
+}
+
+void gc_api_snmp_device_delete(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_delete(req, resp, gc_snmp_device_delete);
+}
+
+void gc_api_snmp_device_discover(struct gc_req *req, struct gc_resp *resp)
+{
+    gc_api_get(req, resp, gc_snmp_device_discover);
+}

@@ -174,6 +174,30 @@ static bool is_discovered_kind(const char *kind)
     return owned_of(kind) != NULL;
 }
 
+/* What discovery over SNMP owns (core/snmp_device.c): what the device tells, and what its
+ * target says (kind, security function, department, data centre and room); the rest of the
+ * location (row, rack, u), domestic flag, MLPS grade and so on are the operator's. */
+static const char *const owned_snmp[] = {
+    "kind", "name", "manufacturer", "model", "serial_number", "firmware_version", "asset_tag",
+    "security_function", "department_id", "location.data_centre", "location.room", "status",
+    "source", "attributes.sys_descr", "attributes.sys_object_id", "attributes.sys_location",
+    "attributes.hardware_rev", "attributes.software_rev", "attributes.snmp_address", NULL};
+
+/* Whether assets of source are discovered (their owned fields are not the operator's). */
+static bool is_disc_source(const char *source)
+{
+    return !strcmp(source, "discovered") || !strcmp(source, "snmp");
+}
+
+static const char *const *owned_for(const char *source, const char *kind)
+{
+    if (!strcmp(source, "snmp"))
+        return owned_snmp;
+    if (!strcmp(source, "discovered"))
+        return owned_of(kind);
+    return NULL;
+}
+
 /* Whether path ("capacity", "location.u" or "attributes.pool") belongs to discovery. */
 static bool owned(const char *const *list, const char *path)
 {
@@ -622,7 +646,7 @@ static json_t *asset_json(const struct asset *a, int64_t seq, int64_t created, i
     json_object_set_new(o, "created_at", gc_json_time(created));
     json_object_set_new(o, "updated_at", gc_json_time(updated));
     json_t *own = json_array();
-    const char *const *list = !strcmp(a->source, "discovered") ? owned_of(a->kind) : NULL;
+    const char *const *list = owned_for(a->source, a->kind);
     for (const char *const *p = list; p && *p; p++)
         json_array_append_new(own, json_string(*p));
     json_object_set_new(o, "discovered_fields", own);
@@ -808,9 +832,10 @@ static const char *actor_of(const struct gc_ctx *ctx)
 }
 
 /* Operator fields of a discovered asset must not touch what discovery owns. */
-static void check_not_owned(struct verrs *v, const char *kind, const json_t *oper)
+static void check_not_owned(struct verrs *v, const char *source, const char *kind,
+                            const json_t *oper)
 {
-    const char *const *list = owned_of(kind);
+    const char *const *list = owned_for(source, kind);
     json_t *flat = flatten(oper);
     const char *k;
     json_t *val;
@@ -824,7 +849,8 @@ static void check_not_owned(struct verrs *v, const char *kind, const json_t *ope
             top = head;
         }
         if (owned(list, k) || (strcmp(top, "attributes") != 0 && owned(list, top)))
-            verr(v, k, "is discovered from the %s and cannot be set by an operator", kind);
+            verr(v, k, "is discovered from the %s and cannot be set by an operator",
+                 !strcmp(source, "snmp") ? "device over SNMP" : kind);
     }
     json_decref(flat);
 }
@@ -892,7 +918,7 @@ int gc_asset_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, 
     const char *src = gc_json_str(in, "source");
     if (src && strcmp(src, a.source) != 0)
         verr(&v, "source", "is set by govcloud and cannot be changed");
-    bool discovered = !strcmp(a.source, "discovered");
+    bool discovered = is_disc_source(a.source);
     /* RFC 7396 on the operator's part: null removes, objects merge member by member */
     oper = json_deep_copy(a.oper);
     const char *k;
@@ -920,7 +946,7 @@ int gc_asset_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, 
     if (!json_array_size(v.list)) {
         check_fields(&v, oper, !discovered);
         if (discovered)
-            check_not_owned(&v, a.kind, oper);
+            check_not_owned(&v, a.source, a.kind, oper);
         else if (json_is_string(json_object_get(oper, "kind")) &&
                  is_discovered_kind(gc_json_str(oper, "kind")))
             verr(&v, "kind", "'%s' assets are discovered, not entered", gc_json_str(oper, "kind"));
@@ -966,10 +992,10 @@ int gc_asset_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
         rc = gc_error_set(err, GC_ENOTFOUND, "id", "asset '%s' not found", id);
     if (!rc)
         rc = gc_authorize(ctx->who, GC_P_HOST_WRITE, a.dept_path, "asset", id, err);
-    if (!rc && !strcmp(a.source, "discovered"))
+    if (!rc && is_disc_source(a.source))
         rc = gc_error_set(err, GC_ECONFLICT, "id",
                           "asset '%s' is discovered: it goes when its %s is deleted", id,
-                          a.kind);
+                          !strcmp(a.source, "snmp") ? "SNMP device target" : a.kind);
     if (!rc && if_match >= 0 && if_match != a.version)
         rc = gc_error_set(err, GC_EPRECOND, "If-Match",
                           "asset '%s' is at version %lld, not %lld", id, (long long)a.version,
@@ -1104,6 +1130,8 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
         else if (want_id && !asset_id_valid(want_id))
             verr(&v, "id", "'%.64s' is not an asset id (1 to 128 of A-Z a-z 0-9 . _ : -)",
                  want_id);
+        else if (want_id && !strcmp(want_id, "snmp-devices"))
+            verr(&v, "id", "'snmp-devices' is reserved (/v1/assets/snmp-devices)");
         else if (want_id)
             snprintf(id, sizeof(id), "%s", want_id);
         json_object_del(oper, "id");
@@ -1177,7 +1205,7 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
             json_decref(oper);
             break;
         }
-        bool discovered = a.exists && !strcmp(a.source, "discovered");
+        bool discovered = a.exists && is_disc_source(a.source);
         if (!discovered && !a.exists && id[0]) {
             const char *colon = strchr(id, ':');
             char head[24] = "";
@@ -1185,12 +1213,12 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
                 memcpy(head, id, (size_t)(colon - id));
                 head[colon - id] = '\0';
             }
-            if (is_discovered_kind(head))
+            if (is_discovered_kind(head) || !strcmp(head, "snmp"))
                 verr(&v, "id", "'%s' names a discovered asset, and there is none", id);
         }
         if (discovered) {
             /* enrichment of a discovered asset: what discovery owns may only repeat it */
-            const char *const *list = owned_of(a.kind);
+            const char *const *list = owned_for(a.source, a.kind);
             const char *k;
             json_t *val;
             void *tmp;
@@ -1199,7 +1227,7 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
                     json_object_del(oper, k);
             }
             check_fields(&v, oper, false);
-            check_not_owned(&v, a.kind, oper);
+            check_not_owned(&v, a.source, a.kind, oper);
         } else {
             check_fields(&v, oper, true);
             const char *kind = gc_json_str(oper, "kind");
@@ -1224,7 +1252,7 @@ int gc_asset_import(const struct gc_ctx *ctx, json_t *rows, json_t **out, json_t
                 json_t *none = json_object();
                 rc = asset_write(tx, actor_of(ctx), &a, id,
                                  discovered ? a.kind : gc_json_str(oper, "kind"),
-                                 discovered ? "discovered" : "imported",
+                                 discovered ? a.source : "imported",
                                  discovered ? a.disc : none, oper, now, &changed, err);
                 json_decref(none);
             }
@@ -1597,6 +1625,40 @@ int gc_asset_sync(struct gc_store *st, int64_t *changes, struct gc_error *err)
     json_decref(detail);
     if (!rc && changes)
         *changes = created + updated + deleted;
+    return rc;
+}
+
+int gc_asset_snmp_put(struct gc_tx *tx, const char *id, const json_t *disc, const char *actor,
+                      bool *changed, struct gc_error *err)
+{
+    struct asset a;
+    int rc = asset_load(tx, id, &a, err);
+    if (!rc && a.exists && strcmp(a.source, "snmp") != 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "id", "asset '%s' is not discovered over SNMP", id);
+    if (!rc && !disc) {
+        if (changed)
+            *changed = false;
+        if (a.exists && !a.deleted)
+            rc = asset_write(tx, actor, &a, id, a.kind, "snmp", NULL, NULL, gc_now_ms(),
+                             changed, err);
+    } else if (!rc) {
+        json_t *none = json_object();
+        rc = asset_write(tx, actor, &a, id, gc_json_str(disc, "kind"), "snmp", disc,
+                         a.exists ? a.oper : none, gc_now_ms(), changed, err);
+        json_decref(none);
+    }
+    asset_release(&a);
+    return rc;
+}
+
+int gc_asset_snmp_last(struct gc_tx *tx, const char *id, json_t **disc, struct gc_error *err)
+{
+    struct asset a;
+    int rc = asset_load(tx, id, &a, err);
+    *disc = NULL;
+    if (!rc && a.exists && !a.deleted && !strcmp(a.source, "snmp"))
+        *disc = json_incref(a.disc);
+    asset_release(&a);
     return rc;
 }
 

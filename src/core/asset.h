@@ -59,6 +59,41 @@ int gc_asset_sync(struct gc_store *st, int64_t *changes, struct gc_error *err);
 int gc_asset_sync_start(struct gc_store *st, const struct gc_config *cfg, struct gc_error *err);
 void gc_asset_sync_stop(void);
 
+/* ---- assets discovered over SNMP (snmp_device.c; the asset writes in asset.c) ---- */
+/* Writes the discovered part of asset id (source snmp) in tx, the operator's part kept;
+ * disc NULL makes a tombstone. A new seq and a history row only when something changed
+ * (*changed, may be NULL). */
+int gc_asset_snmp_put(struct gc_tx *tx, const char *id, const json_t *disc, const char *actor,
+                      bool *changed, struct gc_error *err);
+/* The discovered part recorded for live snmp asset id (*disc NULL when there is none). */
+int gc_asset_snmp_last(struct gc_tx *tx, const char *id, json_t **disc, struct gc_error *err);
+
+/* Most entPhysicalTable rows read from one device. */
+#define GC_SNMP_DEVICE_MAX_ROWS 512
+
+/* /v1/assets/snmp-devices: platform objects (GC_P_HOST_READ / GC_P_HOST_WRITE); the
+ * credentials are kept and never shown. Deleting a target tombstones its asset. */
+int gc_snmp_device_create(const struct gc_ctx *ctx, json_t *in, json_t **out,
+                          struct gc_error *err);
+int gc_snmp_device_get(const struct gc_ctx *ctx, const char *id, json_t **out,
+                       struct gc_error *err);
+int gc_snmp_device_list(const struct gc_ctx *ctx, json_t *filters, int limit,
+                        const char *cursor, json_t **items, char **next_cursor,
+                        struct gc_error *err);
+int gc_snmp_device_update(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                          json_t *in, json_t **out, struct gc_error *err);
+int gc_snmp_device_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
+                          struct gc_error *err);
+/* Reads the device now (bounded by its timeout_ms) and records what it found: *out is the
+ * asset. A device that cannot be read: GC_ECONFLICT saying why (its last_error too). */
+int gc_snmp_device_discover(const struct gc_ctx *ctx, const char *id, json_t **out,
+                            struct gc_error *err);
+/* The thread that discovers every enabled device every [supervision] asset_sync_interval
+ * seconds, each device in a thread of its own. */
+int gc_snmp_devices_start(struct gc_store *st, const struct gc_config *cfg,
+                          struct gc_error *err);
+void gc_snmp_devices_stop(void);
+
 /* ---- pull of supervision datasets by cursor (pull.c) ---- */
 /* One record of a dataset, as a provider hands it over. */
 struct gc_sup_record {

@@ -339,6 +339,10 @@ int main(int argc, char **argv)
         gc_err("daemon", "%s", err.msg);
         goto cleanup;
     }
+    if (gc_snmp_devices_start(st, &cfg, &err) != 0) {
+        gc_err("daemon", "%s", err.msg);
+        goto cleanup;
+    }
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -360,6 +364,7 @@ cleanup:
     gc_env_stop();
     gc_notifier_stop();
     gc_asset_sync_stop();
+    gc_snmp_devices_stop();
     gc_runner_stop(runner);
     gc_hostmgr_stop();
     /* collectors are stopped: the last samples are written before the store closes */

@@ -140,6 +140,23 @@ const struct gc_sensor_driver *gc_sensor_driver_for(const char *name);
 /* Once, before any thread reads (net-snmp's library state). */
 void gc_sensor_drivers_init(void);
 
+/* ---- describing an SNMP device (sensor_snmp.c): asset discovery, core/snmp_device.c ---- */
+
+/* Reads, on a session opened with gc_sensor_snmp.open, the SNMPv2-MIB system group (one GET:
+ * sysDescr, sysObjectID, sysName, sysLocation .0) and walks ENTITY-MIB's entPhysicalTable
+ * (GETNEXT of the columns Descr, Class, Name, HardwareRev, FirmwareRev, SoftwareRev,
+ * SerialNum, MfgName, ModelName, AssetID, row by row), at most max_rows rows, all before
+ * deadline_ms (gc_snmp_clock_ms). *out: {"sys_descr","sys_object_id","sys_name",
+ * "sys_location" (absent when the device has none), "entities": [{"index","class",
+ * "descr","name","hardware_rev","firmware_rev","software_rev","serial_num","mfg_name",
+ * "model_name","asset_id"} (members with a value only)], "entities_truncated"}. A device
+ * without ENTITY-MIB gives no entities. On failure reason (32 bytes) gets one of
+ * GC_SENSOR_REASONS and err (GC_EBUSY) says more. */
+int gc_snmp_describe(struct gc_sensor_conn *c, int max_rows, int64_t deadline_ms, json_t **out,
+                     char *reason, struct gc_error *err);
+/* The monotonic clock deadline_ms is on, in ms. */
+int64_t gc_snmp_clock_ms(void);
+
 /* ---- derived values and limits (sensor_profile.c) ---- */
 
 /* Dew point (°C) from temperature (°C) and relative humidity (%), Magnus formula with

@@ -678,6 +678,32 @@ static const char *const m22[] = {
     NULL,
 };
 
+/* SNMP device targets: network, storage and security devices and servers whose asset is
+ * discovered over SNMP (core/snmp_device.c); credentials never leave the store through the
+ * API */
+static const char *const m23[] = {
+    "CREATE TABLE snmp_devices ("
+    " id TEXT PRIMARY KEY,"
+    " address TEXT NOT NULL,"
+    " port BIGINT NOT NULL,"
+    " credentials TEXT NOT NULL,"        /* JSON: community, or USM user and passwords */
+    " kind TEXT NOT NULL,"               /* network_device | storage_device | security_device | server */
+    " security_function TEXT,"           /* security devices: waf | db_audit | ... */
+    " location TEXT NOT NULL DEFAULT '{}'," /* JSON: data_centre, room */
+    " department_id TEXT REFERENCES departments(id),"
+    " timeout_ms BIGINT NOT NULL,"
+    " enabled BIGINT NOT NULL DEFAULT 1,"
+    " asset_id TEXT NOT NULL,"           /* snmp:<id> */
+    " last_seen_at BIGINT,"              /* the last discovery that read the device */
+    " last_error TEXT,"                  /* why the last discovery failed; NULL after a success */
+    " last_error_at BIGINT,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL,"
+    " UNIQUE (address, port))",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -699,5 +725,6 @@ const struct gc_migration gc_migrations[] = {
     {18, "asset inventory, asset history, supervision sequences", m18},
     {19, "data-centre environment sensors", m19},
     {22, "environment dataset of the supervision interface", m22},
+    {23, "SNMP device targets of asset discovery", m23},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -206,6 +206,7 @@ class OpenApiTest(DaemonTestCase):
                       "/v1/vms/{id}/resize": {"flavor_id": NOWHERE},
                       "/v1/vms/{id}/migrate": {"host_id": NOWHERE},
                       "/v1/sensors/{id}": {"room": "x"},
+                      "/v1/assets/snmp-devices/{id}": {"timeout_ms": 500},
                       "/v1/notification-channels": {"name": "oa-hook", "enabled": False,
                                                     "url": "http://127.0.0.1:9/hook"},
                       "/v1/maintenance-windows": {"scope": "platform",

@@ -414,6 +414,16 @@ EXPECTED = {
         "asset of B1": (200, 200, 200, 200, 404, 404),
     },
     "GET /v1/supervision/{dataset}": {"asset": (200, 200, 200, 200, 403, 403)},
+    # SNMP device targets are platform objects, as sensors; a discovery of a device that
+    # does not answer is 409 (the device's fault), after the permission check
+    "GET /v1/assets/snmp-devices": {"list": (200, 200, 200, 200, 403, 403)},
+    "POST /v1/assets/snmp-devices": {"v2c device": (201, 201, 403, 403, 403, 403)},
+    "GET /v1/assets/snmp-devices/{id}": {"platform target": (200, 200, 200, 200, 403, 403)},
+    "PATCH /v1/assets/snmp-devices/{id}": {
+        "platform target": (200, 200, 403, 403, 403, 403)},
+    "DELETE /v1/assets/snmp-devices/{id}": {"fresh target": (204, 204, 403, 403, 403, 403)},
+    "POST /v1/assets/snmp-devices/{id}/discover": {
+        "silent device": (409, 409, 403, 403, 403, 403)},
     "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
     "POST /v1/jobs": {"test.sleep": (202, 202, 403, 403, 202, 403)},
     "GET /v1/jobs/{id}": {
@@ -2552,6 +2562,81 @@ def _(t, role):
         t.assertIn(a, [x["id"] for x in r.json["records"]])
         t.assertFalse(r.json["more"])
     _rmasset(t, a)
+    return r
+
+
+# -- assets discovered over SNMP --
+
+_snmp_port = [40000 + os.getpid() % 10000]
+
+
+def _snmp_target(t, **extra):
+    _snmp_port[0] += 1
+    body = {"address": "127.0.0.1", "port": _snmp_port[0], "kind": "network_device",
+            "enabled": False, "timeout_ms": 100,
+            "credentials": {"version": "2c", "community": "rbac-secret"}, **extra}
+    return t.admin_post("/v1/assets/snmp-devices", body)
+
+
+@case("GET /v1/assets/snmp-devices", "list")
+def _(t, role):
+    tid = _snmp_target(t)["id"]
+    r = t.as_(role, "GET", "/v1/assets/snmp-devices?limit=500")
+    if r.status == 200:
+        t.assertIn(tid, [x["id"] for x in r.json["items"]])
+    t.d.request("DELETE", f"/v1/assets/snmp-devices/{tid}", token=t.admin)
+    return r
+
+
+@case("POST /v1/assets/snmp-devices", "v2c device")
+def _(t, role):
+    _snmp_port[0] += 1
+    r = t.as_(role, "POST", "/v1/assets/snmp-devices", {
+        "address": "127.0.0.1", "port": _snmp_port[0], "kind": "server", "enabled": False,
+        "credentials": {"version": "2c", "community": "rbac-secret"}})
+    ports = [x["port"] for x in t.d.request("GET", "/v1/assets/snmp-devices?limit=500",
+                                            token=t.admin).json["items"]]
+    t.assertEqual(_snmp_port[0] in ports, r.status == 201)
+    if r.status == 201:
+        t.d.request("DELETE", f"/v1/assets/snmp-devices/{r.json['id']}", token=t.admin)
+    return r
+
+
+@case("GET /v1/assets/snmp-devices/{id}", "platform target")
+def _(t, role):
+    tid = _snmp_target(t)["id"]
+    r = t.as_(role, "GET", f"/v1/assets/snmp-devices/{tid}")
+    t.d.request("DELETE", f"/v1/assets/snmp-devices/{tid}", token=t.admin)
+    return r
+
+
+@case("PATCH /v1/assets/snmp-devices/{id}", "platform target")
+def _(t, role):
+    tid = _snmp_target(t)["id"]
+    r = t.as_(role, "PATCH", f"/v1/assets/snmp-devices/{tid}", {"location": {"room": role}})
+    now = t.d.request("GET", f"/v1/assets/snmp-devices/{tid}", token=t.admin).json
+    t.assertEqual(now["location"] == {"room": role}, r.status == 200)
+    t.d.request("DELETE", f"/v1/assets/snmp-devices/{tid}", token=t.admin)
+    return r
+
+
+@case("DELETE /v1/assets/snmp-devices/{id}", "fresh target")
+def _(t, role):
+    tid = _snmp_target(t)["id"]
+    r = t.as_(role, "DELETE", f"/v1/assets/snmp-devices/{tid}")
+    still = t.d.request("GET", f"/v1/assets/snmp-devices/{tid}", token=t.admin).status == 200
+    t.assertEqual(still, r.status != 204)
+    t.d.request("DELETE", f"/v1/assets/snmp-devices/{tid}", token=t.admin)
+    return r
+
+
+@case("POST /v1/assets/snmp-devices/{id}/discover", "silent device")
+def _(t, role):
+    tid = _snmp_target(t)["id"]
+    r = t.as_(role, "POST", f"/v1/assets/snmp-devices/{tid}/discover")
+    err = t.d.request("GET", f"/v1/assets/snmp-devices/{tid}", token=t.admin).json["last_error"]
+    t.assertEqual(err is not None, r.status == 409)
+    t.d.request("DELETE", f"/v1/assets/snmp-devices/{tid}", token=t.admin)
     return r
 
 
