@@ -166,6 +166,7 @@ void gc_api_asset_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_asset_history(struct gc_req *req, struct gc_resp *resp);
 void gc_api_asset_import(struct gc_req *req, struct gc_resp *resp);
 void gc_api_supervision_pull(struct gc_req *req, struct gc_resp *resp);
+void gc_api_supervision_substitution(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);

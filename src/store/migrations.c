@@ -641,6 +641,32 @@ static const char *const m18[] = {
     NULL,
 };
 
+/* the availability dataset of the supervision pull (docs/supervision.md): incidents carry its
+ * sequence (bumped when one opens or closes), and the period figures (each completed month,
+ * platform and departments) are kept with theirs, so that a figure gets a new seq only when
+ * it is recomputed differently */
+static const char *const m21[] = {
+    "ALTER TABLE incidents ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
+    /* the incidents already there, numbered in the order they started */
+    "UPDATE incidents SET seq = (SELECT COUNT(*) FROM incidents i2 WHERE"
+    " i2.started_at < incidents.started_at OR (i2.started_at = incidents.started_at AND"
+    " i2.id <= incidents.id))",
+    "INSERT INTO supervision_seq (dataset, seq)"
+    " SELECT 'availability', COALESCE(MAX(seq), 0) FROM incidents WHERE 1"
+    " ON CONFLICT (dataset) DO UPDATE SET seq = MAX(supervision_seq.seq, excluded.seq)",
+    "CREATE INDEX incidents_seq ON incidents (seq)",
+    "CREATE TABLE availability_periods ("
+    " id TEXT PRIMARY KEY,"            /* availability:period:<scope>[:<id>]:<YYYY-MM> */
+    " scope TEXT NOT NULL,"            /* platform | department */
+    " resource_id TEXT,"               /* the department */
+    " period_start BIGINT NOT NULL,"
+    " data TEXT NOT NULL,"             /* the record's data (availability.json, kind period) */
+    " seq BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX availability_periods_seq ON availability_periods (seq)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -660,5 +686,6 @@ const struct gc_migration gc_migrations[] = {
     {16, "notification channels and outbox", m16},
     {17, "alarm rules, alarms, silences", m17},
     {18, "asset inventory, asset history, supervision sequences", m18},
+    {21, "supervision: availability sequence on incidents, period figures", m21},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

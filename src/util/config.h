@@ -69,6 +69,7 @@ struct gc_config {
     /* [supervision] */
     int64_t asset_sync_interval;     /* seconds between two asset discovery passes */
     char *supervision_cloud_id;      /* "auto" or a lowercase uuid */
+    char *supervision_substitution_weights; /* "layer=weight,…" (core/supdata.h) */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };
