@@ -413,7 +413,14 @@ EXPECTED = {
         "asset of A1": (200, 200, 200, 200, 200, 200),
         "asset of B1": (200, 200, 200, 200, 404, 404),
     },
-    "GET /v1/supervision/{dataset}": {"asset": (200, 200, 200, 200, 403, 403)},
+    "GET /v1/supervision/{dataset}": {
+        "asset": (200, 200, 200, 200, 403, 403),
+        "log": (200, 200, 200, 200, 403, 403),
+        "alarm": (200, 200, 200, 200, 403, 403),
+        "availability": (200, 200, 200, 200, 403, 403),
+        "backup": (200, 200, 200, 200, 403, 403),
+    },
+    "GET /v1/supervision/substitution-rate": {"local": (200, 200, 200, 200, 403, 403)},
     "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
     "POST /v1/jobs": {"test.sleep": (202, 202, 403, 403, 202, 403)},
     "GET /v1/jobs/{id}": {
@@ -2458,6 +2465,34 @@ def _(t, role):
         t.assertIn(a, [x["id"] for x in r.json["records"]])
         t.assertFalse(r.json["more"])
     _rmasset(t, a)
+    return r
+
+
+def _pull(dataset):
+    def run(t, role):
+        r = t.as_(role, "GET", f"/v1/supervision/{dataset}?limit=1000000")
+        if r.status == 200:
+            t.assertEqual(r.json["dataset"], dataset)
+            t.assertTrue(r.json["snapshot"])
+            t.assertFalse(r.json["more"])
+            if dataset == "log":  # the world was built by audited calls
+                t.assertGreater(len(r.json["records"]), 0)
+            if dataset == "backup":
+                t.assertEqual(r.json["records"], [])
+        return r
+    return run
+
+
+for _ds in ("log", "alarm", "availability", "backup"):
+    case("GET /v1/supervision/{dataset}", _ds)(_pull(_ds))
+
+
+@case("GET /v1/supervision/substitution-rate", "local")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/supervision/substitution-rate")
+    if r.status == 200:
+        t.assertEqual(len(r.json["layers"]), 8)
+        t.assertEqual(r.json["scope"], "local")
     return r
 
 
