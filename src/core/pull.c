@@ -24,6 +24,7 @@
 const struct gc_sup_provider gc_sup_providers[] = {
     {"asset", gc_asset_sup_refresh, gc_asset_sup_high, gc_asset_sup_fetch},
     {"log", NULL, gc_log_sup_high, gc_log_sup_fetch},
+    {"metric", gc_metric_sup_refresh, gc_metric_sup_high, gc_metric_sup_fetch},
     {"alarm", NULL, gc_alarm_sup_high, gc_alarm_sup_fetch},
     {"availability", gc_availability_sup_refresh, gc_availability_sup_high,
      gc_availability_sup_fetch},

@@ -35,6 +35,22 @@ int gc_backup_sup_high(struct gc_tx *tx, int64_t *seq, struct gc_error *err);
 int gc_backup_sup_fetch(struct gc_tx *tx, int64_t after, int64_t upto, bool live_only, int max,
                         gc_sup_emit_fn emit, void *cls, struct gc_error *err);
 
+/* ---- metric (monitor/supmetric.c) ---- */
+/* Hours exported on the first refresh, and hours kept (older rows are dropped). */
+#define GC_METRIC_SUP_FIRST_HOURS 24
+#define GC_METRIC_SUP_KEEP_HOURS 168
+/* Exports every completed hour not exported yet (at most the last GC_METRIC_SUP_FIRST_HOURS
+ * the first time) of the platform's series in the time-series store (gc_tsdb_global; none:
+ * nothing): per series one record, the hour's average (a counter: its largest value). Then
+ * drops hours older than GC_METRIC_SUP_KEEP_HOURS. *written (may be NULL): records added. */
+int gc_metric_sup_update(struct gc_store *st, int64_t now, int64_t *written,
+                         struct gc_error *err);
+/* The provider's refresh: gc_metric_sup_update at most once a minute. */
+int gc_metric_sup_refresh(struct gc_store *st, struct gc_error *err);
+int gc_metric_sup_high(struct gc_tx *tx, int64_t *seq, struct gc_error *err);
+int gc_metric_sup_fetch(struct gc_tx *tx, int64_t after, int64_t upto, bool live_only, int max,
+                        gc_sup_emit_fn emit, void *cls, struct gc_error *err);
+
 /* ---- availability (availability.c) ---- */
 /* Months of figures kept up to date: the last GC_AVAIL_PERIOD_MONTHS completed months. */
 #define GC_AVAIL_PERIOD_MONTHS 12

@@ -664,6 +664,14 @@ static const char *const m21[] = {
     " seq BIGINT NOT NULL,"
     " updated_at BIGINT NOT NULL)",
     "CREATE UNIQUE INDEX availability_periods_seq ON availability_periods (seq)",
+    /* the metric dataset: hourly aggregates of the platform's series, one row each */
+    "CREATE TABLE supervision_metrics ("
+    " id TEXT PRIMARY KEY,"            /* metric:<name>:<SM3 of the series key>:<hour ms> */
+    " hour_ms BIGINT NOT NULL,"
+    " data TEXT NOT NULL,"
+    " seq BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX supervision_metrics_seq ON supervision_metrics (seq)",
+    "CREATE INDEX supervision_metrics_hour ON supervision_metrics (hour_ms)",
     NULL,
 };
 
@@ -686,6 +694,6 @@ const struct gc_migration gc_migrations[] = {
     {16, "notification channels and outbox", m16},
     {17, "alarm rules, alarms, silences", m17},
     {18, "asset inventory, asset history, supervision sequences", m18},
-    {21, "supervision: availability sequence on incidents, period figures", m21},
+    {21, "supervision: availability sequence on incidents, period figures, metric aggregates", m21},
 };
 const size_t gc_nmigrations = sizeof(gc_migrations) / sizeof(gc_migrations[0]);

@@ -416,6 +416,7 @@ EXPECTED = {
     "GET /v1/supervision/{dataset}": {
         "asset": (200, 200, 200, 200, 403, 403),
         "log": (200, 200, 200, 200, 403, 403),
+        "metric": (200, 200, 200, 200, 403, 403),
         "alarm": (200, 200, 200, 200, 403, 403),
         "availability": (200, 200, 200, 200, 403, 403),
         "backup": (200, 200, 200, 200, 403, 403),
@@ -2483,7 +2484,7 @@ def _pull(dataset):
     return run
 
 
-for _ds in ("log", "alarm", "availability", "backup"):
+for _ds in ("log", "metric", "alarm", "availability", "backup"):
     case("GET /v1/supervision/{dataset}", _ds)(_pull(_ds))
 
 

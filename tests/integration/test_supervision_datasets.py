@@ -152,14 +152,14 @@ class SupervisionDatasetsTest(DaemonTestCase):
             r = self.req("GET", f"/v1/supervision/{dataset}?cursor={cur}", token=self.admin)
             self.assertProblem(r, 400, part)
             self.assertEqual(r.json.get("field"), "cursor")
-        r = self.req("GET", "/v1/supervision/metric", token=self.admin)
-        self.assertProblem(r, 404, "available: asset, log, alarm, availability, backup")
+        r = self.req("GET", "/v1/supervision/nothing", token=self.admin)
+        self.assertProblem(r, 404, "available: asset, log, metric, alarm, availability, backup")
         # department roles: 403 on every dataset
         d = self.mkdept("部门 " + uuid.uuid4().hex[:6])
         name = "du" + uuid.uuid4().hex[:8]
         self.mkuser(name, "department_admin", d["id"])
         tok = self.d.login(name, "User-Passw0rd!")
-        for ds in ("log", "alarm", "availability", "backup"):
+        for ds in ("log", "metric", "alarm", "availability", "backup"):
             self.assertProblem(self.req("GET", f"/v1/supervision/{ds}", token=tok), 403)
 
     def test_backup_is_reserved_and_empty(self):
@@ -167,6 +167,46 @@ class SupervisionDatasetsTest(DaemonTestCase):
         self.assertEqual(b["records"], [])
         self.assertFalse(b["more"])
         self.assertEqual(self.pull("backup", b["next_cursor"])["records"], [])
+
+    # ---- metric ----
+
+    def test_metric_hourly_aggregates(self):
+        host = str(uuid.uuid4())
+        name = "gc_test_sup_load_ratio"
+        hour = (int(time.time()) // 3600) * 3600 * 1000 - 2 * 3600 * 1000
+        samples = [{"metric": name, "labels": {"host_id": host}, "t_ms": hour + 60000,
+                    "value": 0.2},
+                   {"metric": name, "labels": {"host_id": host}, "t_ms": hour + 120000,
+                    "value": 0.4},
+                   {"metric": "gc_test_sup_requests_total", "labels": {"host_id": host},
+                    "t_ms": hour + 60000, "value": 7},
+                   {"metric": "gc_test_sup_requests_total", "labels": {"host_id": host},
+                    "t_ms": hour + 90000, "value": 9},
+                   {"metric": "gc_test_sup_vm_ratio",
+                    "labels": {"department_id": str(uuid.uuid4()), "vm_id": host},
+                    "t_ms": hour + 60000, "value": 1}]
+        r = self.req("POST", "/v1/metrics/test-samples", {"samples": samples, "flush": True},
+                     token=self.admin)
+        self.assertEqual(r.status, 200, r)
+        b = self.pull("metric")
+        mine = {x["data"]["name"]: x for x in b["records"]
+                if x["data"].get("labels", {}).get("host_id") == host}
+        self.assertEqual(set(mine), {name, "gc_test_sup_requests_total"},
+                         "a department's series is not exported")
+        g = mine[name]
+        self.assertEqual(g["data"]["time"], time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
+                                                          time.gmtime(hour / 1000)))
+        self.assertEqual(g["time"], g["data"]["time"])
+        self.assertAlmostEqual(g["data"]["value"], 0.3, places=9)
+        self.assertEqual((g["data"]["type"], g["data"]["unit"], g["data"]["interval_seconds"]),
+                         ("gauge", "ratio", 3600))
+        c = mine["gc_test_sup_requests_total"]["data"]
+        self.assertEqual((c["type"], c["value"]), ("counter", 9))
+        self.assertTrue(g["id"].startswith(f"metric:{name}:"))
+        # exported once: nothing new after the cursor
+        after = self.pull("metric", b["next_cursor"])
+        self.assertFalse([x for x in after["records"]
+                          if x["data"].get("labels", {}).get("host_id") == host])
 
     # ---- alarm ----
 

@@ -6,6 +6,7 @@
 
 #include "core/core.h"
 #include "core/supdata.h"
+#include "monitor/tsdb.h"
 #include "supervision/envelope.h"
 #include "supervision/schema.h"
 #include "util/config.h"
@@ -455,13 +456,99 @@ static void period_records(void **state)
     json_decref(recs);
 }
 
+/* ---- metric: hourly aggregates of the platform's series ---- */
+
+static void metric_records(void **state)
+{
+    struct fx *f = *state;
+    struct gc_error err = {0};
+    struct gc_tsdb_opts o;
+    gc_tsdb_opts_default(&o);
+    o.flush_interval_ms = 0;
+    struct gc_tsdb *db = NULL;
+    assert_int_equal(gc_tsdb_open(f->st, &o, &db, &err), 0);
+    int64_t now = gc_now_ms();
+    int64_t h = (now / 3600000) * 3600000 - 2 * 3600000; /* the hour before the last one */
+    struct gc_label host[] = {{"host_id", "0192f3a4-5b6c-7d8e-9f00-112233445566"}};
+    struct gc_label vm[] = {{"department_id", "0192f3a4-0000-7000-8000-000000000001"},
+                            {"vm_id", "0192f3a9-0000-7000-8000-00000000abcd"}};
+    struct gc_sample smp[] = {
+        {{"govcloud_host_cpu_usage_ratio", host, 1}, h + 60000, 0.2},
+        {{"govcloud_host_cpu_usage_ratio", host, 1}, h + 120000, 0.4},
+        {{"govcloud_test_errors_total", host, 1}, h + 60000, 10},
+        {{"govcloud_test_errors_total", host, 1}, h + 120000, 20},
+        {{"govcloud_vm_cpu_usage_ratio", vm, 2}, h + 60000, 0.9},
+        /* the current hour: not exported until it ends */
+        {{"govcloud_host_cpu_usage_ratio", host, 1}, now - 1000, 0.9},
+    };
+    gc_tsdb_append(db, smp, sizeof(smp) / sizeof(smp[0]));
+    gc_tsdb_global = db;
+    int64_t written = -1;
+    assert_int_equal(gc_metric_sup_update(f->st, now, &written, &err), 0);
+    assert_int_equal(written, 2);
+    assert_int_equal(gc_metric_sup_update(f->st, now, &written, &err), 0);
+    assert_int_equal(written, 0); /* an hour is exported once */
+    json_t *recs = fetch_all(f, "metric", 0);
+    assert_int_equal(json_array_size(recs), 2);
+    json_t *cpu = NULL, *errs = NULL, *r;
+    size_t i;
+    json_array_foreach(recs, i, r) {
+        const char *name = dstr(r, "name");
+        if (!strcmp(name, "govcloud_host_cpu_usage_ratio"))
+            cpu = r;
+        else if (!strcmp(name, "govcloud_test_errors_total"))
+            errs = r;
+    }
+    assert_non_null(cpu);
+    assert_non_null(errs);
+    json_t *d = json_object_get(cpu, "data");
+    assert_true(fabs(json_number_value(json_object_get(d, "value")) - 0.3) < 1e-9);
+    assert_string_equal(dstr(cpu, "type"), "gauge");
+    assert_string_equal(dstr(cpu, "unit"), "ratio");
+    assert_string_equal(dstr(cpu, "labels.host_id"), "0192f3a4-5b6c-7d8e-9f00-112233445566");
+    assert_int_equal(json_integer_value(json_object_get(d, "interval_seconds")), 3600);
+    char t[40];
+    gc_time_format_rfc3339(h, t, sizeof(t));
+    assert_string_equal(dstr(cpu, "time"), t);
+    assert_string_equal(json_string_value(json_object_get(cpu, "time")), t);
+    assert_contains(json_string_value(json_object_get(cpu, "id")),
+                    "metric:govcloud_host_cpu_usage_ratio:");
+    d = json_object_get(errs, "data");
+    assert_true(fabs(json_number_value(json_object_get(d, "value")) - 20) < 1e-9);
+    assert_string_equal(dstr(errs, "type"), "counter");
+    assert_null(dstr(errs, "unit"));
+    int64_t high = json_integer_value(json_object_get(json_array_get(recs, 1), "seq"));
+    json_decref(recs);
+    /* an hour later the current hour has ended: exported, and only it comes after */
+    assert_int_equal(gc_metric_sup_update(f->st, now + 3600000, &written, &err), 0);
+    assert_int_equal(written, 1);
+    recs = fetch_all(f, "metric", high);
+    assert_int_equal(json_array_size(recs), 1);
+    assert_true(fabs(json_number_value(json_object_get(json_object_get(json_array_get(recs, 0),
+                                                                       "data"),
+                                                       "value")) -
+                     0.9) < 1e-9);
+    json_decref(recs);
+    /* a week on, the hours kept are dropped: the snapshot is empty */
+    assert_int_equal(gc_metric_sup_update(f->st, now + 200LL * 3600000, &written, &err), 0);
+    struct gc_tx *tx;
+    int64_t left = -1;
+    assert_int_equal(gc_tx_begin(f->st, GC_TX_READ, &tx, &err), 0);
+    assert_int_equal(gc_tx_query_int(tx, "SELECT COUNT(*) FROM supervision_metrics", GC_NOARGS,
+                                     &left, &err),
+                     0);
+    gc_tx_rollback(tx);
+    assert_int_equal(left, 0);
+    gc_tsdb_global = NULL;
+    gc_tsdb_close(db);
+}
+
 static void backup_is_empty(void **state)
 {
     struct fx *f = *state;
     json_t *recs = fetch_all(f, "backup", 0);
     assert_int_equal(json_array_size(recs), 0);
     json_decref(recs);
-    assert_null(gc_sup_provider_find("metric"));
     assert_null(gc_sup_provider_find("nothing"));
 }
 
@@ -609,6 +696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(log_records, setup, teardown),
         cmocka_unit_test_setup_teardown(alarm_and_incident_records, setup, teardown),
         cmocka_unit_test_setup_teardown(period_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(metric_records, setup, teardown),
         cmocka_unit_test_setup_teardown(backup_is_empty, setup, teardown),
         cmocka_unit_test(weights_parse),
         cmocka_unit_test(substitution_rate),
