@@ -2,6 +2,7 @@
  * (and push) of gc_sup_providers, and the domestic substitution rate (国产替代率).
  *
  *   log           the audit trail (audit.c), CADF-shaped; seq = the audit chain's seq
+ *   metric        hourly aggregates of the platform's series (monitor/supmetric.c)
  *   alarm         the alarms (alarm.c); seq bumped by every change of state
  *   availability  incidents (availability.c, seq bumped when one opens or closes) and the
  *                 figures of each completed month (platform, departments)
