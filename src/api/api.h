@@ -181,6 +181,7 @@ void gc_api_sensor_readings(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sensor_profile_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sensor_profile_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sensor_profile_check(struct gc_req *req, struct gc_resp *resp);
+void gc_api_supervision_substitution(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);

@@ -3,6 +3,7 @@
 #include "api/api.h"
 
 #include "core/asset.h"
+#include "core/supdata.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -220,4 +221,15 @@ void gc_api_snmp_device_delete(struct gc_req *req, struct gc_resp *resp)
 void gc_api_snmp_device_discover(struct gc_req *req, struct gc_resp *resp)
 {
     gc_api_get(req, resp, gc_snmp_device_discover);
+}
+
+void gc_api_supervision_substitution(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *out = NULL;
+    if (gc_subst_local(&req->ctx, req->ctx.cfg->supervision_substitution_weights, &out, &err)) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_resp_json(resp, 200, out);
 }

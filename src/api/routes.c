@@ -261,6 +261,9 @@ const struct gc_route gc_routes[] = {
      "asset.delete", "asset"},
     {"GET", "/v1/assets/{id}/history", gc_api_asset_history, "assets.history", true, false,
      PAGE, NULL, NULL},
+    /* literal /v1/supervision/… routes before the pattern */
+    {"GET", "/v1/supervision/substitution-rate", gc_api_supervision_substitution,
+     "supervision.substitution_rate", true, false, NULL, NULL, NULL},
     {"GET", "/v1/supervision/{dataset}", gc_api_supervision_pull, "supervision.pull", true,
      false, PAGE, NULL, NULL},
     {"GET", "/v1/sensors/profiles", gc_api_sensor_profile_list, "sensors.profiles.list", true,

@@ -4,12 +4,15 @@
  * hypervisors show (reconciliation, lost hosts, jobs), so the figures follow the records. */
 #include "core/core.h"
 
+#include "core/asset.h"
+#include "core/supdata.h"
 #include "core/validate.h"
 #include "util/buf.h"
 #include "util/mem.h"
 #include "util/timeutil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,27 +52,32 @@ int gc_incident_sync(struct gc_tx *tx, const char *type, const char *id, const c
         rc = gc_alarm_incident(tx, type, id, dept, host, cause, end_reason, now, err);
         if (rc)
             return rc;
-    }
-    if (cause && !open) {
-        char iid[GC_ID_LEN + 1];
-        gc_id_new(iid);
+        /* the supervision dataset "availability": the incident's new seq */
+        int64_t seq = 0;
+        rc = gc_sup_seq_next(tx, "availability", &seq, err);
+        if (rc)
+            return rc;
+        if (cause) {
+            char iid[GC_ID_LEN + 1];
+            gc_id_new(iid);
+            return gc_tx_exec(tx,
+                              "INSERT INTO incidents (id, resource_type, resource_id,"
+                              " department_id, host_id, started_at, ended_at, cause, seq)"
+                              " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                              GC_ARGS(GC_VTXT(iid), GC_VTXT(type), GC_VTXT(id),
+                                      GC_VTXT(dept && dept[0] ? dept : NULL),
+                                      GC_VTXT(host && host[0] ? host : NULL), GC_VINT_(now),
+                                      GC_VTXT(cause), GC_VINT_(seq)),
+                              NULL, err);
+        }
+        /* at most one incident of a resource is open (one is opened only when none is) */
         return gc_tx_exec(tx,
-                          "INSERT INTO incidents (id, resource_type, resource_id, department_id,"
-                          " host_id, started_at, ended_at, cause) VALUES (?, ?, ?, ?, ?, ?,"
-                          " NULL, ?)",
-                          GC_ARGS(GC_VTXT(iid), GC_VTXT(type), GC_VTXT(id),
-                                  GC_VTXT(dept && dept[0] ? dept : NULL),
-                                  GC_VTXT(host && host[0] ? host : NULL), GC_VINT_(now),
-                                  GC_VTXT(cause)),
-                          NULL, err);
-    }
-    if (!cause && open)
-        return gc_tx_exec(tx,
-                          "UPDATE incidents SET ended_at = ?, end_reason = ? WHERE"
+                          "UPDATE incidents SET ended_at = ?, end_reason = ?, seq = ? WHERE"
                           " resource_type = ? AND resource_id = ? AND ended_at IS NULL",
-                          GC_ARGS(GC_VINT_(now), GC_VTXT(end_reason), GC_VTXT(type),
-                                  GC_VTXT(id)),
+                          GC_ARGS(GC_VINT_(now), GC_VTXT(end_reason), GC_VINT_(seq),
+                                  GC_VTXT(type), GC_VTXT(id)),
                           NULL, err);
+    }
     return 0;
 }
 
@@ -823,4 +831,270 @@ int gc_availability_report(const struct gc_ctx *ctx, json_t *query, json_t **out
     json_decref(total);
     *out = o;
     return 0;
+}
+
+/* ---- the availability dataset of the supervision pull (docs/supervision.md) ---- */
+
+#define JDUMP_SORTED (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17))
+
+/* One figure: the record's data (availability.json, kind period). */
+static json_t *period_data(const char *scope, const char *id, int64_t a, int64_t b,
+                           const struct tally *t)
+{
+    char text[32];
+    double pct = percent_of(t, text);
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:f,s:I,s:I,s:I,s:I,s:f,s:b}", "kind", "period",
+                          "scope", scope, "period_start", gc_json_time(a), "period_end",
+                          gc_json_time(b), "percent", pct, "downtime_seconds",
+                          (json_int_t)(t->down_ms / 1000), "planned_seconds",
+                          (json_int_t)(t->planned_ms / 1000), "service_seconds",
+                          (json_int_t)(t->required_ms / 1000), "incidents",
+                          (json_int_t)t->incidents, "target_percent", GC_AVAIL_PERIOD_TARGET,
+                          "target_met", pct >= GC_AVAIL_PERIOD_TARGET);
+    if (id)
+        json_object_set_new(o, "resource_id", json_string(id));
+    return o;
+}
+
+/* Computes the figures to store, in a read transaction: [[id, scope, dept|null, start,
+ * data text], …]. */
+static int periods_compute(struct gc_store *st, int64_t now, json_t *out, struct gc_error *err)
+{
+    struct gc_tx *tx;
+    int rc = gc_tx_begin(st, GC_TX_READ, &tx, err);
+    if (rc)
+        return rc;
+    int64_t first = 0;
+    rc = gc_tx_query_int(tx,
+                         "SELECT COALESCE(MIN(t), 0) FROM (SELECT MIN(created_at) AS t FROM"
+                         " vm_lifetimes UNION ALL SELECT MIN(created_at) FROM hosts) AS x",
+                         GC_NOARGS, &first, err);
+    json_t *stored = json_object(), *depts = json_array();
+    struct gc_rows *r = NULL;
+    if (!rc)
+        rc = gc_tx_query(tx, "SELECT id FROM availability_periods", GC_NOARGS, &r, err);
+    while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        json_object_set_new(stored, gc_rows_text(r, 0), json_true());
+    }
+    gc_rows_free(r);
+    r = NULL;
+    if (rc >= 0) {
+        rc = gc_tx_query(tx, "SELECT id, path FROM departments ORDER BY id", GC_NOARGS, &r,
+                         err);
+        while (!rc && (rc = gc_rows_next(r, err)) > 0) {
+            rc = 0;
+            json_array_append_new(depts, json_pack("[ss]", gc_rows_text(r, 0),
+                                                   gc_rows_text(r, 1)));
+        }
+        gc_rows_free(r);
+    }
+    if (rc >= 0 && first > 0) {
+        rc = 0;
+        time_t tt = (time_t)(now / 1000);
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        int y = tm.tm_year + 1900, m = tm.tm_mon + 1; /* the current month */
+        int64_t first_month = month_start(first);
+        for (int k = GC_AVAIL_PERIOD_MONTHS; k >= 1 && !rc; k--) {
+            int my = y, mm = m - k;
+            while (mm < 1) {
+                mm += 12;
+                my--;
+            }
+            int64_t a = utc_ms(my, mm, 1);
+            int64_t b = utc_ms(mm == 12 ? my + 1 : my, mm == 12 ? 1 : mm + 1, 1);
+            if (a < first_month)
+                continue;
+            char ym[16], id[160];
+            snprintf(ym, sizeof(ym), "%04d-%02d", my, mm);
+            snprintf(id, sizeof(id), "availability:period:platform:%s", ym);
+            if (k > 2 && json_object_get(stored, id))
+                continue; /* an older month, computed already */
+            struct tally t = {0}, tc = {0}, th = {0};
+            rc = compute(tx, "platform", NULL, "", a, b, now, &t, &tc, &th, NULL, err);
+            if (rc)
+                break;
+            json_t *d = period_data("platform", NULL, a, b, &t);
+            char *text = json_dumps(d, JDUMP_SORTED);
+            json_array_append_new(out, json_pack("[s,s,n,I,s]", id, "platform", (json_int_t)a,
+                                                 text));
+            free(text);
+            json_decref(d);
+            size_t i;
+            json_t *dp;
+            json_array_foreach(depts, i, dp) {
+                const char *did = json_string_value(json_array_get(dp, 0));
+                struct tally u = {0}, uc = {0}, uh = {0};
+                rc = compute(tx, "department", did, json_string_value(json_array_get(dp, 1)), a,
+                             b, now, &u, &uc, &uh, NULL, err);
+                if (rc)
+                    break;
+                if (u.resources == 0)
+                    continue; /* no VM in the month: no figure */
+                snprintf(id, sizeof(id), "availability:period:department:%s:%s", did, ym);
+                d = period_data("department", did, a, b, &u);
+                text = json_dumps(d, JDUMP_SORTED);
+                json_array_append_new(out, json_pack("[s,s,s,I,s]", id, "department", did,
+                                                     (json_int_t)a, text));
+                free(text);
+                json_decref(d);
+            }
+        }
+    }
+    gc_tx_rollback(tx);
+    json_decref(stored);
+    json_decref(depts);
+    return rc < 0 ? rc : 0;
+}
+
+int gc_availability_periods_update(struct gc_store *st, int64_t now, int64_t *changed,
+                                   struct gc_error *err)
+{
+    if (changed)
+        *changed = 0;
+    json_t *figs = json_array();
+    int rc = periods_compute(st, now, figs, err);
+    if (rc || json_array_size(figs) == 0) {
+        json_decref(figs);
+        return rc;
+    }
+    struct gc_tx *tx;
+    rc = gc_tx_begin(st, GC_TX_WRITE, &tx, err);
+    if (rc) {
+        json_decref(figs);
+        return rc;
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(figs, i, f) {
+        const char *id = json_string_value(json_array_get(f, 0));
+        const char *data = json_string_value(json_array_get(f, 4));
+        int64_t same = 0;
+        rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM availability_periods WHERE id = ? AND"
+                             " data = ?",
+                             GC_ARGS(GC_VTXT(id), GC_VTXT(data)), &same, err);
+        if (rc)
+            break;
+        if (same)
+            continue; /* recomputed the same: no new record */
+        int64_t seq = 0;
+        rc = gc_sup_seq_next(tx, "availability", &seq, err);
+        if (rc)
+            break;
+        const char *dept = json_string_value(json_array_get(f, 2));
+        rc = gc_tx_exec(tx,
+                        "INSERT INTO availability_periods (id, scope, resource_id,"
+                        " period_start, data, seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (id) DO UPDATE SET data = excluded.data,"
+                        " seq = excluded.seq, updated_at = excluded.updated_at",
+                        GC_ARGS(GC_VTXT(id), GC_VTXT(json_string_value(json_array_get(f, 1))),
+                                GC_VTXT(dept), GC_VINT_(json_integer_value(json_array_get(f, 3))),
+                                GC_VTXT(data), GC_VINT_(seq), GC_VINT_(now)),
+                        NULL, err);
+        if (rc)
+            break;
+        if (changed)
+            (*changed)++;
+    }
+    json_decref(figs);
+    if (rc) {
+        gc_tx_rollback(tx);
+        return rc;
+    }
+    return gc_tx_commit(tx, err);
+}
+
+static pthread_mutex_t periods_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t periods_last_ms;
+
+int gc_availability_sup_refresh(struct gc_store *st, struct gc_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&periods_lock);
+    int64_t now = gc_now_ms();
+    if (periods_last_ms == 0 || now - periods_last_ms >= 60000 || now < periods_last_ms) {
+        rc = gc_availability_periods_update(st, now, NULL, err);
+        if (!rc)
+            periods_last_ms = now;
+    }
+    pthread_mutex_unlock(&periods_lock);
+    return rc;
+}
+
+int gc_availability_sup_high(struct gc_tx *tx, int64_t *seq, struct gc_error *err)
+{
+    return gc_sup_seq_high(tx, "availability", seq, err);
+}
+
+/* An incident's record data (availability.json, kind incident). */
+static json_t *incident_data(struct gc_rows *r)
+{
+    const char *type = gc_rows_text(r, 3);
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o}", "kind", "incident", "scope",
+                          !strcmp(type, "host") || !strcmp(type, "check") ? type : "vm",
+                          "resource_id", gc_sup_json_str(gc_rows_text(r, 4), 255), "started_at",
+                          gc_json_time(gc_rows_int(r, 6)), "cause",
+                          gc_sup_json_str(gc_rows_text(r, 8)[0] ? gc_rows_text(r, 8)
+                                                                 : "unknown",
+                                          1000));
+    if (!gc_rows_null(r, 10) && gc_rows_text(r, 10)[0])
+        json_object_set_new(o, "resource_name", gc_sup_json_str(gc_rows_text(r, 10), 255));
+    if (!gc_rows_null(r, 5) && gc_id_valid(gc_rows_text(r, 5)))
+        json_object_set_new(o, "department_id", json_string(gc_rows_text(r, 5)));
+    if (!gc_rows_null(r, 7)) {
+        int64_t s = gc_rows_int(r, 6), e = gc_rows_int(r, 7);
+        json_object_set_new(o, "ended_at", gc_json_time(e));
+        json_object_set_new(o, "duration_seconds", json_integer(e > s ? (e - s) / 1000 : 0));
+        if (!gc_rows_null(r, 9))
+            json_object_set_new(o, "end_reason", gc_sup_json_str(gc_rows_text(r, 9), 1000));
+    }
+    return o;
+}
+
+int gc_availability_sup_fetch(struct gc_tx *tx, int64_t after, int64_t upto, bool live_only,
+                              int max, gc_sup_emit_fn emit, void *cls, struct gc_error *err)
+{
+    (void)live_only; /* nothing is deleted: incidents and figures stay */
+    struct gc_rows *r;
+    /* kind, record time, seq, then the incident's columns (NULL for a figure) or the
+     * figure's id and data */
+    int rc = gc_tx_query(
+        tx,
+        "SELECT * FROM (SELECT 'i' AS k, COALESCE(i.ended_at, i.started_at) AS t, i.seq AS seq,"
+        " i.resource_type, i.resource_id, i.department_id, i.started_at, i.ended_at, i.cause,"
+        " i.end_reason, CASE i.resource_type"
+        "  WHEN 'vm' THEN (SELECT name FROM vms WHERE id = i.resource_id)"
+        "  WHEN 'host' THEN (SELECT name FROM hosts WHERE id = i.resource_id)"
+        "  WHEN 'check' THEN (SELECT name FROM checks WHERE id = i.resource_id) END,"
+        " i.id AS rid, NULL AS data FROM incidents i WHERE i.seq > ? AND i.seq <= ?"
+        " UNION ALL SELECT 'p', p.updated_at, p.seq, NULL, NULL, NULL, 0, NULL, NULL, NULL,"
+        " NULL, p.id, p.data FROM availability_periods p WHERE p.seq > ? AND p.seq <= ?)"
+        " AS u ORDER BY seq LIMIT ?",
+        GC_ARGS(GC_VINT_(after), GC_VINT_(upto), GC_VINT_(after), GC_VINT_(upto),
+                GC_VINT_(max)),
+        &r, err);
+    if (rc)
+        return rc;
+    while ((rc = gc_rows_next(r, err)) > 0) {
+        bool incident = gc_rows_text(r, 0)[0] == 'i';
+        char *text = NULL;
+        if (incident) {
+            json_t *d = incident_data(r);
+            text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            json_decref(d);
+        }
+        struct gc_sup_record rec = {.id = gc_rows_text(r, 11),
+                                    .seq = gc_rows_int(r, 2),
+                                    .time_ms = gc_rows_int(r, 1),
+                                    .deleted = false,
+                                    .data = incident ? text : gc_rows_text(r, 12)};
+        rc = emit(cls, &rec);
+        free(text);
+        if (rc)
+            break;
+    }
+    gc_rows_free(r);
+    return rc > 0 ? 0 : rc;
 }

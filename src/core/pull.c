@@ -8,6 +8,7 @@
  * is opaque to clients: base64url of "gc1:<dataset>:<s|c>:<seq>" (s: a snapshot goes on,
  * deletions left out; c: changes). */
 #include "core/asset.h"
+#include "core/supdata.h"
 
 #include "crypto/crypto.h"
 #include "util/buf.h"
@@ -19,10 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The datasets that can be pulled. The lead adds log, alarm, environment, availability. */
+/* The datasets that can be pulled (and are pushed). docs/supervision.md says what each holds. */
 const struct gc_sup_provider gc_sup_providers[] = {
     {"asset", gc_asset_sup_refresh, gc_asset_sup_high, gc_asset_sup_fetch},
     {"environment", NULL, gc_env_sup_high, gc_env_sup_fetch},
+    {"log", NULL, gc_log_sup_high, gc_log_sup_fetch},
+    {"metric", gc_metric_sup_refresh, gc_metric_sup_high, gc_metric_sup_fetch},
+    {"alarm", NULL, gc_alarm_sup_high, gc_alarm_sup_fetch},
+    {"availability", gc_availability_sup_refresh, gc_availability_sup_high,
+     gc_availability_sup_fetch},
+    {"backup", NULL, gc_backup_sup_high, gc_backup_sup_fetch},
 };
 const size_t gc_sup_nproviders = sizeof(gc_sup_providers) / sizeof(gc_sup_providers[0]);
 
@@ -165,9 +172,15 @@ int gc_sup_pull_open(const struct gc_ctx *ctx, const char *dataset, const char *
                             "supervisor only)",
                             gc_role_name(ctx->who->role));
     const struct gc_sup_provider *prov = gc_sup_provider_find(dataset);
-    if (!prov)
+    if (!prov) {
+        char names[256] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < gc_sup_nproviders && used < sizeof(names); i++)
+            used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+                                     gc_sup_providers[i].dataset);
         return gc_error_set(err, GC_ENOTFOUND, "dataset",
-                            "dataset '%.40s' cannot be pulled (available: asset)", dataset);
+                            "dataset '%.40s' cannot be pulled (available: %s)", dataset, names);
+    }
     if (limit == 0)
         limit = GC_SUP_PULL_DEFAULT_LIMIT;
     if (limit < 1 || limit > GC_SUP_PULL_MAX_LIMIT)

@@ -3,6 +3,7 @@
  * SIGTERM or SIGINT. */
 #include "core/asset.h"
 #include "core/repcache.h"
+#include "core/supdata.h"
 #include "http/http.h"
 #include "monitor/alarmeval.h"
 #include "monitor/checks.h"
@@ -188,6 +189,14 @@ int main(int argc, char **argv)
                         "lowercase uuid\n", cfg.supervision_cloud_id);
         gc_config_release(&cfg);
         return 2;
+    }
+    {
+        double w[GC_NLAYERS];
+        if (gc_subst_weights_parse(cfg.supervision_substitution_weights, w, &err) != 0) {
+            fprintf(stderr, "govcloudd: option [supervision] %s\n", err.msg);
+            gc_config_release(&cfg);
+            return 2;
+        }
     }
     if (check_only) {
         printf("govcloudd: configuration is valid\n");

@@ -704,6 +704,40 @@ static const char *const m23[] = {
     NULL,
 };
 
+/* the availability dataset of the supervision pull (docs/supervision.md): incidents carry its
+ * sequence (bumped when one opens or closes), and the period figures (each completed month,
+ * platform and departments) are kept with theirs, so that a figure gets a new seq only when
+ * it is recomputed differently */
+static const char *const m21[] = {
+    "ALTER TABLE incidents ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
+    /* the incidents already there, numbered in the order they started */
+    "UPDATE incidents SET seq = (SELECT COUNT(*) FROM incidents i2 WHERE"
+    " i2.started_at < incidents.started_at OR (i2.started_at = incidents.started_at AND"
+    " i2.id <= incidents.id))",
+    "INSERT INTO supervision_seq (dataset, seq)"
+    " SELECT 'availability', COALESCE(MAX(seq), 0) FROM incidents WHERE 1"
+    " ON CONFLICT (dataset) DO UPDATE SET seq = MAX(supervision_seq.seq, excluded.seq)",
+    "CREATE INDEX incidents_seq ON incidents (seq)",
+    "CREATE TABLE availability_periods ("
+    " id TEXT PRIMARY KEY,"            /* availability:period:<scope>[:<id>]:<YYYY-MM> */
+    " scope TEXT NOT NULL,"            /* platform | department */
+    " resource_id TEXT,"               /* the department */
+    " period_start BIGINT NOT NULL,"
+    " data TEXT NOT NULL,"             /* the record's data (availability.json, kind period) */
+    " seq BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX availability_periods_seq ON availability_periods (seq)",
+    /* the metric dataset: hourly aggregates of the platform's series, one row each */
+    "CREATE TABLE supervision_metrics ("
+    " id TEXT PRIMARY KEY,"            /* metric:<name>:<SM3 of the series key>:<hour ms> */
+    " hour_ms BIGINT NOT NULL,"
+    " data TEXT NOT NULL,"
+    " seq BIGINT NOT NULL)",
+    "CREATE UNIQUE INDEX supervision_metrics_seq ON supervision_metrics (seq)",
+    "CREATE INDEX supervision_metrics_hour ON supervision_metrics (hour_ms)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -724,6 +758,7 @@ const struct gc_migration gc_migrations[] = {
     {17, "alarm rules, alarms, silences", m17},
     {18, "asset inventory, asset history, supervision sequences", m18},
     {19, "data-centre environment sensors", m19},
+    {21, "supervision: availability sequence on incidents, period figures, metric aggregates", m21},
     {22, "environment dataset of the supervision interface", m22},
     {23, "SNMP device targets of asset discovery", m23},
 };

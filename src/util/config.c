@@ -28,8 +28,8 @@ static const size_t option_offsets[] = {
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
     OFF(tsdb_test_ingest), OFF(alarm_enabled), OFF(alarm_interval), OFF(alarm_stale_after),
     OFF(alarm_burn_interval), OFF(alarm_availability_target), OFF(asset_sync_interval),
-    OFF(supervision_cloud_id), OFF(env_interval), OFF(env_profile_dir), OFF(env_rate_window),
-    OFF(env_export_retention_days),
+    OFF(supervision_cloud_id), OFF(supervision_substitution_weights), OFF(env_interval),
+    OFF(env_profile_dir), OFF(env_rate_window), OFF(env_export_retention_days),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -163,6 +163,14 @@ const struct gc_config_option gc_config_options[] = {
      "cloud's SM2 signing key is `data_dir/supervision/sm2-key.pem` (0600, created on first "
      "use); `GET /v1/supervision/public-key` shows both for registering the cloud with a "
      "supervisor."},
+    {"supervision", "substitution_weights", GC_OPT_STR,
+     "cpu=0.2,server=0.15,os=0.15,database=0.15,middleware=0.1,storage=0.1,network=0.1,"
+     "security=0.05",
+     0, 0, NULL,
+     "Weights of the layers in the overall domestic substitution rate (docs/supervision.md): "
+     "`layer=weight` pairs separated by commas, layers among `cpu`, `server`, `os`, "
+     "`database`, `middleware`, `storage`, `network`, `security`, each at most once, weights "
+     "non-negative and summing to 1; a layer not named weighs 0. Checked at start."},
     {"environment", "interval", GC_OPT_INT, "30", 1, 3600, NULL,
      "Seconds between two polls of the data-centre environment sensors (`/v1/sensors`, "
      "docs/environment.md); each device is read in its own thread within its own "

@@ -74,6 +74,7 @@ struct gc_config {
     char *env_profile_dir;           /* "none" or a directory of extra sensor profiles */
     int64_t env_rate_window;         /* seconds of history behind a rate of change */
     int64_t env_export_retention_days; /* days of exported readings kept */
+    char *supervision_substitution_weights; /* "layer=weight,…" (core/supdata.h) */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };

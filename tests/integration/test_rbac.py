@@ -413,7 +413,6 @@ EXPECTED = {
         "asset of A1": (200, 200, 200, 200, 200, 200),
         "asset of B1": (200, 200, 200, 200, 404, 404),
     },
-    "GET /v1/supervision/{dataset}": {"asset": (200, 200, 200, 200, 403, 403)},
     # SNMP device targets are platform objects, as sensors; a discovery of a device that
     # does not answer is 409 (the device's fault), after the permission check
     "GET /v1/assets/snmp-devices": {"list": (200, 200, 200, 200, 403, 403)},
@@ -424,6 +423,16 @@ EXPECTED = {
     "DELETE /v1/assets/snmp-devices/{id}": {"fresh target": (204, 204, 403, 403, 403, 403)},
     "POST /v1/assets/snmp-devices/{id}/discover": {
         "silent device": (409, 409, 403, 403, 403, 403)},
+    "GET /v1/supervision/{dataset}": {
+        "asset": (200, 200, 200, 200, 403, 403),
+        "log": (200, 200, 200, 200, 403, 403),
+        "metric": (200, 200, 200, 200, 403, 403),
+        "alarm": (200, 200, 200, 200, 403, 403),
+        "availability": (200, 200, 200, 200, 403, 403),
+        "backup": (200, 200, 200, 200, 403, 403),
+        "environment": (200, 200, 200, 200, 403, 403),
+    },
+    "GET /v1/supervision/substitution-rate": {"local": (200, 200, 200, 200, 403, 403)},
     "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
     "POST /v1/jobs": {"test.sleep": (202, 202, 403, 403, 202, 403)},
     "GET /v1/jobs/{id}": {
@@ -2637,6 +2646,32 @@ def _(t, role):
     err = t.d.request("GET", f"/v1/assets/snmp-devices/{tid}", token=t.admin).json["last_error"]
     t.assertEqual(err is not None, r.status == 409)
     t.d.request("DELETE", f"/v1/assets/snmp-devices/{tid}", token=t.admin)
+
+def _pull(dataset):
+    def run(t, role):
+        r = t.as_(role, "GET", f"/v1/supervision/{dataset}?limit=1000000")
+        if r.status == 200:
+            t.assertEqual(r.json["dataset"], dataset)
+            t.assertTrue(r.json["snapshot"])
+            t.assertFalse(r.json["more"])
+            if dataset == "log":  # the world was built by audited calls
+                t.assertGreater(len(r.json["records"]), 0)
+            if dataset == "backup":
+                t.assertEqual(r.json["records"], [])
+        return r
+    return run
+
+
+for _ds in ("log", "metric", "alarm", "availability", "backup", "environment"):
+    case("GET /v1/supervision/{dataset}", _ds)(_pull(_ds))
+
+
+@case("GET /v1/supervision/substitution-rate", "local")
+def _(t, role):
+    r = t.as_(role, "GET", "/v1/supervision/substitution-rate")
+    if r.status == 200:
+        t.assertEqual(len(r.json["layers"]), 8)
+        t.assertEqual(r.json["scope"], "local")
     return r
 
 
