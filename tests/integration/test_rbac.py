@@ -2646,6 +2646,8 @@ def _(t, role):
     err = t.d.request("GET", f"/v1/assets/snmp-devices/{tid}", token=t.admin).json["last_error"]
     t.assertEqual(err is not None, r.status == 409)
     t.d.request("DELETE", f"/v1/assets/snmp-devices/{tid}", token=t.admin)
+    return r
+
 
 def _pull(dataset):
     def run(t, role):

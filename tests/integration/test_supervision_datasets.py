@@ -153,7 +153,7 @@ class SupervisionDatasetsTest(DaemonTestCase):
             self.assertProblem(r, 400, part)
             self.assertEqual(r.json.get("field"), "cursor")
         r = self.req("GET", "/v1/supervision/nothing", token=self.admin)
-        self.assertProblem(r, 404, "available: asset, log, metric, alarm, availability, backup")
+        self.assertProblem(r, 404, "available: asset, environment, log, metric, alarm, availability, backup")
         # department roles: 403 on every dataset
         d = self.mkdept("部门 " + uuid.uuid4().hex[:6])
         name = "du" + uuid.uuid4().hex[:8]
