@@ -9,6 +9,7 @@
 #include "monitor/collect.h"
 #include "monitor/latest.h"
 #include "monitor/notifier.h"
+#include "monitor/pusher.h"
 #include "monitor/tsdb.h"
 #include "sched/hostmgr.h"
 #include "sched/imagestore.h"
@@ -333,6 +334,10 @@ int main(int argc, char **argv)
         gc_err("daemon", "%s", err.msg);
         goto cleanup;
     }
+    if (gc_pusher_start(st, &cfg, &err) != 0) {
+        gc_err("daemon", "%s", err.msg);
+        goto cleanup;
+    }
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -351,6 +356,7 @@ cleanup:
     gc_collect_stop();
     gc_checks_stop();
     gc_alarmeval_stop();
+    gc_pusher_stop();
     gc_notifier_stop();
     gc_asset_sync_stop();
     gc_runner_stop(runner);

@@ -28,7 +28,7 @@ static const size_t option_offsets[] = {
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
     OFF(tsdb_test_ingest), OFF(alarm_enabled), OFF(alarm_interval), OFF(alarm_stale_after),
     OFF(alarm_burn_interval), OFF(alarm_availability_target), OFF(asset_sync_interval),
-    OFF(supervision_cloud_id),
+    OFF(supervision_cloud_id), OFF(push_interval), OFF(push_retention), OFF(accept_pushes),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -162,6 +162,18 @@ const struct gc_config_option gc_config_options[] = {
      "cloud's SM2 signing key is `data_dir/supervision/sm2-key.pem` (0600, created on first "
      "use); `GET /v1/supervision/public-key` shows both for registering the cloud with a "
      "supervisor."},
+    {"supervision", "push_interval", GC_OPT_INT, "2", 1, 300, NULL,
+     "Seconds between two passes of the pusher, which takes new records of every dataset "
+     "into the outbox of each enabled receiver (`/v1/supervision/receivers`) and delivers "
+     "the stored batches in order. A failed delivery is retried with a backoff of 1 s "
+     "doubling to 5 min, whatever this says (docs/supervision.md#push-to-a-supervisor)."},
+    {"supervision", "push_retention", GC_OPT_INT, "86400", 0, 31536000, NULL,
+     "Seconds a delivered batch stays in the push outbox before it is deleted (0: at once). "
+     "Undelivered batches are never deleted."},
+    {"supervision", "accept_pushes", GC_OPT_BOOL, "false", 0, 0, NULL,
+     "Supervisor mode: accept batches pushed by registered clouds on "
+     "`POST /v1/supervision/ingest` (otherwise it answers 404). Register clouds with "
+     "`POST /v1/supervision/clouds` (docs/supervision.md#supervisor-mode)."},
 };
 const size_t gc_config_noptions = sizeof(gc_config_options) / sizeof(gc_config_options[0]);
 

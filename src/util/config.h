@@ -69,6 +69,9 @@ struct gc_config {
     /* [supervision] */
     int64_t asset_sync_interval;     /* seconds between two asset discovery passes */
     char *supervision_cloud_id;      /* "auto" or a lowercase uuid */
+    int64_t push_interval;           /* seconds between two passes of the pusher */
+    int64_t push_retention;          /* seconds delivered batches are kept */
+    bool accept_pushes;              /* supervisor mode: POST /v1/supervision/ingest */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };
