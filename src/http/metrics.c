@@ -13,7 +13,7 @@ static const int tracked_status[] = {200, 201, 202, 204, 400, 401, 403, 404, 405
 static const double buckets_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                    0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
 #define NBUCKETS (sizeof(buckets_s) / sizeof(buckets_s[0]))
-#define MAX_ROUTES 128
+#define MAX_ROUTES 256
 
 struct route_metrics {
     atomic_uint_fast64_t by_status[NSTATUS];
