@@ -116,6 +116,16 @@ void gc_api_supervision_ingest(struct gc_req *req, struct gc_resp *resp)
                       (ct[16] && ct[16] != ';' && ct[16] != ' ')))
         gc_error_set(&err, GC_EMEDIA, "Content-Type",
                      "Content-Type must be application/json, got '%.64s'", ct ? ct : "none");
+    /* a batch is a JSON object: anything else is refused before the token is looked up */
+    if (!err.code) {
+        size_t i = 0;
+        while (i < req->raw.len && (req->raw.data[i] == ' ' || req->raw.data[i] == '\n' ||
+                                    req->raw.data[i] == '\r' || req->raw.data[i] == '\t'))
+            i++;
+        if (i == req->raw.len || req->raw.data[i] != '{')
+            gc_error_set(&err, GC_EINVAL, "", "the body must be a batch: a JSON object "
+                                              "(docs/supervision-spec.md section 4)");
+    }
     json_t *out = NULL;
     if (err.code || gc_sup_ingest(req->ctx.store, tok, req->raw.data, req->raw.len, &out,
                                   &err) != 0) {
