@@ -506,10 +506,11 @@ static int load_streams(struct gc_store *st, struct stream **out, size_t *n, boo
 
 /* Builds and stores the next batch of one stream; *done when there was nothing to build. */
 static int build_one(struct gc_store *st, const struct gc_sup_identity *id,
-                     const struct stream *s, bool *done, struct gc_error *err)
+                     const struct stream *s, bool *done, bool *stored, struct gc_error *err)
 {
     const struct gc_sup_provider *prov = gc_sup_provider_find(s->dataset);
     *done = true;
+    *stored = false;
     struct gc_tx *tx;
     int rc = gc_tx_begin(st, GC_TX_READ, &tx, err);
     if (rc)
@@ -607,8 +608,10 @@ static int build_one(struct gc_store *st, const struct gc_sup_identity *id,
         rc = gc_tx_commit(tx, err);
     else
         gc_tx_rollback(tx);
-    if (!rc)
+    if (!rc) {
         *done = c.last_seq >= high;
+        *stored = true;
+    }
 out:
     json_decref(c.records);
     return rc;
@@ -626,15 +629,16 @@ int gc_push_build(struct gc_store *st, const struct gc_sup_identity *id, int *bu
     for (size_t i = 0; i < n && !rc; i++) {
         /* a bounded number per pass, so that delivery and other streams get their turn */
         for (int k = 0; k < 50; k++) {
-            bool done = true;
-            rc = build_one(st, id, &s[i], &done, err);
+            bool done = true, stored = false;
+            rc = build_one(st, id, &s[i], &done, &stored, err);
             if (rc == GC_ECONFLICT) {
                 rc = 0;
                 break;
             }
+            if (stored)
+                (*built)++;
             if (rc || done)
                 break;
-            (*built)++;
         }
     }
     free(s);
