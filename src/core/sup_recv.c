@@ -40,10 +40,6 @@ static int may_write(const struct gc_principal *who, struct gc_error *err)
     return 0;
 }
 
-void gc_sup_cloud_cache_flush(void)
-{
-}
-
 #define CLOUD_COLS                                                                            \
     "c.id, c.name, c.public_key_pem, c.fingerprint, c.secret IS NOT NULL, c.created_at,"      \
     " c.updated_at, c.version"
@@ -601,8 +597,6 @@ int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size
     struct gc_sup_batch b = {0};
     rc = gc_sup_batch_open(body, len, &x, &b, err);
     if (rc) {
-        if (rc == GC_EINVAL && c.has_secret && !strcmp(err->field, "/records"))
-            (void)0; /* "encryption required" says it */
         gc_sup_batch_release(&b);
         gc_sm2_key_free(c.key);
         return rc;

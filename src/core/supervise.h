@@ -76,7 +76,5 @@ int gc_cloud_records(const struct gc_ctx *ctx, const char *id, const char *datas
  * before with other records). */
 int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size_t len,
                   json_t **out, struct gc_error *err);
-/* Forgets the parsed keys of registered clouds (after a change). */
-void gc_sup_cloud_cache_flush(void);
 
 #endif
