@@ -1247,7 +1247,7 @@ def _(t, role):
     r = t.as_(role, "GET", "/v1/alarm-rules?limit=500")
     if r.status == 200:
         builtin = [x for x in r.json["items"] if x["builtin"]]
-        t.assertEqual(len(builtin), 0 if role.startswith("department_") else 7)
+        t.assertEqual(len(builtin), 0 if role.startswith("department_") else 8)
     return r
 
 
