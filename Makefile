@@ -42,6 +42,8 @@ bench: deps build
 	bench/assets/bench_assets_pull "$(BUILD)"
 	cmake --build $(BUILD) --target bench_supervision
 	$(BUILD)/bench_supervision
+	cmake --build $(BUILD) --target bench_supervisor_ingest
+	$(BUILD)/bench_supervisor_ingest "$(BUILD)"
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD)

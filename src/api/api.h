@@ -182,6 +182,18 @@ void gc_api_sensor_profile_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sensor_profile_get(struct gc_req *req, struct gc_resp *resp);
 void gc_api_sensor_profile_check(struct gc_req *req, struct gc_resp *resp);
 void gc_api_supervision_substitution(struct gc_req *req, struct gc_resp *resp);
+void gc_api_receiver_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_receiver_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_receiver_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_receiver_update(struct gc_req *req, struct gc_resp *resp);
+void gc_api_receiver_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_cloud_list(struct gc_req *req, struct gc_resp *resp);
+void gc_api_cloud_get(struct gc_req *req, struct gc_resp *resp);
+void gc_api_cloud_create(struct gc_req *req, struct gc_resp *resp);
+void gc_api_cloud_update(struct gc_req *req, struct gc_resp *resp);
+void gc_api_cloud_delete(struct gc_req *req, struct gc_resp *resp);
+void gc_api_cloud_records(struct gc_req *req, struct gc_resp *resp);
+void gc_api_supervision_ingest(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);

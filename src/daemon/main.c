@@ -11,6 +11,7 @@
 #include "monitor/environment.h"
 #include "monitor/latest.h"
 #include "monitor/notifier.h"
+#include "monitor/pusher.h"
 #include "monitor/tsdb.h"
 #include "sched/hostmgr.h"
 #include "sched/imagestore.h"
@@ -352,6 +353,10 @@ int main(int argc, char **argv)
         gc_err("daemon", "%s", err.msg);
         goto cleanup;
     }
+    if (gc_pusher_start(st, &cfg, &err) != 0) {
+        gc_err("daemon", "%s", err.msg);
+        goto cleanup;
+    }
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -371,6 +376,7 @@ cleanup:
     gc_checks_stop();
     gc_alarmeval_stop();
     gc_env_stop();
+    gc_pusher_stop();
     gc_notifier_stop();
     gc_asset_sync_stop();
     gc_snmp_devices_stop();

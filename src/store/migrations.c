@@ -738,6 +738,108 @@ static const char *const m21[] = {
     NULL,
 };
 
+/* supervision push (a cloud's receivers and its persistent outbox) and supervisor mode
+ * (registered clouds and the records received from them) (docs/supervision.md) */
+static const char *const m20[] = {
+    /* upstream receivers this cloud pushes to; token and secret are write-only in the API */
+    "CREATE TABLE sup_receivers ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " url TEXT NOT NULL,"
+    " token TEXT NOT NULL,"             /* the bearer credential the supervisor issued */
+    " secret TEXT,"                     /* base64 of the 32-byte SM4 secret, or NULL */
+    " datasets TEXT NOT NULL,"          /* JSON array of dataset names */
+    " enabled BIGINT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    /* per receiver and dataset: what was taken into the outbox and what was delivered */
+    "CREATE TABLE sup_push_state ("
+    " receiver_id TEXT NOT NULL,"
+    " dataset TEXT NOT NULL,"
+    " cursor BIGINT NOT NULL,"          /* the last record seq put into a batch */
+    " batch_seq BIGINT NOT NULL,"       /* the last batch_seq built */
+    " delivered_seq BIGINT NOT NULL,"   /* the last batch_seq the receiver acknowledged */
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " last_success_at BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " PRIMARY KEY (receiver_id, dataset))",
+    /* the outbox: each batch stored once, with its text fixed, delivered in batch_seq order */
+    "CREATE TABLE sup_outbox ("
+    " receiver_id TEXT NOT NULL,"
+    " dataset TEXT NOT NULL,"
+    " batch_seq BIGINT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " records BIGINT NOT NULL,"
+    " first_seq BIGINT NOT NULL,"
+    " last_seq BIGINT NOT NULL,"
+    " oldest_at BIGINT NOT NULL,"       /* time of the oldest change it carries */
+    " created_at BIGINT NOT NULL,"
+    " attempts BIGINT NOT NULL DEFAULT 0,"
+    " next_at BIGINT NOT NULL,"
+    " delivered_at BIGINT,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (receiver_id, dataset, batch_seq))",
+    "CREATE INDEX sup_outbox_delivered ON sup_outbox (delivered_at)",
+    /* supervisor mode: the clouds allowed to push here */
+    "CREATE TABLE sup_clouds ("
+    " id TEXT PRIMARY KEY,"             /* the cloud's own cloud_id */
+    " name TEXT NOT NULL UNIQUE,"
+    " public_key_pem TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " secret TEXT,"                     /* base64 of the SM4 secret, or NULL */
+    " token_hash TEXT NOT NULL UNIQUE," /* SM3 of the push token (shown once) */
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " version BIGINT NOT NULL)",
+    /* per cloud and dataset: the batches seen, as one stream */
+    "CREATE TABLE sup_streams ("
+    " cloud_id TEXT NOT NULL,"
+    " dataset TEXT NOT NULL,"
+    " max_batch_seq BIGINT NOT NULL,"
+    " batches BIGINT NOT NULL,"
+    " accepted BIGINT NOT NULL,"
+    " duplicates BIGINT NOT NULL,"
+    " rejected BIGINT NOT NULL,"
+    " last_batch_at BIGINT NOT NULL,"   /* when the newest batch arrived */
+    " last_batch_time BIGINT NOT NULL," /* the `time` the cloud gave it */
+    " PRIMARY KEY (cloud_id, dataset))",
+    "CREATE TABLE sup_batches_in ("
+    " cloud_id TEXT NOT NULL,"
+    " dataset TEXT NOT NULL,"
+    " batch_seq BIGINT NOT NULL,"
+    " ids_hash TEXT NOT NULL,"          /* SM3 of the record ids: a resend must match */
+    " received_at BIGINT NOT NULL,"
+    " PRIMARY KEY (cloud_id, dataset, batch_seq))",
+    /* missing batch_seq ranges [from_seq, to_seq] */
+    "CREATE TABLE sup_gaps ("
+    " cloud_id TEXT NOT NULL,"
+    " dataset TEXT NOT NULL,"
+    " from_seq BIGINT NOT NULL,"
+    " to_seq BIGINT NOT NULL,"
+    " PRIMARY KEY (cloud_id, dataset, from_seq))",
+    /* every record received, its latest state (highest seq; deletes kept as tombstones) */
+    "CREATE TABLE sup_records ("
+    " cloud_id TEXT NOT NULL,"
+    " dataset TEXT NOT NULL,"
+    " record_id TEXT NOT NULL,"
+    " seq BIGINT NOT NULL,"
+    " time BIGINT NOT NULL,"
+    " op TEXT NOT NULL,"                /* upsert | delete */
+    " data TEXT,"                       /* the dataset's object as JSON text; NULL: delete */
+    " received_at BIGINT NOT NULL,"
+    " PRIMARY KEY (cloud_id, dataset, record_id))",
+    "CREATE INDEX sup_records_dataset ON sup_records (dataset, op)",
+    /* built-in rule: a receiver more than 15 minutes behind */
+    "INSERT INTO alarm_rules (id, name, builtin, kind, metric, matchers, func, op, threshold,"
+    " for_ms, severity, summary, created_at, updated_at, version) VALUES"
+    " ('00000000-0000-7000-8000-000000000008', 'supervision-lag', 1, 'metric',"
+    "  'govcloud_supervision_lag_seconds', '[]', 'value', '>', '900', 300000, 'major',"
+    "  'supervision receiver {{receiver}} is {{value}} s behind on dataset {{dataset}}', 0,"
+    "  0, 1)",
+    NULL,
+};
+
 const struct gc_migration gc_migrations[] = {
     {1, "departments, users, tokens, audit, jobs", m1},
     {2, "hypervisor hosts", m2},
@@ -758,6 +860,7 @@ const struct gc_migration gc_migrations[] = {
     {17, "alarm rules, alarms, silences", m17},
     {18, "asset inventory, asset history, supervision sequences", m18},
     {19, "data-centre environment sensors", m19},
+    {20, "supervision push outbox, receivers, supervisor mode", m20},
     {21, "supervision: availability sequence on incidents, period figures, metric aggregates", m21},
     {22, "environment dataset of the supervision interface", m22},
     {23, "SNMP device targets of asset discovery", m23},

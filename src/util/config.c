@@ -28,8 +28,9 @@ static const size_t option_offsets[] = {
     OFF(tsdb_retention_raw_days), OFF(tsdb_retention_5m_days), OFF(tsdb_retention_1h_days),
     OFF(tsdb_test_ingest), OFF(alarm_enabled), OFF(alarm_interval), OFF(alarm_stale_after),
     OFF(alarm_burn_interval), OFF(alarm_availability_target), OFF(asset_sync_interval),
-    OFF(supervision_cloud_id), OFF(supervision_substitution_weights), OFF(env_interval),
-    OFF(env_profile_dir), OFF(env_rate_window), OFF(env_export_retention_days),
+    OFF(supervision_cloud_id), OFF(supervision_substitution_weights), OFF(push_interval),
+    OFF(push_retention), OFF(accept_pushes), OFF(env_interval), OFF(env_profile_dir),
+    OFF(env_rate_window), OFF(env_export_retention_days),
 };
 
 const struct gc_config_option gc_config_options[] = {
@@ -171,6 +172,18 @@ const struct gc_config_option gc_config_options[] = {
      "`layer=weight` pairs separated by commas, layers among `cpu`, `server`, `os`, "
      "`database`, `middleware`, `storage`, `network`, `security`, each at most once, weights "
      "non-negative and summing to 1; a layer not named weighs 0. Checked at start."},
+    {"supervision", "push_interval", GC_OPT_INT, "2", 1, 300, NULL,
+     "Seconds between two passes of the pusher, which takes new records of every dataset "
+     "into the outbox of each enabled receiver (`/v1/supervision/receivers`) and delivers "
+     "the stored batches in order. A failed delivery is retried with a backoff of 1 s "
+     "doubling to 5 min, whatever this says (docs/supervision.md#push-to-a-supervisor)."},
+    {"supervision", "push_retention", GC_OPT_INT, "86400", 0, 31536000, NULL,
+     "Seconds a delivered batch stays in the push outbox before it is deleted (0: at once). "
+     "Undelivered batches are never deleted."},
+    {"supervision", "accept_pushes", GC_OPT_BOOL, "false", 0, 0, NULL,
+     "Supervisor mode: accept batches pushed by registered clouds on "
+     "`POST /v1/supervision/ingest` (otherwise it answers 404). Register clouds with "
+     "`POST /v1/supervision/clouds` (docs/supervision.md#supervisor-mode)."},
     {"environment", "interval", GC_OPT_INT, "30", 1, 3600, NULL,
      "Seconds between two polls of the data-centre environment sensors (`/v1/sensors`, "
      "docs/environment.md); each device is read in its own thread within its own "

@@ -75,6 +75,9 @@ struct gc_config {
     int64_t env_rate_window;         /* seconds of history behind a rate of change */
     int64_t env_export_retention_days; /* days of exported readings kept */
     char *supervision_substitution_weights; /* "layer=weight,…" (core/supdata.h) */
+    int64_t push_interval;           /* seconds between two passes of the pusher */
+    int64_t push_retention;          /* seconds delivered batches are kept */
+    bool accept_pushes;              /* supervisor mode: POST /v1/supervision/ingest */
 };
 
 enum gc_opt_type { GC_OPT_STR, GC_OPT_INT, GC_OPT_BOOL, GC_OPT_ENUM };

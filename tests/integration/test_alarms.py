@@ -14,7 +14,8 @@ from gcharness import DaemonTestCase, free_port
 from test_notify import Receiver
 
 BUILTIN = {"host-down", "vm-down", "service-down", "disk-nearly-full",
-           "availability-budget-burn", "collector-failing", "environment-limit"}
+           "availability-budget-burn", "collector-failing", "environment-limit",
+           "supervision-lag"}
 
 
 class AlarmTest(DaemonTestCase):

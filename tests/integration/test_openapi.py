@@ -101,7 +101,7 @@ def race(d, requests, stagger=0.4, hold=0.6):
 
 class OpenApiTest(DaemonTestCase):
 
-    daemon_extra = ("--set", "server.threads=4")
+    daemon_extra = ("--set", "server.threads=4", "--set", "supervision.accept_pushes=true")
 
     @classmethod
     def setUpClass(cls):
@@ -216,6 +216,8 @@ class OpenApiTest(DaemonTestCase):
                       "/v1/checks/{id}": {"enabled": False},
                       "/v1/alarm-rules/{id}": {"enabled": False},
                       "/v1/alarms/{id}/ack": {"comment": "x"},
+                      "/v1/supervision/receivers/{id}": {"enabled": False},
+                      "/v1/supervision/clouds/{id}": {"name": "x"},
                       "/v1/volumes/{id}/revert": {"snapshot_id": NOWHERE},
                       "/v1/volumes/{id}/snapshots": {"name": "x"},
                       "/v1/security-groups/{id}/rules": {"direction": "ingress",

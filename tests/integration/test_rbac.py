@@ -22,7 +22,10 @@ PASSWORD = "User-Passw0rd!"
 
 # Routes that answer without a token.
 PUBLIC = {"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/openapi.json",
-          "GET /v1/version", "POST /v1/tokens"}
+          "GET /v1/version", "POST /v1/tokens",
+          # authenticated by a registered cloud's push token, not by a user's; answers 404
+          # unless [supervision] accept_pushes is on (test_supervision_push.py)
+          "POST /v1/supervision/ingest"}
 
 # The world every case runs in (built by build_world):
 #   departments  A (province) -> A1 (city) -> A1a (bureau);  B -> B1
@@ -433,6 +436,21 @@ EXPECTED = {
         "environment": (200, 200, 200, 200, 403, 403),
     },
     "GET /v1/supervision/substitution-rate": {"local": (200, 200, 200, 200, 403, 403)},
+    # push to upstream receivers: platform_admin and operator only (tokens are write-only)
+    "GET /v1/supervision/receivers": {"list": (200, 200, 403, 403, 403, 403)},
+    "POST /v1/supervision/receivers": {"new receiver": (201, 201, 403, 403, 403, 403)},
+    "GET /v1/supervision/receivers/{id}": {"receiver": (200, 200, 403, 403, 403, 403)},
+    "PATCH /v1/supervision/receivers/{id}": {"receiver": (200, 200, 403, 403, 403, 403)},
+    "DELETE /v1/supervision/receivers/{id}": {"fresh receiver": (204, 204, 403, 403, 403, 403)},
+    # supervisor mode: platform_admin registers clouds; the supervisor role reads
+    "GET /v1/supervision/clouds": {"list": (200, 403, 403, 200, 403, 403)},
+    "POST /v1/supervision/clouds": {"new cloud": (201, 403, 403, 403, 403, 403)},
+    "GET /v1/supervision/clouds/{id}": {"cloud": (200, 403, 403, 200, 403, 403)},
+    "PATCH /v1/supervision/clouds/{id}": {"cloud": (200, 403, 403, 403, 403, 403)},
+    "DELETE /v1/supervision/clouds/{id}": {"fresh cloud": (204, 403, 403, 403, 403, 403)},
+    "GET /v1/supervision/clouds/{id}/records": {"cloud": (200, 403, 403, 200, 403, 403)},
+    # a user's token is no push token; this daemon does not accept pushes at all
+    "POST /v1/supervision/ingest": {"user token": (404, 404, 404, 404, 404, 404)},
     "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
     "POST /v1/jobs": {"test.sleep": (202, 202, 403, 403, 202, 403)},
     "GET /v1/jobs/{id}": {
@@ -1259,7 +1277,7 @@ def _(t, role):
     r = t.as_(role, "GET", "/v1/alarm-rules?limit=500")
     if r.status == 200:
         builtin = [x for x in r.json["items"] if x["builtin"]]
-        t.assertEqual(len(builtin), 0 if role.startswith("department_") else 7)
+        t.assertEqual(len(builtin), 0 if role.startswith("department_") else 8)
     return r
 
 
@@ -2675,6 +2693,151 @@ def _(t, role):
         t.assertEqual(len(r.json["layers"]), 8)
         t.assertEqual(r.json["scope"], "local")
     return r
+
+
+# -- supervision push and supervisor mode --
+
+def _mkreceiver(t):
+    r = t.d.request("POST", "/v1/supervision/receivers",
+                    {"name": uniq("rcv-"), "url": "http://127.0.0.1:9/v1/supervision/ingest",
+                     "token": "secret-token", "enabled": False}, token=t.admin)
+    t.assertEqual(r.status, 201, r)
+    return r.json["id"]
+
+
+def _rcv_names(t):
+    r = t.d.request("GET", "/v1/supervision/receivers?limit=500", token=t.admin)
+    return [x["name"] for x in r.json["items"]]
+
+
+@case("GET /v1/supervision/receivers", "list")
+def _(t, role):
+    rid = _mkreceiver(t)
+    r = t.as_(role, "GET", "/v1/supervision/receivers?limit=500")
+    if r.status == 200:
+        t.assertIn(rid, [x["id"] for x in r.json["items"]])
+        t.assertNotIn("secret-token", json.dumps(r.json))
+    t.d.request("DELETE", f"/v1/supervision/receivers/{rid}", token=t.admin)
+    return r
+
+
+@case("POST /v1/supervision/receivers", "new receiver")
+def _(t, role):
+    name = uniq("rcv-")
+    r = t.as_(role, "POST", "/v1/supervision/receivers",
+              {"name": name, "url": "http://127.0.0.1:9/x", "token": "t", "enabled": False})
+    t.assertEqual(name in _rcv_names(t), r.status == 201)
+    if r.status == 201:
+        t.d.request("DELETE", f"/v1/supervision/receivers/{r.json['id']}", token=t.admin)
+    return r
+
+
+@case("GET /v1/supervision/receivers/{id}", "receiver")
+def _(t, role):
+    rid = _mkreceiver(t)
+    r = t.as_(role, "GET", f"/v1/supervision/receivers/{rid}")
+    if r.status == 200:
+        t.assertEqual(r.json["id"], rid)
+    t.d.request("DELETE", f"/v1/supervision/receivers/{rid}", token=t.admin)
+    return r
+
+
+@case("PATCH /v1/supervision/receivers/{id}", "receiver")
+def _(t, role):
+    rid = _mkreceiver(t)
+    r = t.as_(role, "PATCH", f"/v1/supervision/receivers/{rid}", {"url": "http://127.0.0.1:9/y"})
+    now = t.d.request("GET", f"/v1/supervision/receivers/{rid}", token=t.admin).json
+    t.assertEqual(now["url"].endswith("/y"), r.status == 200)
+    t.d.request("DELETE", f"/v1/supervision/receivers/{rid}", token=t.admin)
+    return r
+
+
+@case("DELETE /v1/supervision/receivers/{id}", "fresh receiver")
+def _(t, role):
+    rid = _mkreceiver(t)
+    r = t.as_(role, "DELETE", f"/v1/supervision/receivers/{rid}")
+    st = t.d.request("GET", f"/v1/supervision/receivers/{rid}", token=t.admin).status
+    t.assertEqual(st, 404 if r.status == 204 else 200)
+    t.d.request("DELETE", f"/v1/supervision/receivers/{rid}", token=t.admin)
+    return r
+
+
+def _cloud_body(t):
+    pk = t.d.request("GET", "/v1/supervision/public-key", token=t.admin).json
+    return {"cloud_id": missing_id(), "name": uniq("cloud-"),
+            "public_key_pem": pk["public_key_pem"]}
+
+
+def _mkcloud(t):
+    r = t.d.request("POST", "/v1/supervision/clouds", _cloud_body(t), token=t.admin)
+    t.assertEqual(r.status, 201, r)
+    return r.json["id"]
+
+
+@case("GET /v1/supervision/clouds", "list")
+def _(t, role):
+    cid = _mkcloud(t)
+    r = t.as_(role, "GET", "/v1/supervision/clouds?limit=500")
+    if r.status == 200:
+        t.assertIn(cid, [x["id"] for x in r.json["items"]])
+    t.d.request("DELETE", f"/v1/supervision/clouds/{cid}", token=t.admin)
+    return r
+
+
+@case("POST /v1/supervision/clouds", "new cloud")
+def _(t, role):
+    body = _cloud_body(t)
+    r = t.as_(role, "POST", "/v1/supervision/clouds", body)
+    st = t.d.request("GET", f"/v1/supervision/clouds/{body['cloud_id']}", token=t.admin).status
+    t.assertEqual(st, 200 if r.status == 201 else 404)
+    t.d.request("DELETE", f"/v1/supervision/clouds/{body['cloud_id']}", token=t.admin)
+    return r
+
+
+@case("GET /v1/supervision/clouds/{id}", "cloud")
+def _(t, role):
+    cid = _mkcloud(t)
+    r = t.as_(role, "GET", f"/v1/supervision/clouds/{cid}")
+    if r.status == 200:
+        t.assertEqual((r.json["id"], r.json["streams"]), (cid, []))
+    t.d.request("DELETE", f"/v1/supervision/clouds/{cid}", token=t.admin)
+    return r
+
+
+@case("PATCH /v1/supervision/clouds/{id}", "cloud")
+def _(t, role):
+    cid = _mkcloud(t)
+    name = uniq("renamed-")
+    r = t.as_(role, "PATCH", f"/v1/supervision/clouds/{cid}", {"name": name})
+    now = t.d.request("GET", f"/v1/supervision/clouds/{cid}", token=t.admin).json
+    t.assertEqual(now["name"] == name, r.status == 200)
+    t.d.request("DELETE", f"/v1/supervision/clouds/{cid}", token=t.admin)
+    return r
+
+
+@case("DELETE /v1/supervision/clouds/{id}", "fresh cloud")
+def _(t, role):
+    cid = _mkcloud(t)
+    r = t.as_(role, "DELETE", f"/v1/supervision/clouds/{cid}")
+    st = t.d.request("GET", f"/v1/supervision/clouds/{cid}", token=t.admin).status
+    t.assertEqual(st, 404 if r.status == 204 else 200)
+    t.d.request("DELETE", f"/v1/supervision/clouds/{cid}", token=t.admin)
+    return r
+
+
+@case("GET /v1/supervision/clouds/{id}/records", "cloud")
+def _(t, role):
+    cid = _mkcloud(t)
+    r = t.as_(role, "GET", f"/v1/supervision/clouds/{cid}/records?dataset=asset")
+    if r.status == 200:
+        t.assertEqual(r.json["items"], [])
+    t.d.request("DELETE", f"/v1/supervision/clouds/{cid}", token=t.admin)
+    return r
+
+
+@case("POST /v1/supervision/ingest", "user token")
+def _(t, role):
+    return t.as_(role, "POST", "/v1/supervision/ingest", {"cloud_id": missing_id()})
 
 
 def _q(**kw):
