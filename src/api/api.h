@@ -194,6 +194,8 @@ void gc_api_cloud_update(struct gc_req *req, struct gc_resp *resp);
 void gc_api_cloud_delete(struct gc_req *req, struct gc_resp *resp);
 void gc_api_cloud_records(struct gc_req *req, struct gc_resp *resp);
 void gc_api_supervision_ingest(struct gc_req *req, struct gc_resp *resp);
+void gc_api_supervision_overview(struct gc_req *req, struct gc_resp *resp);
+void gc_api_cloud_summary(struct gc_req *req, struct gc_resp *resp);
 
 void gc_api_job_list(struct gc_req *req, struct gc_resp *resp);
 void gc_api_job_create(struct gc_req *req, struct gc_resp *resp);

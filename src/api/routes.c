@@ -287,6 +287,10 @@ const struct gc_route gc_routes[] = {
      true, true, NULL, "supervision_cloud.update", "supervision_cloud"},
     {"DELETE", "/v1/supervision/clouds/{id}", gc_api_cloud_delete, "supervision_clouds.delete",
      true, false, NULL, "supervision_cloud.delete", "supervision_cloud"},
+    {"GET", "/v1/supervision/clouds/{id}/summary", gc_api_cloud_summary,
+     "supervision_clouds.summary", true, false, NULL, NULL, NULL},
+    {"GET", "/v1/supervision/overview", gc_api_supervision_overview, "supervision.overview",
+     true, false, NULL, NULL, NULL},
     {"GET", "/v1/supervision/clouds/{id}/records", gc_api_cloud_records,
      "supervision_clouds.records", true, false, "dataset,limit,cursor", NULL, NULL},
     /* authenticated by the pushing cloud's token, checked by the handler */

@@ -134,3 +134,29 @@ void gc_api_supervision_ingest(struct gc_req *req, struct gc_resp *resp)
     }
     gc_resp_json(resp, 200, out);
 }
+
+/* ---- views across clouds ---- */
+
+void gc_api_supervision_overview(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *out = NULL;
+    if (gc_sup_overview(&req->ctx, req->ctx.cfg->supervision_substitution_weights, &out,
+                        &err) != 0) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_resp_json(resp, 200, out);
+}
+
+void gc_api_cloud_summary(struct gc_req *req, struct gc_resp *resp)
+{
+    struct gc_error err = {0};
+    json_t *out = NULL;
+    if (gc_sup_cloud_summary(&req->ctx, req->params[0],
+                             req->ctx.cfg->supervision_substitution_weights, &out, &err) != 0) {
+        gc_resp_error(resp, req, &err);
+        return;
+    }
+    gc_resp_json(resp, 200, out);
+}

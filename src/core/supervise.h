@@ -77,4 +77,15 @@ int gc_cloud_records(const struct gc_ctx *ctx, const char *id, const char *datas
 int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size_t len,
                   json_t **out, struct gc_error *err);
 
+/* ---- views across clouds (sup_views.c): platform_admin and supervisor ---- */
+/* One registered cloud: its streams (lag, gaps, records), assets by kind, CPU architecture
+ * and domestic flag, domestic substitution rate (weights: [supervision]
+ * substitution_weights), environment (latest readings, PUE) and availability (latest
+ * period figures, open incidents), from the records it pushed. */
+int gc_sup_cloud_summary(const struct gc_ctx *ctx, const char *id, const char *weights,
+                         json_t **out, struct gc_error *err);
+/* Every registered cloud's summary, and the assets and substitution rate of all of them. */
+int gc_sup_overview(const struct gc_ctx *ctx, const char *weights, json_t **out,
+                    struct gc_error *err);
+
 #endif

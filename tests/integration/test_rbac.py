@@ -449,6 +449,9 @@ EXPECTED = {
     "PATCH /v1/supervision/clouds/{id}": {"cloud": (200, 403, 403, 403, 403, 403)},
     "DELETE /v1/supervision/clouds/{id}": {"fresh cloud": (204, 403, 403, 403, 403, 403)},
     "GET /v1/supervision/clouds/{id}/records": {"cloud": (200, 403, 403, 200, 403, 403)},
+    # the supervisor's views across clouds
+    "GET /v1/supervision/clouds/{id}/summary": {"cloud": (200, 403, 403, 200, 403, 403)},
+    "GET /v1/supervision/overview": {"all clouds": (200, 403, 403, 200, 403, 403)},
     # a user's token is no push token; this daemon does not accept pushes at all
     "POST /v1/supervision/ingest": {"user token": (404, 404, 404, 404, 404, 404)},
     "GET /v1/jobs": {"list": (200, 200, 200, 403, 200, 200)},
@@ -2800,6 +2803,27 @@ def _(t, role):
     r = t.as_(role, "GET", f"/v1/supervision/clouds/{cid}")
     if r.status == 200:
         t.assertEqual((r.json["id"], r.json["streams"]), (cid, []))
+    t.d.request("DELETE", f"/v1/supervision/clouds/{cid}", token=t.admin)
+    return r
+
+
+@case("GET /v1/supervision/clouds/{id}/summary", "cloud")
+def _(t, role):
+    cid = _mkcloud(t)
+    r = t.as_(role, "GET", f"/v1/supervision/clouds/{cid}/summary")
+    if r.status == 200:
+        t.assertEqual((r.json["cloud_id"], r.json["streams"], r.json["assets"]["total"]),
+                      (cid, [], 0))
+    t.d.request("DELETE", f"/v1/supervision/clouds/{cid}", token=t.admin)
+    return r
+
+
+@case("GET /v1/supervision/overview", "all clouds")
+def _(t, role):
+    cid = _mkcloud(t)
+    r = t.as_(role, "GET", "/v1/supervision/overview")
+    if r.status == 200:
+        t.assertIn(cid, [c["cloud_id"] for c in r.json["clouds"]])
     t.d.request("DELETE", f"/v1/supervision/clouds/{cid}", token=t.admin)
     return r
 

@@ -565,7 +565,7 @@ class PushEndToEnd(Base, VmHelpers):
                                 "token": "t", "enabled": False}, token=self.admin)
         self.assertEqual(r.status, 201, r)
         rid = r.json["id"]
-        self.assertEqual(r.json["datasets"], ["asset"])
+        self.assertEqual(r.json["datasets"], ["asset", "environment", "log", "metric", "alarm", "availability", "backup"])
         self.assertFalse(r.json["encrypted"])
         r = self.cloud.request("PATCH", f"/v1/supervision/receivers/{rid}",
                                {"url": "https://sup.example/v1/supervision/ingest"},
@@ -592,3 +592,186 @@ class PushEndToEnd(Base, VmHelpers):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AllDatasetsEndToEnd(Base):
+    """Every dataset pushed: the cloud has assets (domestic and not), raises and resolves an
+    alarm, reads a Modbus sensor; the supervisor ends with exactly the records of the
+    cloud's pull for each, also across a restart of the supervisor, and its views
+    (GET /v1/supervision/clouds/{id}/summary, /overview) agree with the cloud's own figures."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sup = Daemon(extra=["--set", "supervision.accept_pushes=true"]).start()
+        cls.cloud = Daemon(extra=["--set", "supervision.asset_sync_interval=1",
+                                  "--set", "supervision.push_interval=1",
+                                  "--set", "tsdb.test_ingest=true",
+                                  "--set", "alarm.evaluation_interval=1",
+                                  "--set", "environment.interval=1"]).start()
+        cls.admin = cls.cloud.login()
+        cls.sadmin = cls.sup.login()
+
+    @classmethod
+    def tearDownClass(cls):
+        logs = []
+        for d in (cls.cloud, cls.sup):
+            d.stop()
+            logs.append(d.read_log())
+            d.cleanup()
+        super().tearDownClass()
+        for log in logs:
+            for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer"):
+                if bad in log:
+                    raise AssertionError(log[-8000:])
+
+    def c(self, method, path, body=None):
+        return self.cloud.request(method, path, body, token=self.admin)
+
+    def pull(self, dataset):
+        r = self.c("GET", f"/v1/supervision/{dataset}?limit=1000000")
+        self.assertEqual(r.status, 200, r)
+        self.assertFalse(r.json["more"])
+        return {x["id"]: x for x in r.json["records"]}
+
+    def stored(self, cid, dataset):
+        """The supervisor's records as stored (the API prints reals with 15 digits; the
+        store keeps what the cloud sent, to the bit)."""
+        con = sqlite3.connect(f"file:{self.sup.db_path}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT record_id, seq, data FROM sup_records WHERE"
+                               " cloud_id = ? AND dataset = ? AND op = 'upsert'",
+                               (cid, dataset)).fetchall()
+        finally:
+            con.close()
+        return {r[0]: {"seq": r[1], "data": json.loads(r[2])} for r in rows}
+
+    def same(self, cid, dataset):
+        want = self.pull(dataset)
+        got = self.stored(cid, dataset)
+        if set(want) != set(got):
+            return False
+        for k, w in want.items():
+            if (got[k]["seq"], canon(got[k]["data"])) != (w["seq"], canon(w["data"])):
+                return False
+        return True
+
+    def converge(self, cid, datasets, timeout=90):
+        deadline = time.time() + timeout
+        while not all(self.same(cid, ds) for ds in datasets):
+            if time.time() > deadline:
+                bad = [ds for ds in datasets if not self.same(cid, ds)]
+                detail = {}
+                for ds in bad:
+                    want = self.pull(ds)
+                    got = self.stored(cid, ds)
+                    diff = [(want[k], got[k]) for k in want if k in got and
+                            (got[k]["seq"], canon(got[k]["data"])) !=
+                            (want[k]["seq"], canon(want[k]["data"]))][:1]
+                    detail[ds] = (sorted(set(want) - set(got))[:3],
+                                  sorted(set(got) - set(want))[:3], len(want), len(got), diff)
+                self.fail(f"the supervisor never matched the cloud for {bad}: {detail} "
+                          f"{self.c('GET', '/v1/supervision/receivers').json}")
+            time.sleep(0.5)
+
+    def alarm_of(self, rule_id):
+        r = self.c("GET", f"/v1/alarms?rule_id={rule_id}")
+        return r.json["items"]
+
+    def test_every_dataset_and_the_views(self):
+        from test_environment import ModbusServer
+        pk = self.c("GET", "/v1/supervision/public-key").json
+        cid = pk["cloud_id"]
+        r = self.sup.request("POST", "/v1/supervision/clouds",
+                             {"cloud_id": cid, "name": "市政务云-" + cid[:6],
+                              "public_key_pem": pk["public_key_pem"]}, token=self.sadmin)
+        self.assertEqual(r.status, 201, r)
+        token = r.json["token"]
+        # assets: domestic and foreign servers and an OS layer
+        rows = [{"kind": "server", "name": f"srv-{i}", "serial_number": f"E2E-{i}",
+                 "layer": "server", "cpu_arch": "aarch64" if i % 2 else "x86_64",
+                 "domestic": {"flag": i % 2 == 1, "basis": "信创目录" if i % 2 else ""}}
+                for i in range(6)]
+        rows.append({"kind": "software", "name": "麒麟 OS", "layer": "os",
+                     "domestic": {"flag": True, "basis": "证书 123"}})
+        r = self.c("POST", "/v1/assets/import", rows)
+        self.assertEqual(r.status, 200, r)
+        # an alarm that fires and is acknowledged
+        r = self.c("POST", "/v1/alarm-rules", {"name": "e2e-hot", "selector": "gc_e2e_temp",
+                                              "op": ">", "threshold": 30, "severity": "major"})
+        self.assertEqual(r.status, 201, r)
+        rule = r.json["id"]
+
+        def inject(v):
+            self.assertEqual(self.c("POST", "/v1/metrics/test-samples", {"samples": [
+                {"metric": "gc_e2e_temp", "t_ms": int(time.time() * 1000),
+                 "value": v}]}).status, 200)
+        inject(35)
+        deadline = time.time() + 20
+        while not [a for a in self.alarm_of(rule) if a["status"] == "firing"]:
+            self.assertLess(time.time(), deadline, "the alarm never fired")
+            time.sleep(0.3)
+        al = self.alarm_of(rule)[0]
+        self.assertEqual(self.c("POST", f"/v1/alarms/{al['id']}/ack", {}).status, 200)
+        # a sensor: 31.0 °C at the inlet, beyond GB 50174's 27 °C
+        mb = ModbusServer(["i 0 310", "i 1 450"])
+        try:
+            r = self.c("POST", "/v1/sensors", {"name": "e2e-th", "driver": "modbus",
+                                               "address": "127.0.0.1", "port": mb.port,
+                                               "profile": "modbus-th-sensor", "room": "A201",
+                                               "room_class": "A", "context": "intake"})
+            self.assertEqual(r.status, 201, r)
+            sensor = r.json["id"]
+            deadline = time.time() + 20
+            while not [x for x in self.pull("environment").values()
+                       if x["data"]["sensor_id"] == sensor]:
+                self.assertLess(time.time(), deadline, "no environment record")
+                time.sleep(0.3)
+            # the receiver: every dataset (the default)
+            r = self.c("POST", "/v1/supervision/receivers",
+                       {"name": "up", "url": self.sup.url + "/v1/supervision/ingest",
+                        "token": token})
+            self.assertEqual(r.status, 201, r)
+            self.assertIn("environment", r.json["datasets"])
+            # the sensor stops so that the environment dataset stops growing
+            self.assertEqual(self.c("DELETE", f"/v1/sensors/{sensor}").status, 204)
+        finally:
+            mb.stop()
+        self.converge(cid, ("asset", "alarm", "log", "environment", "availability"))
+        # the supervisor restarts while the alarm resolves: nothing lost or doubled
+        self.assertEqual(self.sup.stop(), 0)
+        inject(20)
+        deadline = time.time() + 20
+        while not [a for a in self.alarm_of(rule) if a["status"] == "resolved"]:
+            self.assertLess(time.time(), deadline, "the alarm never resolved")
+            time.sleep(0.3)
+        self.sup.start()
+        self.sadmin = self.sup.login()
+        self.converge(cid, ("asset", "alarm", "log", "environment", "availability"))
+        got = self.received(self.sup, self.sadmin, cid, "alarm")
+        mine = [v for v in got.values() if v["data"]["labels"].get("alertname") == "e2e-hot"]
+        self.assertEqual(len(mine), 1, mine)
+        self.assertEqual(mine[0]["data"]["status"], "resolved")
+        c = self.sup.request("GET", f"/v1/supervision/clouds/{cid}", token=self.sadmin).json
+        for s in c["streams"]:
+            self.assertEqual(s["gaps"], [], s)
+        # the views
+        summary = self.sup.request("GET", f"/v1/supervision/clouds/{cid}/summary",
+                                   token=self.sadmin)
+        self.assertEqual(summary.status, 200, summary)
+        sm = summary.json
+        local = self.c("GET", "/v1/supervision/substitution-rate").json
+        assets = self.pull("asset")
+        self.assertEqual(sm["assets"]["total"], len(assets))
+        self.assertEqual(sm["assets"]["by_cpu_arch"].get("aarch64"), 3)
+        self.assertEqual(sm["assets"]["substitution_rate"]["overall"], local["overall"])
+        self.assertEqual(sm["environment"]["sensors"], 1)
+        self.assertEqual(sm["environment"]["latest_readings_by_status"]["critical"] >= 1, True,
+                         sm["environment"])
+        self.assertTrue(sm["environment"]["critical_readings"])
+        self.assertEqual({s["dataset"] for s in sm["streams"]} >= {"asset", "alarm", "log"},
+                         True, sm["streams"])
+        ov = self.sup.request("GET", "/v1/supervision/overview", token=self.sadmin).json
+        self.assertEqual(ov["cloud_count"], 1)
+        self.assertEqual(ov["assets"]["total"], len(assets))
+        check_log(self, self.sup)
