@@ -646,7 +646,10 @@ int gc_alarm_list(const struct gc_ctx *ctx, json_t *filters, int limit, const ch
                             filters, limit, cursor, al_row, items, next_cursor, err);
 }
 
-int gc_alarm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
+/* GET of one alarm or rule: loaded in a read transaction, then 404 (as for a missing one)
+ * when the caller may not see it. */
+static int get_visible(const struct gc_ctx *ctx, gc_loader_fn load, const char *what,
+                       const char *id, json_t **out, struct gc_error *err)
 {
     int rc = scoped_perm_check(ctx, err);
     struct gc_tx *tx;
@@ -656,15 +659,20 @@ int gc_alarm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct 
         return rc;
     char path[GC_DEPT_PATH_MAX] = "";
     json_t *o = NULL;
-    rc = al_load(tx, id, &o, path, err);
+    rc = load(tx, id, &o, path, err);
     gc_tx_rollback(tx);
     if (!rc && !may_see(ctx->who, path)) {
         json_decref(o);
-        return gc_error_set(err, GC_ENOTFOUND, "id", "alarm '%s' not found", id);
+        return gc_error_set(err, GC_ENOTFOUND, "id", "%s '%s' not found", what, id);
     }
     if (!rc)
         *out = o;
     return rc;
+}
+
+int gc_alarm_get(const struct gc_ctx *ctx, const char *id, json_t **out, struct gc_error *err)
+{
+    return get_visible(ctx, al_load, "alarm", id, out, err);
 }
 
 static const struct gc_jfield ack_spec[] = {
@@ -942,23 +950,7 @@ int gc_alarm_rule_create(const struct gc_ctx *ctx, json_t *in, json_t **out, str
 int gc_alarm_rule_get(const struct gc_ctx *ctx, const char *id, json_t **out,
                       struct gc_error *err)
 {
-    int rc = scoped_perm_check(ctx, err);
-    struct gc_tx *tx;
-    if (!rc)
-        rc = gc_tx_begin(ctx->store, GC_TX_READ, &tx, err);
-    if (rc)
-        return rc;
-    char path[GC_DEPT_PATH_MAX] = "";
-    json_t *o = NULL;
-    rc = ru_load(tx, id, &o, path, err);
-    gc_tx_rollback(tx);
-    if (!rc && !may_see(ctx->who, path)) {
-        json_decref(o);
-        return gc_error_set(err, GC_ENOTFOUND, "id", "alarm rule '%s' not found", id);
-    }
-    if (!rc)
-        *out = o;
-    return rc;
+    return get_visible(ctx, ru_load, "alarm rule", id, out, err);
 }
 
 int gc_alarm_rule_list(const struct gc_ctx *ctx, json_t *filters, int limit, const char *cursor,

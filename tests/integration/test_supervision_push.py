@@ -713,7 +713,13 @@ class AllDatasetsEndToEnd(Base):
             time.sleep(0.3)
         al = self.alarm_of(rule)[0]
         self.assertEqual(self.c("POST", f"/v1/alarms/{al['id']}/ack", {}).status, 200)
-        # a sensor: 31.0 °C at the inlet, beyond GB 50174's 27 °C
+        # a sensor: 31.0 °C at the inlet, beyond GB 50174's 27 °C — the built-in
+        # environment-limit alarm fires on it (its `for` shortened for the test)
+        rules = {x["name"]: x["id"] for x in self.c("GET", "/v1/alarm-rules?limit=100")
+                 .json["items"]}
+        env_rule = rules["environment-limit"]
+        self.assertEqual(self.c("PATCH", f"/v1/alarm-rules/{env_rule}",
+                                {"for_seconds": 0}).status, 200)
         mb = ModbusServer(["i 0 310", "i 1 450"])
         try:
             r = self.c("POST", "/v1/sensors", {"name": "e2e-th", "driver": "modbus",
@@ -727,6 +733,17 @@ class AllDatasetsEndToEnd(Base):
                        if x["data"]["sensor_id"] == sensor]:
                 self.assertLess(time.time(), deadline, "no environment record")
                 time.sleep(0.3)
+            deadline = time.time() + 20
+            while not [a for a in self.alarm_of(env_rule)
+                       if a["labels"].get("sensor_id") == sensor and
+                       a["labels"].get("reading") == "temperature"]:
+                self.assertLess(time.time(), deadline, "no environment-limit alarm")
+                time.sleep(0.3)
+            env_alarm = [a for a in self.alarm_of(env_rule)
+                         if a["labels"].get("reading") == "temperature"][0]
+            self.assertEqual((env_alarm["status"], env_alarm["severity"]),
+                             ("firing", "critical"))
+            self.assertIn("A201", env_alarm["summary"])
             # the receiver: every dataset (the default)
             r = self.c("POST", "/v1/supervision/receivers",
                        {"name": "up", "url": self.sup.url + "/v1/supervision/ingest",
@@ -752,6 +769,7 @@ class AllDatasetsEndToEnd(Base):
         mine = [v for v in got.values() if v["data"]["labels"].get("alertname") == "e2e-hot"]
         self.assertEqual(len(mine), 1, mine)
         self.assertEqual(mine[0]["data"]["status"], "resolved")
+        self.assertIn(f"alarm:{env_alarm['id']}", got)
         c = self.sup.request("GET", f"/v1/supervision/clouds/{cid}", token=self.sadmin).json
         for s in c["streams"]:
             self.assertEqual(s["gaps"], [], s)
