@@ -335,6 +335,7 @@ static void evaluate(int64_t now)
                 continue;
             }
             bool stale = now - s->seen_ms > E.stale_ms;
+            bool was_firing = s->firing;
             bool fire = !s->firing && !stale && s->cond && s->pending_since &&
                         now - s->pending_since >= r->for_ms;
             bool resolve = s->firing && (stale || (s->have_value && !s->cond));
@@ -373,7 +374,10 @@ static void evaluate(int64_t now)
                 }
                 s->firing = fire;
             }
-            if (stale && !fire) { /* forgotten: it reports no more */
+            /* forgotten once it reports no more and has nothing open: a firing one is
+             * resolved this round and forgotten the next, so that a failed write can still
+             * put it back */
+            if (stale && !was_firing) {
                 *pp = s->next;
                 state_free(s);
                 E.nstates--;
