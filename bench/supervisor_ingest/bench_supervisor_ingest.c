@@ -265,9 +265,13 @@ int main(int argc, char **argv)
         (void)lf;
         dup2(1, 2);
         setenv("GOVCLOUD_ADMIN_PASSWORD", ADMIN_PW, 1);
+        /* BENCH_INGEST_THREADS: [server] threads of the daemon (default: its own default) */
+        char threads[48];
+        snprintf(threads, sizeof(threads), "server.threads=%ld",
+                 env_long("BENCH_INGEST_THREADS", 0));
         execl(daemon, daemon, "--listen", listen, "--data-dir", dir, "--set",
               "supervision.accept_pushes=true", "--set", "server.max_body_bytes=16777216",
-              "--set", "log.level=warn", (char *)NULL);
+              "--set", "log.level=warn", "--set", threads, (char *)NULL);
         _exit(127);
     }
     CURL *h = curl_easy_init();

@@ -584,6 +584,130 @@ static int note_batch_seq(struct gc_tx *tx, const char *cloud, const char *ds, i
     return rc;
 }
 
+/* One opened and checked batch, stored by store_batch in a shared transaction. */
+struct ingest {
+    struct gc_sup_batch *b;
+    const bool *good; /* the records that validated */
+    int64_t nrejected;
+    char ids_hash[GC_SM3_HEX_LEN + 1];
+    int64_t btime, now;
+    /* results */
+    int64_t accepted, duplicates;
+    json_t *gaps;
+};
+
+/* Stores the good records of a batch: duplicate and gap bookkeeping, the upsert by highest
+ * seq, the stream's counters. Runs in gc_store_write_grouped's transaction. */
+static int store_batch(struct gc_tx *tx, void *arg, struct gc_error *err)
+{
+    struct ingest *in = arg;
+    const struct gc_sup_batch *b = in->b;
+    size_t n = b->nrecords;
+    in->accepted = in->duplicates = 0;
+    struct gc_rows *r = NULL;
+    char seen[GC_SM3_HEX_LEN + 1] = "";
+    int rc = gc_tx_query(tx,
+                         "SELECT ids_hash FROM sup_batches_in WHERE cloud_id = ? AND dataset = ?"
+                         " AND batch_seq = ?",
+                         GC_ARGS(GC_VTXT(b->cloud_id), GC_VTXT(b->dataset),
+                                 GC_VINT_(b->batch_seq)),
+                         &r, err);
+    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
+        rc = 0;
+        snprintf(seen, sizeof(seen), "%s", gc_rows_text(r, 0));
+    }
+    gc_rows_free(r);
+    int64_t max = 0, have_stream = 0;
+    if (!rc)
+        rc = gc_tx_query_int(tx,
+                             "SELECT COUNT(*) FROM sup_streams WHERE cloud_id = ? AND dataset = ?",
+                             GC_ARGS(GC_VTXT(b->cloud_id), GC_VTXT(b->dataset)), &have_stream,
+                             err);
+    if (!rc && have_stream)
+        rc = gc_tx_query_int(tx,
+                             "SELECT max_batch_seq FROM sup_streams WHERE cloud_id = ? AND"
+                             " dataset = ?",
+                             GC_ARGS(GC_VTXT(b->cloud_id), GC_VTXT(b->dataset)), &max, err);
+    if (!rc && !have_stream)
+        rc = gc_tx_exec(tx,
+                        "INSERT INTO sup_streams (cloud_id, dataset, max_batch_seq, batches,"
+                        " accepted, duplicates, rejected, last_batch_at, last_batch_time) VALUES"
+                        " (?, ?, 0, 0, 0, 0, 0, 0, 0)",
+                        GC_ARGS(GC_VTXT(b->cloud_id), GC_VTXT(b->dataset)), NULL, err);
+    bool dup_batch = seen[0] != 0;
+    if (!rc && dup_batch && strcmp(seen, in->ids_hash) != 0)
+        rc = gc_error_set(err, GC_ECONFLICT, "/batch_seq",
+                          "batch %lld of dataset %s was received before with other records: a "
+                          "batch_seq is never reused with other contents",
+                          (long long)b->batch_seq, b->dataset);
+    if (!rc && dup_batch) {
+        for (size_t i = 0; i < n; i++)
+            in->duplicates += in->good[i];
+    } else if (!rc) {
+        rc = gc_tx_exec(tx,
+                        "INSERT INTO sup_batches_in (cloud_id, dataset, batch_seq, ids_hash,"
+                        " received_at) VALUES (?, ?, ?, ?, ?)",
+                        GC_ARGS(GC_VTXT(b->cloud_id), GC_VTXT(b->dataset),
+                                GC_VINT_(b->batch_seq), GC_VTXT(in->ids_hash),
+                                GC_VINT_(in->now)),
+                        NULL, err);
+        if (!rc)
+            rc = note_batch_seq(tx, b->cloud_id, b->dataset, b->batch_seq, max, err);
+        struct gc_buf id, data;
+        gc_buf_init(&id, GC_BUF_UNLIMITED);
+        gc_buf_init(&data, GC_BUF_UNLIMITED);
+        for (size_t i = 0; !rc && i < n; i++) {
+            if (!in->good[i])
+                continue;
+            struct gc_sup_rec rec;
+            gc_sup_batch_record(b, i, &rec);
+            /* the store binds NUL-terminated text */
+            gc_buf_reset(&id);
+            gc_buf_reset(&data);
+            if (gc_buf_add(&id, rec.id, rec.id_len) != 0 ||
+                (rec.data && gc_buf_add(&data, rec.data, rec.data_len) != 0)) {
+                rc = gc_error_set(err, GC_ETOOBIG, "", "record %zu is too big", i);
+                break;
+            }
+            int64_t changed = 0;
+            rc = gc_tx_exec(
+                tx,
+                "INSERT INTO sup_records (cloud_id, dataset, record_id, seq, time, op, data,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cloud_id, dataset,"
+                " record_id) DO UPDATE SET seq = excluded.seq, time = excluded.time,"
+                " op = excluded.op, data = excluded.data, received_at = excluded.received_at"
+                " WHERE excluded.seq > sup_records.seq",
+                GC_ARGS(GC_VTXT(b->cloud_id), GC_VTXT(b->dataset), GC_VTXT(gc_buf_str(&id)),
+                        GC_VINT_(rec.seq), GC_VINT_(rec.time_ms),
+                        GC_VTXT(rec.del ? "delete" : "upsert"),
+                        rec.data ? GC_VTXT(gc_buf_str(&data)) : GC_VNUL, GC_VINT_(in->now)),
+                &changed, err);
+            if (changed > 0)
+                in->accepted++;
+            else
+                in->duplicates++;
+        }
+        gc_buf_release(&id);
+        gc_buf_release(&data);
+    }
+    if (!rc)
+        rc = gc_tx_exec(tx,
+                        "UPDATE sup_streams SET max_batch_seq = MAX(max_batch_seq, ?),"
+                        " batches = batches + ?, accepted = accepted + ?,"
+                        " duplicates = duplicates + ?, rejected = rejected + ?,"
+                        " last_batch_at = ?, last_batch_time = ? WHERE cloud_id = ? AND"
+                        " dataset = ?",
+                        GC_ARGS(GC_VINT_(b->batch_seq), GC_VINT_(dup_batch ? 0 : 1),
+                                GC_VINT_(in->accepted), GC_VINT_(in->duplicates),
+                                GC_VINT_(dup_batch ? 0 : in->nrejected), GC_VINT_(in->now),
+                                GC_VINT_(in->btime), GC_VTXT(b->cloud_id),
+                                GC_VTXT(b->dataset)),
+                        NULL, err);
+    if (!rc)
+        rc = gaps_of(tx, b->cloud_id, b->dataset, &in->gaps, err);
+    return rc;
+}
+
 int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size_t len,
                   json_t **out, struct gc_error *err)
 {
@@ -596,13 +720,12 @@ int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size
                                     .require_encryption = c.has_secret};
     struct gc_sup_batch b = {0};
     rc = gc_sup_batch_open(body, len, &x, &b, err);
+    gc_sm2_key_free(c.key);
     if (rc) {
         gc_sup_batch_release(&b);
-        gc_sm2_key_free(c.key);
         return rc;
     }
-    gc_sm2_key_free(c.key);
-    size_t n = json_array_size(b.records);
+    size_t n = b.nrecords;
     /* validate every record: bad ones are reported one by one */
     bool *good = gc_calloc(n ? n : 1, sizeof(bool));
     json_t *rejected = json_array();
@@ -613,135 +736,27 @@ int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size
             good[i] = true;
             continue;
         }
-        json_t *rec = json_array_get(b.records, i);
-        const char *rid = json_is_object(rec) ? json_string_value(json_object_get(rec, "id"))
-                                              : NULL;
-        json_array_append_new(rejected, json_pack("{s:s,s:s,s:s}", "record_id", rid ? rid : "",
-                                                  "field", se.pointer, "detail", se.message));
+        char rid[1024];
+        json_array_append_new(rejected,
+                              json_pack("{s:s,s:s,s:s}", "record_id",
+                                        gc_sup_batch_record_id(&b, i, rid, sizeof(rid)), "field",
+                                        se.pointer, "detail", se.message));
     }
-    /* the batch's identity for duplicates: SM3 of its record ids */
-    char ids_hash[GC_SM3_HEX_LEN + 1];
-    {
-        char *ids = json_dumps(json_object_get(b.doc, "record_ids"), JSON_COMPACT);
-        gc_sm3_hex(ids ? ids : "", ids ? strlen(ids) : 0, ids_hash);
-        free(ids);
-    }
-    int64_t btime = 0;
-    (void)gc_time_parse_rfc3339(b.time, &btime);
-    int64_t now = gc_now_ms();
-    int64_t accepted = 0, duplicates = 0;
-    struct gc_tx *tx;
-    rc = gc_tx_begin(st, GC_TX_WRITE, &tx, err);
-    if (rc)
-        goto done;
-    struct gc_rows *r = NULL;
-    char seen[GC_SM3_HEX_LEN + 1] = "";
-    rc = gc_tx_query(tx,
-                     "SELECT ids_hash FROM sup_batches_in WHERE cloud_id = ? AND dataset = ? AND"
-                     " batch_seq = ?",
-                     GC_ARGS(GC_VTXT(b.cloud_id), GC_VTXT(b.dataset), GC_VINT_(b.batch_seq)), &r,
-                     err);
-    if (!rc && (rc = gc_rows_next(r, err)) > 0) {
-        rc = 0;
-        snprintf(seen, sizeof(seen), "%s", gc_rows_text(r, 0));
-    }
-    gc_rows_free(r);
-    int64_t max = 0, have_stream = 0;
-    if (!rc)
-        rc = gc_tx_query_int(tx,
-                             "SELECT COUNT(*) FROM sup_streams WHERE cloud_id = ? AND dataset = ?",
-                             GC_ARGS(GC_VTXT(b.cloud_id), GC_VTXT(b.dataset)), &have_stream,
-                             err);
-    if (!rc && have_stream)
-        rc = gc_tx_query_int(tx,
-                             "SELECT max_batch_seq FROM sup_streams WHERE cloud_id = ? AND"
-                             " dataset = ?",
-                             GC_ARGS(GC_VTXT(b.cloud_id), GC_VTXT(b.dataset)), &max, err);
-    if (!rc && !have_stream)
-        rc = gc_tx_exec(tx,
-                        "INSERT INTO sup_streams (cloud_id, dataset, max_batch_seq, batches,"
-                        " accepted, duplicates, rejected, last_batch_at, last_batch_time) VALUES"
-                        " (?, ?, 0, 0, 0, 0, 0, 0, 0)",
-                        GC_ARGS(GC_VTXT(b.cloud_id), GC_VTXT(b.dataset)), NULL, err);
-    bool dup_batch = seen[0] != 0;
-    if (!rc && dup_batch && strcmp(seen, ids_hash) != 0)
-        rc = gc_error_set(err, GC_ECONFLICT, "/batch_seq",
-                          "batch %lld of dataset %s was received before with other records: a "
-                          "batch_seq is never reused with other contents",
-                          (long long)b.batch_seq, b.dataset);
-    if (!rc && dup_batch) {
-        for (size_t i = 0; i < n; i++)
-            duplicates += good[i];
-    } else if (!rc) {
-        rc = gc_tx_exec(tx,
-                        "INSERT INTO sup_batches_in (cloud_id, dataset, batch_seq, ids_hash,"
-                        " received_at) VALUES (?, ?, ?, ?, ?)",
-                        GC_ARGS(GC_VTXT(b.cloud_id), GC_VTXT(b.dataset), GC_VINT_(b.batch_seq),
-                                GC_VTXT(ids_hash), GC_VINT_(now)),
-                        NULL, err);
-        if (!rc)
-            rc = note_batch_seq(tx, b.cloud_id, b.dataset, b.batch_seq, max, err);
-        for (size_t i = 0; !rc && i < n; i++) {
-            if (!good[i])
-                continue;
-            json_t *rec = json_array_get(b.records, i);
-            const char *op = json_string_value(json_object_get(rec, "op"));
-            json_t *data = json_object_get(rec, "data");
-            bool del = op && !strcmp(op, "delete");
-            char *text = del || !data || json_is_null(data) ? NULL : gc_canonical_dumps(data);
-            int64_t t = 0;
-            (void)gc_time_parse_rfc3339(json_string_value(json_object_get(rec, "time")), &t);
-            int64_t changed = 0;
-            rc = gc_tx_exec(
-                tx,
-                "INSERT INTO sup_records (cloud_id, dataset, record_id, seq, time, op, data,"
-                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cloud_id, dataset,"
-                " record_id) DO UPDATE SET seq = excluded.seq, time = excluded.time,"
-                " op = excluded.op, data = excluded.data, received_at = excluded.received_at"
-                " WHERE excluded.seq > sup_records.seq",
-                GC_ARGS(GC_VTXT(b.cloud_id), GC_VTXT(b.dataset),
-                        GC_VTXT(json_string_value(json_object_get(rec, "id"))),
-                        GC_VINT_(json_integer_value(json_object_get(rec, "seq"))), GC_VINT_(t),
-                        GC_VTXT(del ? "delete" : "upsert"), text ? GC_VTXT(text) : GC_VNUL,
-                        GC_VINT_(now)),
-                &changed, err);
-            free(text);
-            if (changed > 0)
-                accepted++;
-            else
-                duplicates++;
-        }
-    }
-    if (!rc)
-        rc = gc_tx_exec(tx,
-                        "UPDATE sup_streams SET max_batch_seq = MAX(max_batch_seq, ?),"
-                        " batches = batches + ?, accepted = accepted + ?,"
-                        " duplicates = duplicates + ?, rejected = rejected + ?,"
-                        " last_batch_at = ?, last_batch_time = ? WHERE cloud_id = ? AND"
-                        " dataset = ?",
-                        GC_ARGS(GC_VINT_(b.batch_seq), GC_VINT_(dup_batch ? 0 : 1),
-                                GC_VINT_(accepted), GC_VINT_(duplicates),
-                                GC_VINT_(dup_batch ? 0 : (int64_t)json_array_size(rejected)),
-                                GC_VINT_(now), GC_VINT_(btime), GC_VTXT(b.cloud_id),
-                                GC_VTXT(b.dataset)),
-                        NULL, err);
-    json_t *gaps = NULL;
-    if (!rc)
-        rc = gaps_of(tx, b.cloud_id, b.dataset, &gaps, err);
-    if (rc) {
-        gc_tx_rollback(tx);
-        goto done;
-    }
-    rc = gc_tx_commit(tx, err);
-    if (rc) {
-        json_decref(gaps);
-        goto done;
-    }
-    *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:O,s:o}", "cloud_id", b.cloud_id, "dataset",
-                     b.dataset, "batch_seq", (json_int_t)b.batch_seq, "accepted",
-                     (json_int_t)accepted, "duplicates", (json_int_t)duplicates, "rejected",
-                     rejected, "gaps", gaps);
-done:
+    struct ingest in = {.b = &b,
+                        .good = good,
+                        .nrejected = (int64_t)json_array_size(rejected),
+                        .now = gc_now_ms()};
+    /* the batch's identity for duplicates: SM3 of its record ids (canonical text) */
+    gc_sm3_hex(b.ids_text, b.ids_len, in.ids_hash);
+    (void)gc_time_parse_rfc3339(b.time, &in.btime);
+    rc = gc_store_write_grouped(st, store_batch, &in, err);
+    if (rc == 0)
+        *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:O,s:o}", "cloud_id", b.cloud_id, "dataset",
+                         b.dataset, "batch_seq", (json_int_t)b.batch_seq, "accepted",
+                         (json_int_t)in.accepted, "duplicates", (json_int_t)in.duplicates,
+                         "rejected", rejected, "gaps", in.gaps);
+    else
+        json_decref(in.gaps);
     json_decref(rejected);
     free(good);
     gc_sup_batch_release(&b);

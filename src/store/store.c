@@ -20,6 +20,20 @@ struct gc_store {
     _Atomic uint64_t generation;
     int nfree;
     int nconns;
+    /* group commit (gc_store_write_grouped) */
+    pthread_mutex_t group_lock;
+    pthread_cond_t group_cond;
+    struct group_call *group_head, **group_tail;
+    bool group_leader;
+};
+
+struct group_call {
+    gc_group_fn fn;
+    void *arg;
+    int rc;
+    struct gc_error err;
+    bool done;
+    struct group_call *next;
 };
 
 struct gc_tx {
@@ -56,6 +70,9 @@ int gc_store_open(const char *driver, const char *target, int nconns, struct gc_
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cond, NULL);
     pthread_mutex_init(&st->write_lock, NULL);
+    pthread_mutex_init(&st->group_lock, NULL);
+    pthread_cond_init(&st->group_cond, NULL);
+    st->group_tail = &st->group_head;
     st->free_conns = gc_calloc((size_t)nconns, sizeof(void *));
     for (int i = 0; i < nconns; i++) {
         void *c = NULL;
@@ -90,6 +107,8 @@ void gc_store_close(struct gc_store *st)
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);
     pthread_mutex_destroy(&st->write_lock);
+    pthread_mutex_destroy(&st->group_lock);
+    pthread_cond_destroy(&st->group_cond);
     free(st);
 }
 
@@ -155,6 +174,79 @@ int gc_tx_commit(struct gc_tx *tx, struct gc_error *err)
         atomic_fetch_add(&st->generation, 1);
     tx_release(tx);
     return rc;
+}
+
+/* ---- group commit ---- */
+
+/* At most this many calls share one transaction, so that none waits behind too many. */
+#define GROUP_MAX 16
+
+/* Runs the calls of one group in one transaction, each in a savepoint. */
+static void run_group(struct gc_store *st, struct group_call *calls)
+{
+    struct gc_tx *tx = NULL;
+    struct gc_error err = {0};
+    int rc = gc_tx_begin(st, GC_TX_WRITE, &tx, &err);
+    for (struct group_call *c = calls; c && !rc; c = c->next) {
+        rc = gc_tx_exec(tx, "SAVEPOINT gc_group", GC_NOARGS, NULL, &err);
+        if (rc)
+            break;
+        c->rc = c->fn(tx, c->arg, &c->err);
+        if (c->rc)
+            rc = gc_tx_exec(tx, "ROLLBACK TO SAVEPOINT gc_group", GC_NOARGS, NULL, &err);
+        if (!rc)
+            rc = gc_tx_exec(tx, "RELEASE SAVEPOINT gc_group", GC_NOARGS, NULL, &err);
+    }
+    if (!rc)
+        rc = gc_tx_commit(tx, &err);
+    else if (tx)
+        gc_tx_rollback(tx);
+    if (!rc)
+        return;
+    /* the transaction is lost: every call that had succeeded fails with its error */
+    for (struct group_call *c = calls; c; c = c->next) {
+        if (c->rc == 0) {
+            c->rc = rc;
+            c->err = err;
+        }
+    }
+}
+
+int gc_store_write_grouped(struct gc_store *st, gc_group_fn fn, void *arg,
+                           struct gc_error *err)
+{
+    struct group_call me = {.fn = fn, .arg = arg};
+    pthread_mutex_lock(&st->group_lock);
+    *st->group_tail = &me;
+    st->group_tail = &me.next;
+    while (!me.done) {
+        if (st->group_leader) {
+            pthread_cond_wait(&st->group_cond, &st->group_lock);
+            continue;
+        }
+        /* lead: take up to GROUP_MAX waiting calls (this one among them, in order) */
+        st->group_leader = true;
+        struct group_call *calls = st->group_head, *last = calls;
+        for (int n = 1; n < GROUP_MAX && last->next; n++)
+            last = last->next;
+        st->group_head = last->next;
+        if (!st->group_head)
+            st->group_tail = &st->group_head;
+        last->next = NULL;
+        pthread_mutex_unlock(&st->group_lock);
+        run_group(st, calls);
+        pthread_mutex_lock(&st->group_lock);
+        for (struct group_call *c = calls, *next; c; c = next) {
+            next = c->next;
+            c->done = true;
+        }
+        st->group_leader = false;
+        pthread_cond_broadcast(&st->group_cond);
+    }
+    pthread_mutex_unlock(&st->group_lock);
+    if (me.rc && err)
+        *err = me.err;
+    return me.rc;
 }
 
 uint64_t gc_store_generation(struct gc_store *st)

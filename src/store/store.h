@@ -97,6 +97,19 @@ int gc_tx_commit(struct gc_tx *tx, struct gc_error *err);
 /* Rolls back and frees tx; accepts NULL. */
 void gc_tx_rollback(struct gc_tx *tx);
 
+/* The work of one caller of gc_store_write_grouped, run inside the shared transaction. */
+typedef int (*gc_group_fn)(struct gc_tx *tx, void *arg, struct gc_error *err);
+
+/* Group commit: runs fn(tx, arg, err) in a write transaction that it may share with the
+ * calls other threads make at the same time, so that one commit (one fsync) makes all of
+ * them durable. Each call runs in its own savepoint: when fn fails, only its own changes are
+ * rolled back and its error returned to its caller; the others go on. Returns 0 once the
+ * shared transaction has committed, fn's error, or the commit's error (then nothing of any
+ * call was written). fn runs on whichever thread leads the group: it must not take locks
+ * the waiting callers hold. */
+int gc_store_write_grouped(struct gc_store *st, gc_group_fn fn, void *arg,
+                           struct gc_error *err);
+
 /* Runs a statement; *changes (may be NULL) gets the number of rows changed. */
 int gc_tx_exec(struct gc_tx *tx, const char *sql, const struct gc_val *args, size_t nargs,
                int64_t *changes, struct gc_error *err);

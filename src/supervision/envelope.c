@@ -31,185 +31,6 @@ struct gc_sm2_key {
     bool has_private;
 };
 
-/* ---- canonical JSON ---- */
-
-#define CANON_MAX_DEPTH 64
-
-static int canon_string(const char *s, size_t n, struct gc_buf *b)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    int rc = gc_buf_add(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        if (i > run)
-            rc = gc_buf_add(b, s + run, i - run);
-        run = i + 1;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t elen = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-        }
-        if (!rc)
-            rc = gc_buf_add(b, esc, elen);
-    }
-    if (!rc && n > run)
-        rc = gc_buf_add(b, s + run, n - run);
-    if (!rc)
-        rc = gc_buf_add(b, "\"", 1);
-    return rc;
-}
-
-/* printf "%.17g", then: ".0" appended when the text is only digits and '-'; the exponent
- * written without '+' and without leading zeros ("1e+20" → "1e20", "1e-05" → "1e-5"). */
-static int canon_real(double d, struct gc_buf *b)
-{
-    if (!isfinite(d))
-        return GC_EINVAL;
-    char t[40], o[44];
-    int n = snprintf(t, sizeof(t), "%.17g", d);
-    if (n <= 0 || (size_t)n >= sizeof(t))
-        return GC_EINVAL;
-    size_t j = 0;
-    bool frac_or_exp = false;
-    for (int i = 0; i < n; i++) {
-        if (t[i] == '.')
-            frac_or_exp = true;
-        if (t[i] == 'e') {
-            frac_or_exp = true;
-            o[j++] = 'e';
-            i++;
-            if (t[i] == '-')
-                o[j++] = '-';
-            else if (t[i] != '+')
-                i--;
-            while (i + 1 < n - 1 && t[i + 1] == '0')
-                i++;
-            continue;
-        }
-        o[j++] = t[i];
-    }
-    if (!frac_or_exp) {
-        o[j++] = '.';
-        o[j++] = '0';
-    }
-    return gc_buf_add(b, o, j);
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static int canon(const json_t *v, const char *skip_key, struct gc_buf *b, int depth)
-{
-    if (depth > CANON_MAX_DEPTH)
-        return GC_EINVAL;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        size_t n = json_object_size(v), k = 0;
-        const char *stack[64];
-        const char **keys = n <= 64 ? stack : gc_malloc(n * sizeof(char *));
-        const char *key;
-        json_t *m;
-        json_object_foreach((json_t *)v, key, m) {
-            if (!skip_key || strcmp(key, skip_key) != 0)
-                keys[k++] = key;
-        }
-        qsort(keys, k, sizeof(char *), key_cmp);
-        int rc = gc_buf_add(b, "{", 1);
-        for (size_t i = 0; i < k && !rc; i++) {
-            if (i)
-                rc = gc_buf_add(b, ",", 1);
-            if (!rc)
-                rc = canon_string(keys[i], strlen(keys[i]), b);
-            if (!rc)
-                rc = gc_buf_add(b, ":", 1);
-            if (!rc)
-                rc = canon(json_object_get(v, keys[i]), NULL, b, depth + 1);
-        }
-        if (!rc)
-            rc = gc_buf_add(b, "}", 1);
-        if (keys != stack)
-            free(keys);
-        return rc;
-    }
-    case JSON_ARRAY: {
-        int rc = gc_buf_add(b, "[", 1);
-        size_t n = json_array_size(v);
-        for (size_t i = 0; i < n && !rc; i++) {
-            if (i)
-                rc = gc_buf_add(b, ",", 1);
-            if (!rc)
-                rc = canon(json_array_get(v, i), NULL, b, depth + 1);
-        }
-        if (!rc)
-            rc = gc_buf_add(b, "]", 1);
-        return rc;
-    }
-    case JSON_STRING:
-        return canon_string(json_string_value(v), json_string_length(v), b);
-    case JSON_INTEGER: {
-        char t[24];
-        int n = snprintf(t, sizeof(t), "%lld", (long long)json_integer_value(v));
-        return gc_buf_add(b, t, (size_t)n);
-    }
-    case JSON_REAL:
-        return canon_real(json_real_value(v), b);
-    case JSON_TRUE:
-        return gc_buf_add(b, "true", 4);
-    case JSON_FALSE:
-        return gc_buf_add(b, "false", 5);
-    default:
-        return gc_buf_add(b, "null", 4);
-    }
-}
-
-int gc_canonical_json(const json_t *v, const char *skip_key, struct gc_buf *b)
-{
-    return canon(v, skip_key, b, 0);
-}
-
-char *gc_canonical_dumps(const json_t *v)
-{
-    struct gc_buf b;
-    gc_buf_init(&b, GC_BUF_UNLIMITED);
-    if (canon(v, NULL, &b, 0) != 0) {
-        gc_buf_release(&b);
-        return NULL;
-    }
-    return gc_buf_steal(&b);
-}
-
 /* ---- base64 ---- */
 
 char *gc_base64_encode(const void *in, size_t n)
@@ -282,6 +103,52 @@ int gc_sm2_key_generate(struct gc_sm2_key **out, struct gc_error *err)
     return 0;
 }
 
+/* Public keys read from PEM, by their text: OpenSSL 3's decoders take about half a
+ * millisecond per key, and a supervisor reads the same few keys for every batch. Entries
+ * are shared by reference (EVP_PKEY_up_ref); the least recently used one is dropped. */
+#define PUBKEY_CACHE 16
+static struct {
+    char *pem;
+    size_t len;
+    EVP_PKEY *pkey;
+    uint64_t used;
+} pubkeys[PUBKEY_CACHE];
+static uint64_t pubkey_clock;
+static pthread_mutex_t pubkey_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static EVP_PKEY *pubkey_cached(const char *pem, size_t len)
+{
+    EVP_PKEY *p = NULL;
+    pthread_mutex_lock(&pubkey_lock);
+    for (int i = 0; i < PUBKEY_CACHE && !p; i++) {
+        if (pubkeys[i].pkey && pubkeys[i].len == len && memcmp(pubkeys[i].pem, pem, len) == 0 &&
+            EVP_PKEY_up_ref(pubkeys[i].pkey)) {
+            p = pubkeys[i].pkey;
+            pubkeys[i].used = ++pubkey_clock;
+        }
+    }
+    pthread_mutex_unlock(&pubkey_lock);
+    return p;
+}
+
+static void pubkey_remember(const char *pem, size_t len, EVP_PKEY *p)
+{
+    if (!EVP_PKEY_up_ref(p))
+        return;
+    pthread_mutex_lock(&pubkey_lock);
+    int victim = 0;
+    for (int i = 1; i < PUBKEY_CACHE; i++)
+        if (pubkeys[i].used < pubkeys[victim].used)
+            victim = i;
+    EVP_PKEY_free(pubkeys[victim].pkey);
+    free(pubkeys[victim].pem);
+    pubkeys[victim].pem = gc_strndup(pem, len);
+    pubkeys[victim].len = len;
+    pubkeys[victim].pkey = p;
+    pubkeys[victim].used = ++pubkey_clock;
+    pthread_mutex_unlock(&pubkey_lock);
+}
+
 int gc_sm2_key_from_pem(const char *pem, size_t len, struct gc_sm2_key **out,
                         struct gc_error *err)
 {
@@ -289,6 +156,11 @@ int gc_sm2_key_from_pem(const char *pem, size_t len, struct gc_sm2_key **out,
     if (len > INT32_MAX)
         return gc_error_set(err, GC_EINVAL, "", "PEM text too long");
     bool priv = strstr(pem, "PRIVATE KEY-----") != NULL;
+    EVP_PKEY *cached = priv ? NULL : pubkey_cached(pem, len);
+    if (cached) {
+        *out = key_wrap(cached, false);
+        return 0;
+    }
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio)
         return ossl_err(err, GC_EINTERNAL, "out of memory");
@@ -301,6 +173,8 @@ int gc_sm2_key_from_pem(const char *pem, size_t len, struct gc_sm2_key **out,
         EVP_PKEY_free(p);
         return gc_error_set(err, GC_EINVAL, "", "the PEM key is not an SM2 key");
     }
+    if (!priv)
+        pubkey_remember(pem, len, p);
     *out = key_wrap(p, priv);
     return 0;
 }
@@ -726,9 +600,14 @@ void gc_sup_batch_release(struct gc_sup_batch *b)
 {
     if (!b)
         return;
-    json_decref(b->records);
-    json_decref(b->doc);
-    b->records = b->doc = NULL;
+    gc_cj_release(&b->doc);
+    gc_cj_release(&b->plain);
+    free(b->rec);
+    free(b->pt);
+    b->rec = NULL;
+    b->pt = NULL;
+    b->rd = NULL;
+    b->nrecords = 0;
 }
 
 static int schema_fail(struct gc_error *err, const struct gc_schema_error *se)
@@ -736,42 +615,95 @@ static int schema_fail(struct gc_error *err, const struct gc_schema_error *se)
     return gc_error_set(err, GC_EINVAL, se->pointer, "%s", se->message);
 }
 
+/* The canonical body: the batch's canonical text without its top-level signature member
+ * (and the comma that joined it). */
+static int signed_body(const struct gc_cjdoc *d, struct gc_buf *body)
+{
+    uint32_t k = 1, cut_a = 0, cut_b = 0;
+    for (uint32_t m = 0; m < d->v[0].count; m++, k = d->v[k + 1].next) {
+        if (!gc_cj_str_eq(d, k, "signature"))
+            continue;
+        cut_a = d->v[k].start;
+        cut_b = d->v[k + 1].end;
+        if (m > 0)
+            cut_a--; /* the comma before it */
+        else if (d->v[0].count > 1)
+            cut_b++; /* the comma after it */
+        break;
+    }
+    int rc = gc_buf_add(body, d->text, cut_a);
+    if (!rc)
+        rc = gc_buf_add(body, d->text + cut_b, d->len - cut_b);
+    return rc;
+}
+
+/* A copy of member key's string value of object obj (NUL-terminated; caller frees). */
+static char *member_dup(const struct gc_cjdoc *d, uint32_t obj, const char *key)
+{
+    size_t n = 0;
+    uint32_t i = gc_cj_get(d, obj, key);
+    const char *s = i != GC_CJ_NONE && d->v[i].type == GC_CJ_STRING ? gc_cj_str(d, i, &n) : "";
+    return gc_strndup(s, n);
+}
+
+static int open_encrypted(struct gc_sup_batch *out, uint32_t enc, const unsigned char *secret,
+                          struct gc_error *err)
+{
+    if (!secret)
+        return gc_error_set(err, GC_EINVAL, "/encryption",
+                            "batch is encrypted and no secret is configured for cloud %s",
+                            out->cloud_id);
+    char aad[160];
+    size_t ptlen = 0;
+    batch_aad(aad, sizeof(aad), out->cloud_id, out->dataset, out->batch_seq);
+    char *iv = member_dup(&out->doc, enc, "iv"), *ct = member_dup(&out->doc, enc, "ciphertext"),
+         *mac = member_dup(&out->doc, enc, "mac");
+    int rc = gc_sm4_open(secret, aad, strlen(aad), iv, ct, mac, &out->pt, &ptlen, err);
+    free(iv);
+    free(ct);
+    free(mac);
+    if (rc)
+        return rc;
+    struct gc_error lerr = {0};
+    if (gc_cj_load(&out->plain, out->pt, ptlen, &lerr) != 0 ||
+        out->plain.v[0].type != GC_CJ_ARRAY || out->plain.v[0].count > GC_BATCH_MAX_RECORDS)
+        return gc_error_set(err, GC_EINVAL, "/encryption/ciphertext",
+                            "the decrypted records are not a JSON array of at most %d",
+                            GC_BATCH_MAX_RECORDS);
+    out->rd = &out->plain;
+    return 0;
+}
+
 int gc_sup_batch_open(const char *text, size_t len, const struct gc_sup_batch_expect *x,
                   struct gc_sup_batch *out, struct gc_error *err)
 {
     memset(out, 0, sizeof(*out));
-    json_error_t jerr;
     struct gc_schema_error se;
+    struct gc_error lerr = {0};
     struct gc_buf body;
     gc_buf_init(&body, GC_BUF_UNLIMITED);
-    char *pt = NULL;
-    int rc = 0;
-    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc) {
-        rc = gc_error_set(err, GC_EINVAL, "", "batch is not JSON: line %d column %d: %s",
-                          jerr.line, jerr.column, jerr.text);
+    char *sig = NULL;
+    int rc = gc_cj_load(&out->doc, text, len, &lerr);
+    if (rc) {
+        rc = gc_error_set(err, rc, "", "batch %s", lerr.msg);
         goto cleanup;
     }
-    out->doc = doc;
-    if (gc_schema_validate("batch", doc, &se) != 0) {
+    const struct gc_cjdoc *d = &out->doc;
+    if (gc_schema_validate_cj("batch", d, 0, &se) != 0) {
         rc = schema_fail(err, &se);
         goto cleanup;
     }
-    json_t *recs = json_object_get(doc, "records");
-    json_t *enc = json_object_get(doc, "encryption");
-    if (!recs == !enc) {
-        rc = gc_error_set(err, GC_EINVAL, recs ? "/encryption" : "/records",
+    uint32_t recs = gc_cj_get(d, 0, "records"), enc = gc_cj_get(d, 0, "encryption");
+    if ((recs == GC_CJ_NONE) == (enc == GC_CJ_NONE)) {
+        rc = gc_error_set(err, GC_EINVAL, recs != GC_CJ_NONE ? "/encryption" : "/records",
                           "a batch has exactly one of records and encryption");
         goto cleanup;
     }
-    snprintf(out->cloud_id, sizeof(out->cloud_id), "%s",
-             json_string_value(json_object_get(doc, "cloud_id")));
-    snprintf(out->dataset, sizeof(out->dataset), "%s",
-             json_string_value(json_object_get(doc, "dataset")));
-    snprintf(out->time, sizeof(out->time), "%s",
-             json_string_value(json_object_get(doc, "time")));
-    out->batch_seq = json_integer_value(json_object_get(doc, "batch_seq"));
-    out->encrypted = enc != NULL;
+    gc_cj_strcpy(d, gc_cj_get(d, 0, "cloud_id"), out->cloud_id, sizeof(out->cloud_id));
+    gc_cj_strcpy(d, gc_cj_get(d, 0, "dataset"), out->dataset, sizeof(out->dataset));
+    gc_cj_strcpy(d, gc_cj_get(d, 0, "time"), out->time, sizeof(out->time));
+    out->batch_seq = d->v[gc_cj_get(d, 0, "batch_seq")].v.i;
+    out->encrypted = enc != GC_CJ_NONE;
     if (x->cloud_id && strcmp(x->cloud_id, out->cloud_id) != 0) {
         rc = gc_error_set(err, GC_EINVAL, "/cloud_id", "batch is from cloud %s, not %s",
                           out->cloud_id, x->cloud_id);
@@ -782,7 +714,7 @@ int gc_sup_batch_open(const char *text, size_t len, const struct gc_sup_batch_ex
                           out->dataset, x->dataset);
         goto cleanup;
     }
-    if (x->require_encryption && !enc) {
+    if (x->require_encryption && !out->encrypted) {
         rc = gc_error_set(err, GC_EINVAL, "/records",
                           "this receiver accepts only encrypted batches from this cloud");
         goto cleanup;
@@ -796,113 +728,107 @@ int gc_sup_batch_open(const char *text, size_t len, const struct gc_sup_batch_ex
                           out->cloud_id);
         goto cleanup;
     }
-    const char *sig = json_string_value(json_object_get(json_object_get(doc, "signature"),
-                                                        "value"));
-    /* Fast path: a sender that sent the canonical form (govcloud does) signed exactly the
-     * text without its signature member. In canonical text that member is followed only by
-     * the last member, "time", and the end of the top-level object, which places it at the
-     * top level; it must occur once. The rest is then what was signed, byte for byte. */
-    bool verified = false;
-    char needle[320], tail[64];
-    int nlen = snprintf(needle, sizeof(needle), ",\"signature\":{\"alg\":\"%s\",\"value\":\"%s\"}",
-                        GC_SIGNATURE_ALG, sig);
-    int tlen = snprintf(tail, sizeof(tail), ",\"time\":\"%s\"}", out->time);
-    const char *at = nlen > 0 && (size_t)nlen < sizeof(needle)
-                         ? memmem(text, len, needle, (size_t)nlen)
-                         : NULL;
-    if (at && tlen > 0 && (size_t)tlen < sizeof(tail) &&
-        len - (size_t)(at - text) == (size_t)nlen + (size_t)tlen &&
-        memcmp(at + nlen, tail, (size_t)tlen) == 0 &&
-        !memmem(at + 1, len - (size_t)(at + 1 - text), needle, (size_t)nlen)) {
-        if (gc_buf_add(&body, text, (size_t)(at - text)) == 0 &&
-            gc_buf_add(&body, at + nlen, len - (size_t)(at - text) - (size_t)nlen) == 0)
-            verified = gc_sm2_verify(key, body.data, body.len, sig, NULL) == 0;
-        gc_buf_reset(&body);
-    }
-    if (!verified) {
-        if (gc_canonical_json(doc, "signature", &body) != 0) {
-            rc = gc_error_set(err, GC_EINVAL, "", "batch cannot be put in canonical form");
-            goto cleanup;
-        }
-        rc = gc_sm2_verify(key, body.data, body.len, sig, err);
-        if (rc)
-            goto cleanup;
-    }
-    if (enc) {
-        if (!secret) {
-            rc = gc_error_set(err, GC_EINVAL, "/encryption",
-                              "batch is encrypted and no secret is configured for cloud %s",
-                              out->cloud_id);
-            goto cleanup;
-        }
-        char aad[160];
-        size_t ptlen = 0;
-        batch_aad(aad, sizeof(aad), out->cloud_id, out->dataset, out->batch_seq);
-        rc = gc_sm4_open(secret, aad, strlen(aad),
-                         json_string_value(json_object_get(enc, "iv")),
-                         json_string_value(json_object_get(enc, "ciphertext")),
-                         json_string_value(json_object_get(enc, "mac")), &pt, &ptlen, err);
-        if (rc)
-            goto cleanup;
-        recs = json_loadb(pt, ptlen, JSON_REJECT_DUPLICATES, &jerr);
-        if (!json_is_array(recs) || json_array_size(recs) > GC_BATCH_MAX_RECORDS) {
-            json_decref(recs);
-            rc = gc_error_set(err, GC_EINVAL, "/encryption/ciphertext",
-                              "the decrypted records are not a JSON array of at most %d",
-                              GC_BATCH_MAX_RECORDS);
-            goto cleanup;
-        }
-        out->records = recs;
-    } else {
-        out->records = json_incref(recs);
-    }
-    json_t *ids = json_object_get(doc, "record_ids");
-    if (json_array_size(ids) != json_array_size(out->records)) {
-        rc = gc_error_set(err, GC_EINVAL, "/record_ids", "record_ids lists %zu ids for %zu records",
-                          json_array_size(ids), json_array_size(out->records));
+    sig = member_dup(d, gc_cj_get(d, 0, "signature"), "value");
+    if (signed_body(d, &body) != 0) {
+        rc = gc_error_set(err, GC_ETOOBIG, "", "batch is too big");
         goto cleanup;
     }
-    for (size_t i = 0; i < json_array_size(ids); i++) {
-        const json_t *rid = json_object_get(json_array_get(out->records, i), "id");
-        if (json_is_string(rid) && !json_equal((json_t *)rid, json_array_get(ids, i))) {
+    rc = gc_sm2_verify(key, body.data, body.len, sig, err);
+    if (rc)
+        goto cleanup;
+    if (out->encrypted) {
+        rc = open_encrypted(out, enc, secret, err);
+        if (rc)
+            goto cleanup;
+        recs = 0;
+    } else {
+        out->rd = d;
+    }
+    const struct gc_cjdoc *rd = out->rd;
+    out->nrecords = rd->v[recs].count;
+    out->rec = gc_calloc(out->nrecords ? out->nrecords : 1, sizeof(*out->rec));
+    uint32_t r = recs + 1;
+    for (size_t i = 0; i < out->nrecords; i++, r = rd->v[r].next)
+        out->rec[i] = r;
+    uint32_t ids = gc_cj_get(d, 0, "record_ids");
+    out->ids_text = d->text + d->v[ids].start;
+    out->ids_len = d->v[ids].end - d->v[ids].start;
+    if (d->v[ids].count != out->nrecords) {
+        rc = gc_error_set(err, GC_EINVAL, "/record_ids", "record_ids lists %u ids for %zu records",
+                          d->v[ids].count, out->nrecords);
+        goto cleanup;
+    }
+    uint32_t id = ids + 1;
+    for (size_t i = 0; i < out->nrecords; i++, id = d->v[id].next) {
+        uint32_t rid = gc_cj_get(rd, out->rec[i], "id");
+        if (rid == GC_CJ_NONE || rd->v[rid].type != GC_CJ_STRING)
+            continue;
+        size_t a = rd->v[rid].end - rd->v[rid].start, b = d->v[id].end - d->v[id].start;
+        if (a != b || memcmp(rd->text + rd->v[rid].start, d->text + d->v[id].start, a) != 0) {
             rc = gc_error_set(err, GC_EINVAL, "/record_ids",
                               "record_ids/%zu differs from the id of record %zu", i, i);
             goto cleanup;
         }
     }
 cleanup:
-    free(pt);
+    free(sig);
     gc_buf_release(&body);
     if (rc) {
-        json_decref(out->records);
-        out->records = NULL;
+        free(out->rec);
+        out->rec = NULL;
+        out->nrecords = 0;
     }
     return rc;
 }
 
 int gc_sup_batch_check_record(const struct gc_sup_batch *b, size_t i, struct gc_schema_error *err)
 {
-    const json_t *r = json_array_get(b->records, i);
-    if (!r) {
+    if (i >= b->nrecords) {
         if (err) {
             err->pointer[0] = '\0';
             snprintf(err->message, sizeof(err->message), "(root): no record %zu", i);
         }
         return GC_EINVAL;
     }
-    int rc = gc_schema_validate_record(r, err);
+    const struct gc_cjdoc *rd = b->rd;
+    int rc = gc_schema_validate_record_cj(rd, b->rec[i], err);
     if (rc)
         return rc;
-    const char *ds = json_string_value(json_object_get(r, "dataset"));
-    if (strcmp(ds, b->dataset) != 0) {
+    uint32_t ds = gc_cj_get(rd, b->rec[i], "dataset");
+    if (!gc_cj_str_eq(rd, ds, b->dataset)) {
         if (err) {
+            char got[16];
             snprintf(err->pointer, sizeof(err->pointer), "/dataset");
-            snprintf(err->message, sizeof(err->message),
-                     "dataset: '%s' in a batch of dataset %s", ds, b->dataset);
+            snprintf(err->message, sizeof(err->message), "dataset: '%s' in a batch of dataset %s",
+                     gc_cj_strcpy(rd, ds, got, sizeof(got)), b->dataset);
         }
         return GC_EINVAL;
     }
     return 0;
+}
+
+void gc_sup_batch_record(const struct gc_sup_batch *b, size_t i, struct gc_sup_rec *out)
+{
+    const struct gc_cjdoc *rd = b->rd;
+    uint32_t r = b->rec[i];
+    memset(out, 0, sizeof(*out));
+    out->id = gc_cj_str(rd, gc_cj_get(rd, r, "id"), &out->id_len);
+    out->seq = rd->v[gc_cj_get(rd, r, "seq")].v.i;
+    char t[32];
+    (void)gc_time_parse_rfc3339(gc_cj_strcpy(rd, gc_cj_get(rd, r, "time"), t, sizeof(t)),
+                                &out->time_ms);
+    out->del = gc_cj_str_eq(rd, gc_cj_get(rd, r, "op"), "delete");
+    uint32_t data = gc_cj_get(rd, r, "data");
+    if (!out->del && data != GC_CJ_NONE && rd->v[data].type == GC_CJ_OBJECT) {
+        out->data = rd->text + rd->v[data].start;
+        out->data_len = rd->v[data].end - rd->v[data].start;
+    }
+}
+
+char *gc_sup_batch_record_id(const struct gc_sup_batch *b, size_t i, char *out, size_t cap)
+{
+    uint32_t id = i < b->nrecords ? gc_cj_get(b->rd, b->rec[i], "id") : GC_CJ_NONE;
+    return gc_cj_strcpy(b->rd, id, out, cap);
 }
 
 /* ---- the cloud's identity ---- */

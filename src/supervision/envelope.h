@@ -4,6 +4,7 @@
 #ifndef GC_ENVELOPE_H
 #define GC_ENVELOPE_H
 
+#include "supervision/canon.h"
 #include "util/buf.h"
 #include "util/error.h"
 
@@ -19,18 +20,6 @@
 #define GC_SUP_SECRET_LEN 32
 /* Most records in one batch (batch.json maxItems). */
 #define GC_BATCH_MAX_RECORDS 10000
-
-/* ---- canonical JSON (spec: "Canonical form") ---- */
-
-/* Appends the canonical form of v to b: object members sorted by key (bytewise UTF-8, i.e.
- * by code point), no whitespace, strings in UTF-8 with only '"', '\\' and U+0000..U+001F
- * escaped, integers in decimal, reals as printf "%.17g" with ".0" added when that has no
- * '.' or 'e' and the exponent without '+' and leading zeros. skip_key: a top-level member
- * left out (the batch's "signature"), or NULL. Returns 0 or GC_ETOOBIG / GC_EINVAL (a real
- * that is not finite, nesting deeper than 64). */
-int gc_canonical_json(const json_t *v, const char *skip_key, struct gc_buf *b);
-/* The canonical form as a malloc'd string (caller frees), or NULL on error. */
-char *gc_canonical_dumps(const json_t *v);
 
 /* ---- SM2 keys ---- */
 
@@ -129,12 +118,33 @@ struct gc_sup_batch {
     int64_t batch_seq;
     char time[32];
     bool encrypted;
-    json_t *records; /* owned array; each record still to be checked by gc_sup_batch_check_record */
-    json_t *doc;     /* owned: the parsed batch */
+    size_t nrecords;
+    /* the canonical text of record_ids, inside doc (it identifies the batch's contents) */
+    const char *ids_text;
+    size_t ids_len;
+    /* internal */
+    struct gc_cjdoc doc;       /* the batch, in canonical form */
+    struct gc_cjdoc plain;     /* an encrypted batch's records, decrypted */
+    const struct gc_cjdoc *rd; /* the document of the records: &doc or &plain */
+    uint32_t *rec;             /* the index in *rd of each record */
+    char *pt;                  /* the decrypted text plain indexes */
 };
 
-/* Parses, checks the envelope against batch.json, the cloud id and dataset, verifies the
- * SM2 signature over the canonical body, checks the MAC and decrypts when encrypted, and
+/* A record of an opened batch that gc_sup_batch_check_record accepted. The strings point
+ * into the batch: valid until it is released, not NUL-terminated. */
+struct gc_sup_rec {
+    const char *id;
+    size_t id_len;
+    int64_t seq;
+    int64_t time_ms;
+    bool del;         /* op "delete" */
+    const char *data; /* the canonical text of data, as received; NULL when deleted */
+    size_t data_len;
+};
+
+/* Reads the batch (canonical text is indexed in place, any other JSON is put in canonical
+ * form first), checks the envelope against batch.json, the cloud id and dataset, verifies
+ * the SM2 signature over the canonical body, checks the MAC and decrypts when encrypted, and
  * checks that record_ids match the records' ids. Records themselves are not validated: a
  * receiver validates each with gc_sup_batch_check_record and keeps the good ones.
  * Errors: GC_EINVAL (malformed; err->field is the JSON pointer), GC_EAUTH (signature or
@@ -146,6 +156,10 @@ void gc_sup_batch_release(struct gc_sup_batch *b);
  * dataset against the batch's). The pointer is relative to the record. */
 struct gc_schema_error;
 int gc_sup_batch_check_record(const struct gc_sup_batch *b, size_t i, struct gc_schema_error *err);
+/* The fields of record i, which gc_sup_batch_check_record accepted. */
+void gc_sup_batch_record(const struct gc_sup_batch *b, size_t i, struct gc_sup_rec *out);
+/* The id of record i into out (cap bytes, cut to fit), "" when it has no string id. */
+char *gc_sup_batch_record_id(const struct gc_sup_batch *b, size_t i, char *out, size_t cap);
 
 /* ---- the cloud's identity ---- */
 

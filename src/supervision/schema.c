@@ -6,6 +6,8 @@
 
 #include "util/mem.h"
 
+#include <stdarg.h>
+
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -52,7 +54,14 @@ struct node;
 
 struct prop {
     const char *name;
+    size_t len;
     struct node *schema;
+};
+
+/* A schema value (const, enum) in canonical form, compared with the instance's text. */
+struct ctext {
+    char *text;
+    size_t len;
 };
 
 struct node {
@@ -72,7 +81,10 @@ struct node {
     enum fmt format;
     /* any */
     json_t *enumv; /* array */
+    struct ctext *enum_text;
+    size_t nenum;
     json_t *constv;
+    struct ctext const_text;
     /* numbers */
     bool has_min, has_max, has_xmin, has_xmax;
     double min, max, xmin, xmax;
@@ -187,6 +199,15 @@ static bool pattern_supported(const char *p)
     return true;
 }
 
+static int ctext_of(struct compiler *c, const json_t *v, const char *where, struct ctext *out)
+{
+    out->text = gc_canonical_dumps(v);
+    if (!out->text)
+        return cerr(c, where, "a value cannot be put in canonical form");
+    out->len = strlen(out->text);
+    return 0;
+}
+
 static int compile_node(struct compiler *c, json_t *s, struct node *n, const char *where)
 {
     if (json_is_true(s))
@@ -224,6 +245,7 @@ static int compile_node(struct compiler *c, json_t *s, struct node *n, const cha
             json_t *pv;
             json_object_foreach(v, pk, pv) {
                 n->props[i].name = pk;
+                n->props[i].len = strlen(pk);
                 if (!(n->props[i].schema = compile_new(c, pv, pk)))
                     return c->err->code;
                 i++;
@@ -286,8 +308,15 @@ static int compile_node(struct compiler *c, json_t *s, struct node *n, const cha
             if (!json_is_array(v) || json_array_size(v) == 0)
                 return cerr(c, where, "enum must be a non-empty array");
             n->enumv = v;
+            n->nenum = json_array_size(v);
+            n->enum_text = gc_calloc(n->nenum, sizeof(*n->enum_text));
+            for (size_t i = 0; i < n->nenum; i++)
+                if (ctext_of(c, json_array_get(v, i), where, &n->enum_text[i]))
+                    return c->err->code;
         } else if (!strcmp(k, "const")) {
             n->constv = v;
+            if (ctext_of(c, v, where, &n->const_text))
+                return c->err->code;
         } else if (!strcmp(k, "minimum")) {
             n->has_min = true;
             if (get_number(c, v, k, &n->min))
@@ -459,23 +488,25 @@ const char *gc_schema_text(const char *name, size_t *len)
 
 struct seg {
     const char *key; /* NULL: index */
+    size_t klen;
     size_t index;
 };
 
 struct vstate {
+    const struct gc_cjdoc *d; /* the instance */
     struct seg path[MAX_DEPTH];
     int depth;
     struct gc_schema_error *err;
 };
 
-static void pointer_append(char *out, size_t cap, size_t *len, const char *s)
+static void pointer_append(char *out, size_t cap, size_t *len, const char *s, size_t n)
 {
-    for (; *s && *len + 3 < cap; s++) {
-        if (*s == '~' || *s == '/') {
+    for (size_t i = 0; i < n && *len + 3 < cap; i++) {
+        if (s[i] == '~' || s[i] == '/') {
             out[(*len)++] = '~';
-            out[(*len)++] = *s == '~' ? '0' : '1';
+            out[(*len)++] = s[i] == '~' ? '0' : '1';
         } else {
-            out[(*len)++] = *s;
+            out[(*len)++] = s[i];
         }
     }
     out[*len] = '\0';
@@ -496,11 +527,12 @@ static int fail(struct vstate *st, const char *fmt, ...)
         e->pointer[len++] = '/';
         e->pointer[len] = '\0';
         if (st->path[i].key) {
-            pointer_append(e->pointer, sizeof(e->pointer), &len, st->path[i].key);
+            pointer_append(e->pointer, sizeof(e->pointer), &len, st->path[i].key,
+                           st->path[i].klen);
         } else {
             char num[24];
-            snprintf(num, sizeof(num), "%zu", st->path[i].index);
-            pointer_append(e->pointer, sizeof(e->pointer), &len, num);
+            int n = snprintf(num, sizeof(num), "%zu", st->path[i].index);
+            pointer_append(e->pointer, sizeof(e->pointer), &len, num, (size_t)n);
         }
     }
     char detail[256];
@@ -513,21 +545,21 @@ static int fail(struct vstate *st, const char *fmt, ...)
     return GC_EINVAL;
 }
 
-static const char *type_name(const json_t *v)
+static const char *type_name(const struct gc_cjdoc *d, uint32_t v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (d->v[v].type) {
+    case GC_CJ_OBJECT:
         return "an object";
-    case JSON_ARRAY:
+    case GC_CJ_ARRAY:
         return "an array";
-    case JSON_STRING:
+    case GC_CJ_STRING:
         return "a string";
-    case JSON_INTEGER:
+    case GC_CJ_INT:
         return "an integer";
-    case JSON_REAL:
+    case GC_CJ_REAL:
         return "a number with a fraction";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case GC_CJ_TRUE:
+    case GC_CJ_FALSE:
         return "a boolean";
     default:
         return "null";
@@ -552,29 +584,62 @@ static void types_text(unsigned t, char *out, size_t cap)
     }
 }
 
-/* A short rendering of a value for messages: strings quoted and cut at 48 code points. */
-static void value_text(const json_t *v, char *out, size_t cap)
+/* A string for messages: quoted and cut at 48 code points. */
+static void quote_text(const char *s, size_t n, char *out, size_t cap)
 {
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        size_t n = json_string_length(v), i = 0, cps = 0;
-        while (i < n && cps < 48) {
+    size_t i = 0, cps = 0;
+    while (i < n && cps < 48) {
+        i++;
+        while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80)
             i++;
-            while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80)
-                i++;
-            cps++;
-        }
-        snprintf(out, cap, "'%.*s%s'", (int)i, s, i < n ? "…" : "");
-    } else if (json_is_integer(v)) {
+        cps++;
+    }
+    snprintf(out, cap, "'%.*s%s'", (int)i, s, i < n ? "…" : "");
+}
+
+/* A short rendering of a schema's value (const, enum) for messages. */
+static void json_value_text(const json_t *v, char *out, size_t cap)
+{
+    if (json_is_string(v))
+        quote_text(json_string_value(v), json_string_length(v), out, cap);
+    else if (json_is_integer(v))
         snprintf(out, cap, "%lld", (long long)json_integer_value(v));
-    } else if (json_is_real(v)) {
+    else if (json_is_real(v))
         snprintf(out, cap, "%.15g", json_real_value(v));
-    } else if (json_is_boolean(v)) {
+    else if (json_is_boolean(v))
         snprintf(out, cap, "%s", json_is_true(v) ? "true" : "false");
-    } else if (json_is_null(v)) {
+    else if (json_is_null(v))
         snprintf(out, cap, "null");
-    } else {
+    else
         snprintf(out, cap, "%s", json_is_object(v) ? "an object" : "an array");
+}
+
+/* The same for a value of the instance. */
+static void value_text(const struct gc_cjdoc *d, uint32_t v, char *out, size_t cap)
+{
+    const struct gc_cj *x = &d->v[v];
+    size_t n;
+    switch (x->type) {
+    case GC_CJ_STRING: {
+        const char *s = gc_cj_str(d, v, &n);
+        quote_text(s, n, out, cap);
+        break;
+    }
+    case GC_CJ_INT:
+        snprintf(out, cap, "%lld", (long long)x->v.i);
+        break;
+    case GC_CJ_REAL:
+        snprintf(out, cap, "%.15g", x->v.d);
+        break;
+    case GC_CJ_TRUE:
+    case GC_CJ_FALSE:
+        snprintf(out, cap, "%s", x->type == GC_CJ_TRUE ? "true" : "false");
+        break;
+    case GC_CJ_NULL:
+        snprintf(out, cap, "null");
+        break;
+    default:
+        snprintf(out, cap, "%s", x->type == GC_CJ_OBJECT ? "an object" : "an array");
     }
 }
 
@@ -588,7 +653,7 @@ static void enum_text(const json_t *e, char *out, size_t cap)
         if (json_is_string(x))
             snprintf(t, sizeof(t), "%s", json_string_value(x));
         else
-            value_text(x, t, sizeof(t));
+            json_value_text(x, t, sizeof(t));
         int n = snprintf(out + len, cap - len, "%s%s", i ? ", " : "", t);
         if (n < 0 || (size_t)n >= cap - len)
             break;
@@ -604,7 +669,7 @@ static size_t utf8_length(const char *s, size_t n)
     return cps;
 }
 
-/* Decodes one UTF-8 code point of a valid string (jansson guarantees validity). */
+/* Decodes one UTF-8 code point of a valid string (the reader has checked it). */
 static uint32_t utf8_next(const unsigned char **p)
 {
     const unsigned char *s = *p;
@@ -788,33 +853,35 @@ static bool is_uuid(const char *s, size_t n)
     return true;
 }
 
-static int check(const struct node *n, const json_t *v, struct vstate *st);
+static int check(const struct node *n, uint32_t v, struct vstate *st);
 
 /* v < bound (or v > bound when above): integers compare exactly against integral bounds,
  * even beyond 2^53 where doubles lose precision. */
-static bool below(const json_t *v, double d, double bound, bool above)
+static bool below(const struct gc_cj *x, double bound, bool above)
 {
-    if (json_is_integer(v) && bound == floor(bound) && fabs(bound) < 9.2e18) {
-        long long iv = json_integer_value(v), b = (long long)bound;
+    if (x->type == GC_CJ_INT && bound == floor(bound) && fabs(bound) < 9.2e18) {
+        long long iv = x->v.i, b = (long long)bound;
         return above ? iv > b : iv < b;
     }
+    double d = x->type == GC_CJ_INT ? (double)x->v.i : x->v.d;
     return above ? d > bound : d < bound;
 }
 
-static int push(struct vstate *st, const char *key, size_t index)
+static int push(struct vstate *st, const char *key, size_t klen, size_t index)
 {
     if (st->depth >= MAX_DEPTH)
         return fail(st, "nested more than %d levels deep", MAX_DEPTH);
     st->path[st->depth].key = key;
+    st->path[st->depth].klen = klen;
     st->path[st->depth].index = index;
     st->depth++;
     return 0;
 }
 
-static int check_child(const struct node *n, const json_t *v, struct vstate *st,
-                       const char *key, size_t index)
+static int check_child(const struct node *n, uint32_t v, struct vstate *st, const char *key,
+                       size_t klen, size_t index)
 {
-    int rc = push(st, key, index);
+    int rc = push(st, key, klen, index);
     if (rc)
         return rc;
     rc = check(n, v, st);
@@ -823,12 +890,16 @@ static int check_child(const struct node *n, const json_t *v, struct vstate *st,
     return rc; /* on failure the path stays, for the caller's view; fail() has used it */
 }
 
-static const struct node *find_prop(const struct node *n, const char *key)
+static const struct node *find_prop(const struct node *n, const char *key, size_t klen)
 {
     size_t lo = 0, hi = n->nprops;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(key, n->props[mid].name);
+        const char *name = n->props[mid].name;
+        size_t nlen = n->props[mid].len;
+        int c = memcmp(key, name, klen < nlen ? klen : nlen);
+        if (c == 0)
+            c = klen < nlen ? -1 : klen > nlen;
         if (c == 0)
             return n->props[mid].schema;
         if (c < 0)
@@ -839,65 +910,67 @@ static const struct node *find_prop(const struct node *n, const char *key)
     return NULL;
 }
 
-static int check_object(const struct node *n, const json_t *v, struct vstate *st)
+static int check_name(const struct node *nm, const char *k, size_t klen, struct vstate *st)
 {
+    int rc = push(st, k, klen, 0);
+    if (rc)
+        return rc;
+    size_t cps = utf8_length(k, klen);
+    if (nm->max_len >= 0 && cps > (size_t)nm->max_len)
+        return fail(st, "the name is %zu characters long, above the maximum %ld", cps,
+                    nm->max_len);
+    if (nm->min_len >= 0 && cps < (size_t)nm->min_len)
+        return fail(st, "the name is %zu characters long, below the minimum %ld", cps,
+                    nm->min_len);
+    if (nm->pattern && !match_pattern(nm->pattern, k, klen))
+        return fail(st, "the name does not match the pattern %s", nm->pattern);
+    st->depth--;
+    return 0;
+}
+
+static int check_object(const struct node *n, uint32_t v, struct vstate *st)
+{
+    const struct gc_cjdoc *d = st->d;
     for (size_t i = 0; i < n->nrequired; i++) {
-        if (!json_object_get(v, n->required[i])) {
-            push(st, n->required[i], 0);
+        if (gc_cj_get(d, v, n->required[i]) == GC_CJ_NONE) {
+            push(st, n->required[i], strlen(n->required[i]), 0);
             return fail(st, "is required");
         }
     }
-    size_t size = json_object_size(v);
+    size_t size = d->v[v].count;
     if (n->max_props >= 0 && size > (size_t)n->max_props)
         return fail(st, "%zu members is above the maximum %ld", size, n->max_props);
     if (n->min_props >= 0 && size < (size_t)n->min_props)
         return fail(st, "%zu members is below the minimum %ld", size, n->min_props);
-    const char *k;
-    json_t *m;
-    json_object_foreach((json_t *)v, k, m) {
-        if (n->names) {
-            int rc = push(st, k, 0);
-            if (rc == 0) {
-                const struct node *nm = n->names;
-                size_t klen = strlen(k), cps = utf8_length(k, klen);
-                if (nm->max_len >= 0 && cps > (size_t)nm->max_len)
-                    rc = fail(st, "the name is %zu characters long, above the maximum %ld", cps,
-                              nm->max_len);
-                else if (nm->min_len >= 0 && cps < (size_t)nm->min_len)
-                    rc = fail(st, "the name is %zu characters long, below the minimum %ld", cps,
-                              nm->min_len);
-                else if (nm->pattern && !match_pattern(nm->pattern, k, klen))
-                    rc = fail(st, "the name does not match the pattern %s", nm->pattern);
-                else
-                    st->depth--;
-            }
-            if (rc)
-                return rc;
-        }
-        const struct node *ps = n->nprops ? find_prop(n, k) : NULL;
+    uint32_t k = v + 1;
+    for (size_t m = 0; m < size; m++, k = d->v[k + 1].next) {
+        size_t klen;
+        const char *key = gc_cj_str(d, k, &klen);
+        int rc;
+        if (n->names && (rc = check_name(n->names, key, klen, st)) != 0)
+            return rc;
+        const struct node *ps = n->nprops ? find_prop(n, key, klen) : NULL;
         if (ps) {
-            int rc = check_child(ps, m, st, k, 0);
-            if (rc)
+            if ((rc = check_child(ps, k + 1, st, key, klen, 0)) != 0)
                 return rc;
         } else if (n->addl == ADDL_NONE) {
-            push(st, k, 0);
+            push(st, key, klen, 0);
             return fail(st, "is not allowed here (not a field of this object)");
         } else if (n->addl == ADDL_SCHEMA) {
-            int rc = check_child(n->addl_schema, m, st, k, 0);
-            if (rc)
+            if ((rc = check_child(n->addl_schema, k + 1, st, key, klen, 0)) != 0)
                 return rc;
         }
     }
     return 0;
 }
 
-static int check_one_of(const struct node *n, const json_t *v, struct vstate *st)
+static int check_one_of(const struct node *n, uint32_t v, struct vstate *st)
 {
+    const struct gc_cjdoc *d = st->d;
     if (n->disc_key) {
-        const json_t *d = json_is_object(v) ? json_object_get(v, n->disc_key) : NULL;
-        const char *dv = json_is_string(d) ? json_string_value(d) : NULL;
-        for (size_t b = 0; dv && b < n->n_one_of; b++)
-            if (!strcmp(dv, n->disc_values[b]))
+        uint32_t dk = gc_cj_get(d, v, n->disc_key);
+        for (size_t b = 0; dk != GC_CJ_NONE && b < n->n_one_of; b++)
+            if (gc_cj_str_eq(d, dk, n->disc_values[b]))
                 return check(n->one_of[b], v, st);
         char opts[160];
         size_t len = 0;
@@ -909,13 +982,13 @@ static int check_one_of(const struct node *n, const json_t *v, struct vstate *st
                 break;
             len += (size_t)w;
         }
-        if (!json_is_object(v))
-            return fail(st, "must be an object, not %s", type_name(v));
-        push(st, n->disc_key, 0);
-        if (!d)
+        if (d->v[v].type != GC_CJ_OBJECT)
+            return fail(st, "must be an object, not %s", type_name(d, v));
+        push(st, n->disc_key, strlen(n->disc_key), 0);
+        if (dk == GC_CJ_NONE)
             return fail(st, "is required (one of %s)", opts);
         char t[96];
-        value_text(d, t, sizeof(t));
+        value_text(d, dk, t, sizeof(t));
         return fail(st, "%s is not one of %s", t, opts);
     }
     size_t ok = 0;
@@ -934,155 +1007,134 @@ static int check_one_of(const struct node *n, const json_t *v, struct vstate *st
                          "matches none of the alternatives");
 }
 
-static int check(const struct node *n, const json_t *v, struct vstate *st)
+/* Is the instance's value v the schema value whose canonical text is t (n bytes)? The
+ * instance is canonical text too, so equal values are equal bytes. */
+static bool same_value(const struct gc_cjdoc *d, uint32_t v, const struct ctext *t)
 {
+    const struct gc_cj *x = &d->v[v];
+    return x->end - x->start == t->len && memcmp(d->text + x->start, t->text, t->len) == 0;
+}
+
+static int check_string(const struct node *n, uint32_t v, struct vstate *st)
+{
+    size_t len;
+    const char *s = gc_cj_str(st->d, v, &len);
+    if (n->max_len >= 0 || n->min_len >= 0) {
+        /* bytes bound code points from above, and from below by a quarter */
+        size_t cps = (n->max_len >= 0 && len <= (size_t)n->max_len && n->min_len <= 0)
+                         ? len
+                         : utf8_length(s, len);
+        if (n->max_len >= 0 && cps > (size_t)n->max_len)
+            return fail(st, "is %zu characters long, above the maximum %ld", cps, n->max_len);
+        if (n->min_len >= 0 && cps < (size_t)n->min_len)
+            return fail(st, "is %zu characters long, below the minimum %ld", cps, n->min_len);
+    }
+    const char *bad = NULL;
+    if (n->format == FMT_DATE_TIME && !is_date_time(s, len))
+        bad = "is not a time of the form YYYY-MM-DDTHH:MM:SS.sssZ (UTC)";
+    else if (n->format == FMT_UUID && !is_uuid(s, len))
+        bad = "is not a lowercase UUID";
+    if (bad || (n->pattern && !match_pattern(n->pattern, s, len))) {
+        char got[96];
+        value_text(st->d, v, got, sizeof(got));
+        if (bad)
+            return fail(st, "%s %s", got, bad);
+        return fail(st, "%s does not match the pattern %s", got, n->pattern);
+    }
+    return 0;
+}
+
+static int check_number(const struct node *n, uint32_t v, struct vstate *st)
+{
+    const struct gc_cj *x = &st->d->v[v];
+    const char *what = NULL;
+    double bound = 0;
+    if (n->has_min && below(x, n->min, false))
+        what = "is below the minimum", bound = n->min;
+    else if (n->has_max && below(x, n->max, true))
+        what = "is above the maximum", bound = n->max;
+    else if (n->has_xmin && !below(x, n->xmin, true))
+        what = "is not above", bound = n->xmin;
+    else if (n->has_xmax && !below(x, n->xmax, false))
+        what = "is not below", bound = n->xmax;
+    if (!what)
+        return 0;
+    char got[48];
+    value_text(st->d, v, got, sizeof(got));
+    if (bound == floor(bound) && fabs(bound) < 9.2e18)
+        return fail(st, "%s %s %lld", got, what, (long long)bound);
+    return fail(st, "%s %s %.15g", got, what, bound);
+}
+
+static int check(const struct node *n, uint32_t v, struct vstate *st)
+{
+    const struct gc_cjdoc *d = st->d;
+    const struct gc_cj *x = &d->v[v];
     if (n->ref) {
         int rc = check(n->ref, v, st);
         if (rc)
             return rc;
     }
     if (n->types) {
-        unsigned t;
-        switch (json_typeof(v)) {
-        case JSON_OBJECT:
-            t = T_OBJECT;
-            break;
-        case JSON_ARRAY:
-            t = T_ARRAY;
-            break;
-        case JSON_STRING:
-            t = T_STRING;
-            break;
-        case JSON_INTEGER:
-            t = T_INTEGER | T_NUMBER;
-            break;
-        case JSON_REAL:
-            t = T_NUMBER;
-            break;
-        case JSON_TRUE:
-        case JSON_FALSE:
-            t = T_BOOLEAN;
-            break;
-        default:
-            t = T_NULL;
-        }
-        if (!(t & n->types)) {
+        static const unsigned bits[] = {
+            [GC_CJ_NULL] = T_NULL,     [GC_CJ_FALSE] = T_BOOLEAN,
+            [GC_CJ_TRUE] = T_BOOLEAN,  [GC_CJ_INT] = T_INTEGER | T_NUMBER,
+            [GC_CJ_REAL] = T_NUMBER,   [GC_CJ_STRING] = T_STRING,
+            [GC_CJ_ARRAY] = T_ARRAY,   [GC_CJ_OBJECT] = T_OBJECT,
+        };
+        if (!(bits[x->type] & n->types)) {
             char want[96];
             types_text(n->types, want, sizeof(want));
-            return fail(st, "must be %s, not %s", want, type_name(v));
+            return fail(st, "must be %s, not %s", want, type_name(d, v));
         }
     }
-    if (n->constv && !json_equal(n->constv, (json_t *)v)) {
+    if (n->constv && !same_value(d, v, &n->const_text)) {
         char want[96], got[96];
-        value_text(n->constv, want, sizeof(want));
-        value_text(v, got, sizeof(got));
+        json_value_text(n->constv, want, sizeof(want));
+        value_text(d, v, got, sizeof(got));
         return fail(st, "%s is not the required value %s", got, want);
     }
     if (n->enumv) {
         bool found = false;
-        size_t i;
-        json_t *e;
-        json_array_foreach(n->enumv, i, e) {
-            if (json_is_string(e) && json_is_string(v)) {
-                if (json_string_length(e) == json_string_length(v) &&
-                    memcmp(json_string_value(e), json_string_value(v), json_string_length(v)) ==
-                        0) {
-                    found = true;
-                    break;
-                }
-            } else if (json_equal(e, (json_t *)v)) {
-                found = true;
-                break;
-            }
-        }
+        for (size_t i = 0; i < n->nenum && !found; i++)
+            found = same_value(d, v, &n->enum_text[i]);
         if (!found) {
             char got[96], opts[224];
-            value_text(v, got, sizeof(got));
+            value_text(d, v, got, sizeof(got));
             enum_text(n->enumv, opts, sizeof(opts));
             return fail(st, "%s is not one of %s", got, opts);
         }
     }
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    int rc = 0;
+    switch (x->type) {
+    case GC_CJ_OBJECT:
         if (n->nprops || n->nrequired || n->addl != ADDL_ANY || n->names ||
-            n->max_props >= 0 || n->min_props >= 0) {
-            int rc = check_object(n, v, st);
-            if (rc)
-                return rc;
-        }
+            n->max_props >= 0 || n->min_props >= 0)
+            rc = check_object(n, v, st);
         break;
-    case JSON_ARRAY: {
-        size_t size = json_array_size(v);
+    case GC_CJ_ARRAY: {
+        size_t size = x->count;
         if (n->max_items >= 0 && size > (size_t)n->max_items)
             return fail(st, "%zu items is above the maximum %ld", size, n->max_items);
         if (n->min_items >= 0 && size < (size_t)n->min_items)
             return fail(st, "%zu items is below the minimum %ld", size, n->min_items);
-        if (n->items) {
-            for (size_t i = 0; i < size; i++) {
-                int rc = check_child(n->items, json_array_get(v, i), st, NULL, i);
-                if (rc)
-                    return rc;
-            }
-        }
+        uint32_t it = v + 1;
+        for (size_t i = 0; n->items && i < size && !rc; i++, it = d->v[it].next)
+            rc = check_child(n->items, it, st, NULL, 0, i);
         break;
     }
-    case JSON_STRING: {
-        const char *s = json_string_value(v);
-        size_t len = json_string_length(v);
-        if (n->max_len >= 0 || n->min_len >= 0) {
-            /* bytes bound code points from above, and from below by a quarter */
-            size_t cps = (n->max_len >= 0 && len <= (size_t)n->max_len && n->min_len <= 0)
-                             ? len
-                             : utf8_length(s, len);
-            if (n->max_len >= 0 && cps > (size_t)n->max_len)
-                return fail(st, "is %zu characters long, above the maximum %ld", cps,
-                            n->max_len);
-            if (n->min_len >= 0 && cps < (size_t)n->min_len)
-                return fail(st, "is %zu characters long, below the minimum %ld", cps,
-                            n->min_len);
-        }
-        if (n->format == FMT_DATE_TIME && !is_date_time(s, len)) {
-            char got[96];
-            value_text(v, got, sizeof(got));
-            return fail(st, "%s is not a time of the form YYYY-MM-DDTHH:MM:SS.sssZ (UTC)", got);
-        }
-        if (n->format == FMT_UUID && !is_uuid(s, len)) {
-            char got[96];
-            value_text(v, got, sizeof(got));
-            return fail(st, "%s is not a lowercase UUID", got);
-        }
-        if (n->pattern && !match_pattern(n->pattern, s, len)) {
-            char got[96];
-            value_text(v, got, sizeof(got));
-            return fail(st, "%s does not match the pattern %s", got, n->pattern);
-        }
+    case GC_CJ_STRING:
+        rc = check_string(n, v, st);
         break;
-    }
-    case JSON_INTEGER:
-    case JSON_REAL: {
-        double d = json_number_value(v);
-        char got[48];
-        const char *what = NULL;
-        double bound = 0;
-        if (n->has_min && below(v, d, n->min, false))
-            what = "is below the minimum", bound = n->min;
-        else if (n->has_max && below(v, d, n->max, true))
-            what = "is above the maximum", bound = n->max;
-        else if (n->has_xmin && !below(v, d, n->xmin, true))
-            what = "is not above", bound = n->xmin;
-        else if (n->has_xmax && !below(v, d, n->xmax, false))
-            what = "is not below", bound = n->xmax;
-        if (what) {
-            value_text(v, got, sizeof(got));
-            if (bound == floor(bound) && fabs(bound) < 9.2e18)
-                return fail(st, "%s %s %lld", got, what, (long long)bound);
-            return fail(st, "%s %s %.15g", got, what, bound);
-        }
+    case GC_CJ_INT:
+    case GC_CJ_REAL:
+        rc = check_number(n, v, st);
         break;
-    }
     default:
         break;
     }
+    if (rc)
+        return rc;
     if (n->n_one_of)
         return check_one_of(n, v, st);
     return 0;
@@ -1096,8 +1148,8 @@ static const struct schema *find_schema(const char *name)
     return NULL;
 }
 
-static int validate_at(const char *name, const json_t *inst, const char *prefix,
-                       struct gc_schema_error *err)
+static int validate_at(const char *name, const struct gc_cjdoc *d, uint32_t inst,
+                       const char *prefix, struct gc_schema_error *err)
 {
     struct gc_error ierr = {0};
     if (gc_schema_init(&ierr) != 0)
@@ -1110,27 +1162,28 @@ static int validate_at(const char *name, const json_t *inst, const char *prefix,
         }
         return GC_ENOTFOUND;
     }
-    struct vstate st = {.depth = 0, .err = err};
+    struct vstate st = {.d = d, .depth = 0, .err = err};
     if (prefix)
-        push(&st, prefix, 0);
+        push(&st, prefix, strlen(prefix), 0);
     return check(s->root, inst, &st);
 }
 
-int gc_schema_validate(const char *name, const json_t *instance, struct gc_schema_error *err)
+int gc_schema_validate_cj(const char *name, const struct gc_cjdoc *d, uint32_t instance,
+                          struct gc_schema_error *err)
 {
-    return validate_at(name, instance, NULL, err);
+    return validate_at(name, d, instance, NULL, err);
 }
 
-int gc_schema_validate_record(const json_t *record, struct gc_schema_error *err)
+int gc_schema_validate_record_cj(const struct gc_cjdoc *d, uint32_t record,
+                                 struct gc_schema_error *err)
 {
-    int rc = validate_at("record", record, NULL, err);
+    int rc = validate_at("record", d, record, NULL, err);
     if (rc)
         return rc;
-    const char *ds = json_string_value(json_object_get(record, "dataset"));
-    const char *op = json_string_value(json_object_get(record, "op"));
-    const json_t *data = json_object_get(record, "data");
-    if (!strcmp(op, "delete")) {
-        if (data && !json_is_null(data)) {
+    uint32_t ds = gc_cj_get(d, record, "dataset"), data = gc_cj_get(d, record, "data");
+    bool none = data == GC_CJ_NONE || d->v[data].type == GC_CJ_NULL;
+    if (gc_cj_str_eq(d, gc_cj_get(d, record, "op"), "delete")) {
+        if (!none) {
             if (err) {
                 snprintf(err->pointer, sizeof(err->pointer), "/data");
                 snprintf(err->message, sizeof(err->message),
@@ -1140,13 +1193,48 @@ int gc_schema_validate_record(const json_t *record, struct gc_schema_error *err)
         }
         return 0;
     }
-    if (!data || json_is_null(data)) {
+    if (none) {
         if (err) {
             snprintf(err->pointer, sizeof(err->pointer), "/data");
-            snprintf(err->message, sizeof(err->message),
-                     "data: is required when op is upsert");
+            snprintf(err->message, sizeof(err->message), "data: is required when op is upsert");
         }
         return GC_EINVAL;
     }
-    return validate_at(ds, data, "data", err);
+    char name[16];
+    return validate_at(gc_cj_strcpy(d, ds, name, sizeof(name)), d, data, "data", err);
+}
+
+/* jansson values: indexed in canonical form first (a string holding U+0000 cannot be). */
+static int from_json(struct gc_cjdoc *d, const json_t *v, struct gc_schema_error *err)
+{
+    if (gc_cj_from_json(d, v) == 0)
+        return 0;
+    if (err) {
+        err->pointer[0] = '\0';
+        snprintf(err->message, sizeof(err->message),
+                 "(root): cannot be put in canonical form (U+0000 in a string, a number that "
+                 "is not finite, or nested more than %d levels)",
+                 GC_CANON_MAX_DEPTH);
+    }
+    return GC_EINVAL;
+}
+
+int gc_schema_validate(const char *name, const json_t *instance, struct gc_schema_error *err)
+{
+    struct gc_cjdoc d = {0};
+    int rc = from_json(&d, instance, err);
+    if (!rc)
+        rc = validate_at(name, &d, 0, NULL, err);
+    gc_cj_release(&d);
+    return rc;
+}
+
+int gc_schema_validate_record(const json_t *record, struct gc_schema_error *err)
+{
+    struct gc_cjdoc d = {0};
+    int rc = from_json(&d, record, err);
+    if (!rc)
+        rc = gc_schema_validate_record_cj(&d, 0, err);
+    gc_cj_release(&d);
+    return rc;
 }

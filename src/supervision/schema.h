@@ -1,9 +1,11 @@
 /* Validation of supervision records against the JSON Schemas of docs/supervision-spec.md
  * (schemas/supervision/NAME.json, embedded into the binary at build time). A subset of JSON Schema
- * draft 2020-12, compiled once into an internal tree; validation allocates nothing. */
+ * draft 2020-12, compiled once into an internal tree. Validation walks an index of canonical
+ * text (canon.h) and allocates nothing; jansson values are indexed first. */
 #ifndef GC_SCHEMA_H
 #define GC_SCHEMA_H
 
+#include "supervision/canon.h"
 #include "util/error.h"
 
 #include <jansson.h>
@@ -39,6 +41,13 @@ int gc_schema_validate(const char *name, const json_t *instance, struct gc_schem
  * for upsert, absent or null for delete) and data against its dataset's schema. Pointers
  * are relative to the record ("/data/location/u"). Returns 0 or GC_EINVAL. */
 int gc_schema_validate_record(const json_t *record, struct gc_schema_error *err);
+
+/* The same over an index of canonical text (canon.h): the schema called name against value
+ * instance of d, and a whole record at value record of d. */
+int gc_schema_validate_cj(const char *name, const struct gc_cjdoc *d, uint32_t instance,
+                          struct gc_schema_error *err);
+int gc_schema_validate_record_cj(const struct gc_cjdoc *d, uint32_t record,
+                                 struct gc_schema_error *err);
 
 /* The embedded text of a schema (not NUL-terminated beyond *len; it is, in fact, followed
  * by a NUL), or NULL for an unknown name. Static storage. */

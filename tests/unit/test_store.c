@@ -632,6 +632,106 @@ static void readers_alongside_writer(void **state)
     assert_int_equal(count_rows(f->st, "t"), 2 * ROWS);
 }
 
+/* Group commit: many threads at once, each call inserting two rows in its savepoint; every
+ * fifth call fails after its first insert. The failing calls get their own error and leave
+ * nothing; every other call's rows are there. (How many transactions the calls shared
+ * depends on timing: it is printed, not asserted.) */
+struct group_arg {
+    struct gc_store *st;
+    int base; /* first id of this thread */
+    int calls;
+    int ok, failed, wrong;
+};
+
+struct group_call_arg {
+    int id;
+    bool fail;
+};
+
+static int group_fn(struct gc_tx *tx, void *arg, struct gc_error *err)
+{
+    struct group_call_arg *a = arg;
+    int rc = gc_tx_exec(tx, "INSERT INTO t (id, n) VALUES (?, 1)", GC_ARGS(GC_VINT_(a->id)),
+                        NULL, err);
+    if (!rc && a->fail)
+        return gc_error_set(err, GC_EINVAL, "x", "call %d fails on purpose", a->id);
+    if (!rc)
+        rc = gc_tx_exec(tx, "INSERT INTO t (id, n) VALUES (?, 1)",
+                        GC_ARGS(GC_VINT_(a->id + 1)), NULL, err);
+    return rc;
+}
+
+static void *group_thread(void *arg)
+{
+    struct group_arg *g = arg;
+    for (int i = 0; i < g->calls; i++) {
+        struct group_call_arg c = {.id = g->base + 2 * i, .fail = i % 5 == 4};
+        struct gc_error err = {0};
+        int rc = gc_store_write_grouped(g->st, group_fn, &c, &err);
+        if (c.fail && rc == GC_EINVAL && strstr(err.msg, "fails on purpose"))
+            g->failed++;
+        else if (!c.fail && rc == 0)
+            g->ok++;
+        else
+            g->wrong++;
+    }
+    return NULL;
+}
+
+static void group_commit(void **state)
+{
+    struct fx *f = *state;
+    make_table(f->st);
+    enum { THREADS = 6, CALLS = 40 };
+    uint64_t gen = gc_store_generation(f->st);
+    pthread_t th[THREADS];
+    struct group_arg g[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        g[i] = (struct group_arg){.st = f->st, .base = i * 1000, .calls = CALLS};
+        assert_int_equal(pthread_create(&th[i], NULL, group_thread, &g[i]), 0);
+    }
+    int ok = 0, failed = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(g[i].wrong, 0);
+        ok += g[i].ok;
+        failed += g[i].failed;
+    }
+    uint64_t commits = gc_store_generation(f->st) - gen;
+    print_message("%d calls in %llu transactions\n", THREADS * CALLS, (unsigned long long)commits);
+    assert_true(commits >= 1 && commits <= THREADS * CALLS);
+    assert_int_equal(failed, THREADS * CALLS / 5);
+    assert_int_equal(ok, THREADS * CALLS - failed);
+    /* two rows per good call, none of a failed one */
+    assert_int_equal(count_rows(f->st, "t"), 2 * (int64_t)ok);
+    struct gc_tx *tx;
+    struct gc_error err = {0};
+    int64_t n = -1;
+    assert_int_equal(gc_tx_begin(f->st, GC_TX_READ, &tx, &err), 0);
+    /* call i of thread t inserted ids t*1000 + 2i (and + 1): the failed ones (i % 5 == 4) none */
+    assert_int_equal(gc_tx_query_int(tx, "SELECT COUNT(*) FROM t WHERE (id % 1000) / 2 % 5 = 4",
+                                     GC_NOARGS, &n, &err),
+                     0);
+    gc_tx_rollback(tx);
+    assert_int_equal(n, 0);
+}
+
+/* A call alone is its own group and commits; the commit generation moves. */
+static void group_commit_alone(void **state)
+{
+    struct fx *f = *state;
+    make_table(f->st);
+    uint64_t gen = gc_store_generation(f->st);
+    struct group_call_arg c = {.id = 7};
+    struct gc_error err = {0};
+    assert_int_equal(gc_store_write_grouped(f->st, group_fn, &c, &err), 0);
+    assert_true(gc_store_generation(f->st) > gen);
+    assert_int_equal(count_rows(f->st, "t"), 2);
+    /* the same ids again: a conflict, returned to the caller, and nothing else changes */
+    assert_int_equal(gc_store_write_grouped(f->st, group_fn, &c, &err), GC_ECONFLICT);
+    assert_int_equal(count_rows(f->st, "t"), 2);
+}
+
 int main(void)
 {
     gc_log_min_level = GC_LOG_WARN; /* migrations log at info on every open */
@@ -648,6 +748,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(statement_cache_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(readers_alongside_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(group_commit_alone, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "util/buf.h"
 #include "util/id.h"
 #include "util/mem.h"
+#include "util/timeutil.h"
 
 #include <jansson.h>
 #include <sys/wait.h>
@@ -353,10 +354,34 @@ static void test_batch_round_trip(void **state)
         assert_int_equal(b.batch_seq, 7);
         assert_string_equal(b.time, "2026-11-25T18:42:16.123Z");
         assert_true(b.encrypted == encrypt);
-        assert_true(json_equal(b.records, recs));
+        /* the records read back: ids, seqs, times and the canonical text of their data */
+        assert_int_equal(b.nrecords, json_array_size(recs));
         struct gc_schema_error se;
-        for (size_t i = 0; i < json_array_size(b.records); i++)
+        for (size_t i = 0; i < b.nrecords; i++) {
             assert_int_equal(gc_sup_batch_check_record(&b, i, &se), 0);
+            const json_t *want = json_array_get(recs, i);
+            struct gc_sup_rec r;
+            gc_sup_batch_record(&b, i, &r);
+            const char *id = json_string_value(json_object_get(want, "id"));
+            assert_int_equal(r.id_len, strlen(id));
+            assert_memory_equal(r.id, id, r.id_len);
+            assert_int_equal(r.seq, json_integer_value(json_object_get(want, "seq")));
+            int64_t t = 0;
+            assert_int_equal(gc_time_parse_rfc3339(json_string_value(json_object_get(want, "time")), &t), 0);
+            assert_int_equal(r.time_ms, t);
+            const json_t *wd = json_object_get(want, "data");
+            if (json_is_object(wd)) {
+                char *c = gc_canonical_dumps(wd);
+                assert_false(r.del);
+                assert_non_null(r.data);
+                assert_int_equal(r.data_len, strlen(c));
+                assert_memory_equal(r.data, c, r.data_len);
+                free(c);
+            } else {
+                assert_true(r.del);
+                assert_null(r.data);
+            }
+        }
         gc_sup_batch_release(&b);
 
         /* a flipped byte in the body: the seq 1042 → 1043 (still valid JSON) */
