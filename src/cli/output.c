@@ -216,13 +216,24 @@ void gc_cli_print_json(FILE *f, const json_t *v)
     fputc('\n', f);
 }
 
+/* obj[key], where a dotted key "status.up" walks into nested objects; NULL when absent. */
+static const json_t *cell_value(const json_t *obj, const char *key)
+{
+    const char *dot;
+    while ((dot = strchr(key, '.')) != NULL && json_is_object(obj)) {
+        obj = json_object_getn(obj, key, (size_t)(dot - key));
+        key = dot + 1;
+    }
+    return json_is_object(obj) ? json_object_get(obj, key) : NULL;
+}
+
 /* The sanitised table text of obj[key], cut to maxw cells; "-" when absent. */
 static char *cell_text(const json_t *obj, const char *key, size_t maxw)
 {
     struct gc_buf raw, out;
     gc_buf_init(&raw, GC_BUF_UNLIMITED);
     gc_buf_init(&out, GC_BUF_UNLIMITED);
-    const json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    const json_t *v = cell_value(obj, key);
     if (!v || gc_cli_value_text(v, &raw) != 0) {
         gc_buf_reset(&raw);
         if (gc_buf_adds(&raw, "-") != 0)
