@@ -463,7 +463,7 @@ static const struct gc_cli_col series_cols[] = {
     {"METRIC", "metric", 40}, {"LABELS", "labels", 80}, {0},
 };
 static const struct gc_cli_resource series_res = {
-    .noun = "series", .path = "/v1/metrics/series", .cols = series_cols};
+    .noun = "series", .nouns = "series", .path = "/v1/metrics/series", .cols = series_cols};
 
 static const struct gc_cli_col qseries_cols[] = {
     {"LABELS", "labels", 60}, {"POINTS", "points", 60}, {0},

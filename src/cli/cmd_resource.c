@@ -512,8 +512,9 @@ static int list_at(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
         gc_cli_print_table(stdout, res->cols, items);
         if (!all && next && next[0]) {
             fflush(stdout);
-            fprintf(stderr, "govcloud: more %ss follow: add --all, or --cursor %s for the next "
-                            "page\n", res->noun, next);
+            fprintf(stderr, "govcloud: more %s%s follow: add --all, or --cursor %s for the next "
+                            "page\n", res->nouns ? res->nouns : res->noun, res->nouns ? "" : "s",
+                    next);
         }
     }
 

@@ -113,7 +113,7 @@ static const struct gc_cli_col history_cols[] = {
     {"CHANGES", "changes", 100}, {0},
 };
 static const struct gc_cli_resource history_res = {
-    .noun = "change", .path = "", .cols = history_cols};
+    .noun = "change", .cols = history_cols};
 
 static const struct gc_cli_col import_row_cols[] = {
     {"ROW", "row", 0}, {"ID", "id", 0}, {"RESULT", "result", 0}, {0},
@@ -344,7 +344,7 @@ static const struct gc_cli_col reading_cols[] = {
     {"STATUS", "status", 0}, {"TIME", "time", 0}, {0},
 };
 static const struct gc_cli_subtable reading_subs[] = {{"items", reading_cols}, {0}};
-static const struct gc_cli_resource readings_res = {.noun = "readings",
+static const struct gc_cli_resource readings_res = {.noun = "reading",
                                                     .subtables = reading_subs};
 
 static const struct gc_cli_col profile_cols[] = {
@@ -705,7 +705,7 @@ static const struct gc_cli_col stream_cols[] = {
 };
 static const struct gc_cli_col ov_cloud_cols[] = {
     {"CLOUD_ID", "cloud_id", 0}, {"NAME", "name", 24}, {"ASSETS", "assets.total", 0},
-    {"SUBSTITUTION", "assets.substitution_rate.overall", 40}, {"PUE", "environment.pue", 24},
+    {"SUBST_RATE", "assets.substitution_rate.overall.rate_by_count", 0}, {"PUE", "environment.pue", 24},
     {"OPEN_INCIDENTS", "availability.open_incidents", 0}, {0},
 };
 static const struct gc_cli_subtable overview_subs[] = {{"clouds", ov_cloud_cols}, {0}};

@@ -52,6 +52,7 @@ struct gc_cli_subtable {
 /* A REST collection, the data of the generic commands below. */
 struct gc_cli_resource {
     const char *noun;              /* "department", for messages */
+    const char *nouns;             /* its plural when not noun + "s", or NULL */
     const char *path;              /* "/v1/departments" */
     const struct gc_cli_col *cols; /* list table columns */
     bool has_password;             /* create/update take --password/--password-stdin */

@@ -195,10 +195,11 @@ int gc_cli_value_text(const json_t *v, struct gc_buf *b)
     case JSON_INTEGER:
         return gc_buf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     case JSON_REAL:
-        return gc_buf_addf(b, "%g", json_real_value(v));
+        /* 15 digits: whole Unix times with milliseconds, without binary noise (0.9) */
+        return gc_buf_addf(b, "%.15g", json_real_value(v));
     case JSON_OBJECT:
     case JSON_ARRAY: {
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
         if (!s)
             return GC_EINVAL;
         rc = gc_buf_adds(b, s);
