@@ -391,7 +391,7 @@ static const struct gc_cli_opt sensor_list_opts[] = {
      .choices = context_choices,                                                            \
      .help = "where readings whose profile gives none are taken (default room)"},           \
     {.name = "thresholds", .type = GC_OPT_JSON, .metavar = "JSON", .key = "thresholds",     \
-     .help = "per reading name, limit overrides, e.g. '{\"temperature\":{\"critical_high\":32}}'"}, \
+     .help = "per reading name, limit overrides, e.g. '{\"temperature\":{\"upper_critical\":32}}'"}, \
     {.name = "timeout-ms", .type = GC_OPT_INT, .metavar = "MS", .key = "timeout_ms",         \
      .min = 100, .max = 30000, .help = "bound of one poll (default 2000)"},                 \
     {.name = "enabled", .type = GC_OPT_BOOL, .metavar = "true|false", .key = "enabled",     \
