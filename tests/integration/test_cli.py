@@ -30,12 +30,15 @@ USER_PW = "User-Passw0rd!"
 RID_RE = re.compile(r"\(HTTP (\d{3}), request ([A-Za-z0-9._-]{1,64})\)")
 
 
-def closed_port_url():
-    """A loopback URL nobody listens on (bound and closed again at once)."""
+def closed_tcp_port():
+    """A loopback TCP port nobody listens on (bound and closed again at once)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        return s.getsockname()[1]
+
+
+def closed_port_url():
+    return f"http://127.0.0.1:{closed_tcp_port()}"
 
 
 def cells(s):
@@ -2667,12 +2670,6 @@ class CliOpsTest(CliMixin, DaemonTestCase):
 
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def closed_tcp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
