@@ -7,6 +7,8 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +147,24 @@ static int check_value(const struct gc_cli *cli, const struct gc_cli_opt *o, con
             return 0;
         return gc_cli_usage_error(cli, "invalid value '%s' for --%s: expected an RFC 3339 "
                                        "time such as 2026-11-25T13:22:09Z", v, o->name);
+    }
+    case GC_OPT_NUMBER: {
+        char *end;
+        errno = 0;
+        double d = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(d))
+            return gc_cli_usage_error(cli, "invalid value '%s' for --%s: expected a number "
+                                           "such as 0.9 or 80", v, o->name);
+        return 0;
+    }
+    case GC_OPT_JSON: {
+        json_error_t jerr;
+        json_t *j = json_loads(v, JSON_DECODE_ANY, &jerr);
+        if (!j)
+            return gc_cli_usage_error(cli, "invalid value for --%s: not JSON (%s), e.g. "
+                                           "'{\"key\": \"value\"}'", o->name, jerr.text);
+        json_decref(j);
+        return 0;
     }
     case GC_OPT_CHOICE:
         for (size_t i = 0; o->choices[i]; i++)

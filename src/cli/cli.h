@@ -40,6 +40,8 @@ enum gc_cli_opt_type {
     GC_OPT_BOOL,   /* true or false */
     GC_OPT_TIME,   /* RFC 3339 */
     GC_OPT_CHOICE, /* one of choices */
+    GC_OPT_NUMBER, /* a finite decimal number, sent as a JSON number */
+    GC_OPT_JSON,   /* a JSON text (an object, an array, null...), sent as that value */
 };
 
 /* Option flags. */
@@ -48,6 +50,8 @@ enum gc_cli_opt_type {
 #define GC_OPT_SENDS_FALSE 0x4u /* a FLAG with a key sends false instead of true */
 #define GC_OPT_LIST 0x8u  /* a comma-separated list, sent as a JSON array of strings */
 #define GC_OPT_QUERY 0x10u /* sent as a query parameter even by commands that send a body */
+#define GC_OPT_MAP 0x20u  /* "k=v,k=v", sent as a JSON object of strings */
+#define GC_OPT_FILE 0x40u /* the value names a file whose text is sent as a string */
 
 struct gc_cli_resource;
 
@@ -67,7 +71,7 @@ struct gc_cli_opt {
     const struct gc_cli_resource *ref;
 };
 
-#define GC_CLI_MAX_OPTS 24
+#define GC_CLI_MAX_OPTS 32
 #define GC_CLI_MAX_POS 4
 
 /* What the parser found for the chosen command. Values point into argv. */

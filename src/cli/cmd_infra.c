@@ -15,17 +15,13 @@
 
 #define MAX_PATH_BYTES 4096
 
-#define LIST_PAGING GC_CLI_OPT_LIMIT, GC_CLI_OPT_CURSOR, GC_CLI_OPT_ALL
+#define LIST_PAGING GC_CLI_LIST_PAGING
+#define REF_OPT GC_CLI_REF_OPT
 
-/* Options that name another object; the server gets its id. */
-#define REF_OPT(optname, jsonkey, resource, helptext, fl)                                   \
-    {.name = optname, .type = GC_OPT_STRING, .metavar = "NAME|ID", .key = jsonkey,          \
-     .ref = &resource, .flags = fl, .help = helptext}
-
-/* Departments, for --department and quota: looked up by name (GET ?name=). The department
- * commands themselves take ids only. */
-static const struct gc_cli_resource dept_ref = {
+/* The department commands themselves take ids only. */
+const struct gc_cli_resource gc_cli_dept_ref = {
     .noun = "department", .path = "/v1/departments", .by_name = true};
+#define dept_ref gc_cli_dept_ref
 
 static const struct gc_cli_opt if_match_opts[] = {GC_CLI_OPT_IF_MATCH, {0}};
 static const struct gc_cli_opt wait_opts[] = {GC_CLI_OPT_WAIT, GC_CLI_OPT_TIMEOUT, {0}};
@@ -107,7 +103,7 @@ static const struct gc_cli_cmd host_remove = {
     .posargs = "HOST", .npos = 1, .opts = if_match_opts, .run = gc_cli_res_delete,
     .data = &host_res};
 
-static const struct gc_cli_action host_evacuate_act = {&host_res, "POST", "/evacuate", NULL, false};
+static const struct gc_cli_action host_evacuate_act = {&host_res, "POST", "/evacuate", NULL, false, NULL};
 static const struct gc_cli_cmd host_evacuate = {
     .name = "evacuate",
     .summary = "Move every VM off a host in maintenance to other hosts (a job)",
@@ -353,11 +349,11 @@ static const struct gc_cli_opt vm_resize_opts[] = {
     GC_CLI_OPT_WAIT, GC_CLI_OPT_TIMEOUT, {0},
 };
 
-static const struct gc_cli_action vm_start_act = {&vm_res, "POST", "/start", NULL, false};
-static const struct gc_cli_action vm_stop_act = {&vm_res, "POST", "/stop", NULL, false};
-static const struct gc_cli_action vm_reboot_act = {&vm_res, "POST", "/reboot", NULL, false};
-static const struct gc_cli_action vm_resize_act = {&vm_res, "POST", "/resize", NULL, false};
-static const struct gc_cli_action vm_migrate_act = {&vm_res, "POST", "/migrate", NULL, true};
+static const struct gc_cli_action vm_start_act = {&vm_res, "POST", "/start", NULL, false, NULL};
+static const struct gc_cli_action vm_stop_act = {&vm_res, "POST", "/stop", NULL, false, NULL};
+static const struct gc_cli_action vm_reboot_act = {&vm_res, "POST", "/reboot", NULL, false, NULL};
+static const struct gc_cli_action vm_resize_act = {&vm_res, "POST", "/resize", NULL, false, NULL};
+static const struct gc_cli_action vm_migrate_act = {&vm_res, "POST", "/migrate", NULL, true, NULL};
 
 static const struct gc_cli_opt vm_migrate_opts[] = {
     REF_OPT("host", "host_id", host_res,
@@ -513,9 +509,9 @@ static const struct gc_cli_opt vol_resize_opts[] = {
     SIZE_OPT("the new, larger size in GiB"), GC_CLI_OPT_WAIT, GC_CLI_OPT_TIMEOUT, {0},
 };
 
-static const struct gc_cli_action vol_attach_act = {&vol_res, "POST", "/attach", NULL, false};
-static const struct gc_cli_action vol_detach_act = {&vol_res, "POST", "/detach", NULL, false};
-static const struct gc_cli_action vol_resize_act = {&vol_res, "POST", "/resize", NULL, false};
+static const struct gc_cli_action vol_attach_act = {&vol_res, "POST", "/attach", NULL, false, NULL};
+static const struct gc_cli_action vol_detach_act = {&vol_res, "POST", "/detach", NULL, false, NULL};
+static const struct gc_cli_action vol_resize_act = {&vol_res, "POST", "/resize", NULL, false, NULL};
 
 static const struct gc_cli_cmd vol_list = {
     .name = "list", .summary = "List volumes", .opts = vol_list_opts, .run = gc_cli_res_list,
@@ -639,9 +635,9 @@ static const struct gc_cli_opt rule_add_opts[] = {
     {0},
 };
 
-static const struct gc_cli_action rule_add_act = {&sg_res, "POST", "/rules", NULL, false};
+static const struct gc_cli_action rule_add_act = {&sg_res, "POST", "/rules", NULL, false, NULL};
 static const struct gc_cli_action rule_remove_act = {&sg_res, "DELETE", "/rules",
-                                                     "removed rule", false};
+                                                     "removed rule", false, NULL};
 
 static const struct gc_cli_cmd rule_add = {
     .name = "add", .summary = "Add a rule to a security group", .posargs = "GROUP", .npos = 1,

@@ -7,7 +7,9 @@
 #include "util/error.h"
 #include "util/mem.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,8 @@
 
 #define MAX_PATH_BYTES 4096
 #define MAX_QUERY_BYTES 16384
+/* a file given as an option's value (a PEM key) is small */
+#define MAX_FILE_OPT_BYTES (1024u * 1024u)
 /* --all stops here: a server whose cursors go round in a circle must not loop us for ever */
 #define MAX_PAGES 100000
 
@@ -174,6 +178,76 @@ static const char *if_match(const struct gc_cli_cmd *cmd, const struct gc_cli_ar
     return buf;
 }
 
+/* The length of the next item of a comma-separated list at p: up to the first comma that is
+ * not inside double quotes (a matcher such as host="a,b" is one item). */
+static size_t item_len(const char *p)
+{
+    bool quoted = false;
+    size_t i = 0;
+    for (; p[i] && (quoted || p[i] != ','); i++)
+        if (p[i] == '"')
+            quoted = !quoted;
+    return i;
+}
+
+/* The text of the file an option names (a PEM key), as a JSON string. */
+static int file_json(struct gc_cli *cli, const struct gc_cli_opt *o, const char *v, json_t **out)
+{
+    struct gc_buf b;
+    char chunk[4096];
+    size_t n;
+    int rc = GC_CLI_OK;
+    FILE *f = fopen(v, "rb");
+    if (!f)
+        return gc_cli_fail(GC_CLI_EUSAGE, "cannot open %s (--%s): %s", v, o->name,
+                           strerror(errno));
+    gc_buf_init(&b, MAX_FILE_OPT_BYTES);
+    while (rc == GC_CLI_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if (gc_buf_add(&b, chunk, n) != 0)
+            rc = gc_cli_usage_error(cli, "%s (--%s) is larger than %u KiB", v, o->name,
+                                    MAX_FILE_OPT_BYTES >> 10);
+    if (rc == GC_CLI_OK && ferror(f))
+        rc = gc_cli_fail(GC_CLI_EFAIL, "cannot read %s: %s", v, strerror(errno));
+    fclose(f);
+    if (rc == GC_CLI_OK) {
+        *out = json_stringn(b.len ? gc_buf_str(&b) : "", b.len);
+        if (!*out)
+            rc = gc_cli_usage_error(cli, "%s (--%s) is not UTF-8 text", v, o->name);
+    }
+    gc_buf_release(&b);
+    return rc;
+}
+
+/* "k=v,k=v" as a JSON object of strings (a silence's matchers). */
+static int map_json(struct gc_cli *cli, const struct gc_cli_opt *o, const char *v, json_t **out)
+{
+    json_t *m = json_object();
+    for (const char *p = v;;) {
+        size_t len = item_len(p);
+        char *item = gc_strndup(p, len);
+        char *eq = strchr(item, '=');
+        json_t *val = eq ? json_string(eq + 1) : NULL;
+        int bad = !eq || eq == item || !val;
+        if (!bad) {
+            *eq = '\0';
+            bad = json_object_set_new(m, item, val) != 0; /* a key that is not UTF-8 */
+        } else {
+            json_decref(val);
+        }
+        free(item);
+        if (bad) {
+            json_decref(m);
+            return gc_cli_usage_error(cli, "invalid --%s '%s': expected NAME=VALUE[,NAME=VALUE...]",
+                                      o->name, v);
+        }
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    *out = m;
+    return GC_CLI_OK;
+}
+
 /* The JSON value of option o for the body: lists become arrays, references are resolved to
  * ids. Returns GC_CLI_OK with *out set, or an exit code after printing. */
 static int opt_json(struct gc_cli *cli, const struct gc_cli_opt *o, const char *v, json_t **out)
@@ -194,9 +268,19 @@ static int opt_json(struct gc_cli *cli, const struct gc_cli_opt *o, const char *
     case GC_OPT_INT:
         j = json_integer(strtoll(v, NULL, 10));
         break;
+    case GC_OPT_NUMBER:
+        j = json_real(strtod(v, NULL));
+        break;
+    case GC_OPT_JSON:
+        j = json_loads(v, JSON_DECODE_ANY, NULL); /* checked by the parser */
+        break;
     case GC_OPT_STRING:
     case GC_OPT_TIME:
     case GC_OPT_CHOICE:
+        if (o->flags & GC_OPT_MAP)
+            return map_json(cli, o, v, out);
+        if (o->flags & GC_OPT_FILE)
+            return file_json(cli, o, v, out);
         if (o->flags & GC_OPT_LIST) {
             /* all items checked before any is looked up */
             size_t vl = strlen(v);
@@ -205,8 +289,8 @@ static int opt_json(struct gc_cli *cli, const struct gc_cli_opt *o, const char *
             j = json_array();
             const char *p = v;
             for (;;) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                size_t len = item_len(p);
+                const char *comma = p[len] ? p + len : NULL;
                 char *item = gc_strndup(p, len);
                 char *id = NULL;
                 int rc = GC_CLI_OK;
@@ -267,8 +351,18 @@ static int build_query(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
                 return rc;
             v = id;
         }
-        int bad = (q->len && gc_buf_adds(q, "&") != 0) || gc_buf_addf(q, "%s=", o->key) != 0 ||
-                  gc_cli_escape(q, v) != 0;
+        /* a list is the parameter repeated, once per item (match[]=a&match[]=b) */
+        int bad = 0;
+        for (const char *p = v; !bad;) {
+            size_t len = (o->flags & GC_OPT_LIST) ? item_len(p) : strlen(p);
+            char *item = gc_strndup(p, len);
+            bad = (q->len && gc_buf_adds(q, "&") != 0) || gc_cli_escape(q, o->key) != 0 ||
+                  gc_buf_adds(q, "=") != 0 || gc_cli_escape(q, item) != 0;
+            free(item);
+            if (!p[len])
+                break;
+            p += len + 1;
+        }
         free(id);
         if (bad)
             return gc_cli_usage_error(cli, "the filters are too long");
@@ -350,10 +444,12 @@ static int add_password(const struct gc_cli *cli, const struct gc_cli_cmd *cmd,
     return rc;
 }
 
-int gc_cli_res_list(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
-                    const struct gc_cli_args *args)
+/* Lists the collection at path (res->path, or a sub-collection such as an asset's history)
+ * with res's columns. */
+static int list_at(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                   const struct gc_cli_args *args, const struct gc_cli_resource *res,
+                   const char *path)
 {
-    const struct gc_cli_resource *res = cmd->data;
     bool all = gc_cli_arg(cmd, args, "all") != NULL;
     const char *first_cursor = gc_cli_arg(cmd, args, "cursor");
     char *cursor = first_cursor ? gc_strdup(first_cursor) : NULL;
@@ -376,7 +472,7 @@ int gc_cli_res_list(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
             rc = gc_cli_fail(GC_CLI_EFAIL, "the cursor is too long");
             goto cleanup;
         }
-        struct gc_cli_req req = {.method = "GET", .path = res->path, .query = gc_buf_str(&q)};
+        struct gc_cli_req req = {.method = "GET", .path = path, .query = gc_buf_str(&q)};
         rc = gc_cli_http(cli, &req, &resp);
         json_decref(page);
         page = resp.json;
@@ -387,7 +483,7 @@ int gc_cli_res_list(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
         json_t *pitems = json_object_get(page, "items");
         if (!json_is_array(pitems)) {
             rc = gc_cli_fail(GC_CLI_EFAIL, "the server's answer to GET %s has no items list",
-                             res->path);
+                             path);
             goto cleanup;
         }
         json_array_extend(items, pitems);
@@ -416,8 +512,9 @@ int gc_cli_res_list(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
         gc_cli_print_table(stdout, res->cols, items);
         if (!all && next && next[0]) {
             fflush(stdout);
-            fprintf(stderr, "govcloud: more %ss follow: add --all, or --cursor %s for the next "
-                            "page\n", res->noun, next);
+            fprintf(stderr, "govcloud: more %s%s follow: add --all, or --cursor %s for the next "
+                            "page\n", res->nouns ? res->nouns : res->noun, res->nouns ? "" : "s",
+                    next);
         }
     }
 
@@ -426,6 +523,49 @@ cleanup:
     json_decref(items);
     json_decref(page);
     gc_buf_release(&base);
+    gc_buf_release(&q);
+    return rc;
+}
+
+int gc_cli_res_list(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                    const struct gc_cli_args *args)
+{
+    const struct gc_cli_resource *res = cmd->data;
+    return list_at(cli, cmd, args, res, res->path);
+}
+
+int gc_cli_res_sublist(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                       const struct gc_cli_args *args)
+{
+    const struct gc_cli_sublist *sub = cmd->data;
+    struct gc_buf path;
+    gc_buf_init(&path, MAX_PATH_BYTES);
+    int rc = object_path(cli, sub->parent, args->pos[0], sub->suffix, &path, NULL);
+    if (rc == GC_CLI_OK)
+        rc = list_at(cli, cmd, args, sub->items, gc_buf_str(&path));
+    gc_buf_release(&path);
+    return rc;
+}
+
+int gc_cli_res_view(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                    const struct gc_cli_args *args)
+{
+    const struct gc_cli_resource *res = cmd->data;
+    struct gc_buf q;
+    struct gc_cli_resp resp = {0};
+
+    gc_buf_init(&q, MAX_QUERY_BYTES);
+    int rc = build_query(cli, cmd, args, false, &q);
+    if (rc == GC_CLI_OK) {
+        struct gc_cli_req req = {.method = "GET", .path = res->path, .query = gc_buf_str(&q)};
+        rc = gc_cli_http(cli, &req, &resp);
+        if (rc == GC_CLI_OK && !json_is_object(resp.json))
+            rc = gc_cli_fail(GC_CLI_EFAIL, "the server's answer to GET %s is not a JSON object",
+                             res->path);
+    }
+    if (rc == GC_CLI_OK)
+        gc_cli_show_res(cli, res, resp.json);
+    gc_cli_resp_release(&resp);
     gc_buf_release(&q);
     return rc;
 }
@@ -659,7 +799,7 @@ int gc_cli_res_action(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
     if (resp.status == 202) {
         rc = answer_done(cli, cmd, args, res, &resp, false);
     } else if (json_is_object(resp.json)) {
-        gc_cli_show(cli, resp.json); /* a sub-object, such as a new rule */
+        gc_cli_show_res(cli, act->shows, resp.json); /* a sub-object, such as a new rule */
     } else {
         rc = gc_cli_fail(GC_CLI_EFAIL, "the server's answer to %s %s is not a JSON object",
                          req.method, req.path);

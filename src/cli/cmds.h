@@ -1,7 +1,6 @@
-/* The CLI's commands, and the generic list/get/create/update/delete/action that every REST
- * collection shares (departments, users, API keys, audit events, jobs, and the
- * infrastructure: hosts, flavors, images, VMs, volumes, networks, security and server
- * groups). */
+/* The CLI's commands, and the generic list/get/create/update/delete/action/view that every
+ * REST collection shares (departments, users, API keys, audit events, jobs, the
+ * infrastructure, monitoring, assets, sensors and supervision). */
 #ifndef GC_CLI_CMDS_H
 #define GC_CLI_CMDS_H
 
@@ -30,6 +29,17 @@ extern const struct gc_cli_cmd gc_cli_cmd_network;
 extern const struct gc_cli_cmd gc_cli_cmd_security_group;
 extern const struct gc_cli_cmd gc_cli_cmd_server_group;
 extern const struct gc_cli_cmd gc_cli_cmd_quota;
+extern const struct gc_cli_cmd gc_cli_cmd_alarm;
+extern const struct gc_cli_cmd gc_cli_cmd_alarm_rule;
+extern const struct gc_cli_cmd gc_cli_cmd_silence;
+extern const struct gc_cli_cmd gc_cli_cmd_notification_channel;
+extern const struct gc_cli_cmd gc_cli_cmd_check;
+extern const struct gc_cli_cmd gc_cli_cmd_availability;
+extern const struct gc_cli_cmd gc_cli_cmd_maintenance_window;
+extern const struct gc_cli_cmd gc_cli_cmd_metric;
+extern const struct gc_cli_cmd gc_cli_cmd_asset;
+extern const struct gc_cli_cmd gc_cli_cmd_sensor;
+extern const struct gc_cli_cmd gc_cli_cmd_supervision;
 extern const struct gc_cli_cmd gc_cli_cmd_version;
 
 /* An array of objects inside an object (a security group's rules), shown by get as a table
@@ -42,6 +52,7 @@ struct gc_cli_subtable {
 /* A REST collection, the data of the generic commands below. */
 struct gc_cli_resource {
     const char *noun;              /* "department", for messages */
+    const char *nouns;             /* its plural when not noun + "s", or NULL */
     const char *path;              /* "/v1/departments" */
     const struct gc_cli_col *cols; /* list table columns */
     bool has_password;             /* create/update take --password/--password-stdin */
@@ -58,6 +69,15 @@ struct gc_cli_action {
     const char *suffix; /* "/start" */
     const char *done;   /* printed before the last argument when the answer is 204 */
     bool body;          /* always send a JSON object, {} when no option filled it */
+    const struct gc_cli_resource *shows; /* the answer's subtables, or NULL */
+};
+
+/* A collection under one object (an asset's history): GET parent->path/ID suffix, listed
+ * with items's columns. */
+struct gc_cli_sublist {
+    const struct gc_cli_resource *parent;
+    const char *suffix; /* "/history" */
+    const struct gc_cli_resource *items;
 };
 
 /* Options every list (and every update/delete) shares. */
@@ -75,6 +95,16 @@ struct gc_cli_action {
     {.name = "if-match", .type = GC_OPT_INT, .metavar = "VERSION", .min = 0,               \
      .max = LLONG_MAX,                                                                     \
      .help = "change it only if its version is still VERSION, else fail with exit code 6"}
+
+#define GC_CLI_LIST_PAGING GC_CLI_OPT_LIMIT, GC_CLI_OPT_CURSOR, GC_CLI_OPT_ALL
+
+/* An option that names another object; the server gets its id. */
+#define GC_CLI_REF_OPT(optname, jsonkey, resource, helptext, fl)                            \
+    {.name = optname, .type = GC_OPT_STRING, .metavar = "NAME|ID", .key = jsonkey,          \
+     .ref = &resource, .flags = fl, .help = helptext}
+
+/* Departments, looked up by name (GET ?name=) for the options that name one. */
+extern const struct gc_cli_resource gc_cli_dept_ref;
 
 /* Options of the commands whose answer is a job. */
 #define GC_CLI_OPT_WAIT                                                                   \
@@ -97,6 +127,13 @@ int gc_cli_res_update(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
                       const struct gc_cli_args *args);
 int gc_cli_res_delete(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
                       const struct gc_cli_args *args);
+/* cmd->data is a struct gc_cli_sublist; paged like a list. */
+int gc_cli_res_sublist(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                       const struct gc_cli_args *args);
+/* One object computed by the server (a report): GET res->path with every keyed option as a
+ * query parameter, shown with res's subtables. */
+int gc_cli_res_view(struct gc_cli *cli, const struct gc_cli_cmd *cmd,
+                    const struct gc_cli_args *args);
 /* cmd->data is a struct gc_cli_action; GC_OPT_QUERY options go in the query, the others in
  * the body (none: no body). */
 int gc_cli_res_action(struct gc_cli *cli, const struct gc_cli_cmd *cmd,

@@ -229,6 +229,20 @@ static void describe_status(struct gc_cli_resp *resp)
 void gc_cli_report(const struct gc_cli_resp *resp)
 {
     gc_cli_fail(GC_CLI_EFAIL, "%s", resp->error);
+    const json_t *errors = json_object_get(resp->json, "errors");
+    if (json_array_size(errors) > 1) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(errors, i, e) {
+            const char *d = json_string_value(json_object_get(e, "detail"));
+            struct gc_buf safe;
+            gc_buf_init(&safe, GC_BUF_UNLIMITED);
+            if (gc_cli_sanitize(&safe, d ? d : "?", 240) != 0)
+                GC_BUG("unlimited buffer refused data");
+            fprintf(stderr, "govcloud:   %s\n", gc_buf_str(&safe));
+            gc_buf_release(&safe);
+        }
+    }
     if (resp->status == 401 && resp->want_login)
         fprintf(stderr, "govcloud: hint: not logged in: run 'govcloud login' or set "
                         "GOVCLOUD_TOKEN\n");
@@ -287,6 +301,11 @@ int gc_cli_http(struct gc_cli *cli, const struct gc_cli_req *req, struct gc_cli_
         if (!payload)
             GC_BUG("json_dumps failed on a request body");
         headers = curl_slist_append(headers, "Content-Type: application/json");
+    } else if (req->raw) {
+        gc_buf_reset(&hdr);
+        if (gc_buf_addf(&hdr, "Content-Type: %s", req->content_type) != 0)
+            GC_BUG("Content-Type header over 64 KiB");
+        headers = curl_slist_append(headers, gc_buf_str(&hdr));
     }
     if (cli->token && !req->no_auth) {
         gc_buf_reset(&hdr);
@@ -333,6 +352,9 @@ int gc_cli_http(struct gc_cli *cli, const struct gc_cli_req *req, struct gc_cli_
         if (payload) {
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
+        } else if (req->raw) {
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->raw_len);
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->raw);
         } else if (strcmp(req->method, "POST") == 0) {
             /* an empty body with Content-Length: 0 and no Content-Type, so that neither
              * a form type nor a missing length can be held against it */

@@ -13,6 +13,9 @@ struct gc_cli_req {
     const char *path;     /* already escaped, below the base URL: "/v1/users/ID" */
     const char *query;    /* already escaped "a=b&c=d", or NULL */
     const json_t *body;   /* sent as application/json; NULL sends no body */
+    const char *raw;      /* instead of body: raw_len bytes sent as content_type (a file) */
+    size_t raw_len;
+    const char *content_type;
     const char *if_match; /* a version number sent as If-Match: "N", or NULL */
     bool no_auth;         /* never send the token (logging in) */
     bool quiet;           /* print nothing on failure; the caller reads resp */
@@ -39,7 +42,8 @@ int gc_cli_http(struct gc_cli *cli, const struct gc_cli_req *req, struct gc_cli_
 void gc_cli_resp_release(struct gc_cli_resp *resp);
 
 /* Prints the error of a failed exchange: for problem+json answers
- * "govcloud: error: <detail> (HTTP <status>, request <id>)". */
+ * "govcloud: error: <detail> (HTTP <status>, request <id>)", then one line per entry of its
+ * `errors` list when it has more than one (an import's bad rows). */
 void gc_cli_report(const struct gc_cli_resp *resp);
 
 /* The exit code scripts see for an HTTP status (0 for 2xx). */

@@ -12,11 +12,21 @@
 #include "util/banned.h" /* last: it redefines library names */
 
 static const struct gc_cli_cmd *const root_subs[] = {
-    &gc_cli_cmd_login,   &gc_cli_cmd_logout,  &gc_cli_cmd_whoami,         &gc_cli_cmd_department,
-    &gc_cli_cmd_user,    &gc_cli_cmd_api_key, &gc_cli_cmd_audit,          &gc_cli_cmd_job,
-    &gc_cli_cmd_host,    &gc_cli_cmd_flavor,  &gc_cli_cmd_image,          &gc_cli_cmd_vm,
-    &gc_cli_cmd_volume,  &gc_cli_cmd_network, &gc_cli_cmd_security_group,
-    &gc_cli_cmd_server_group, &gc_cli_cmd_quota, &gc_cli_cmd_version,     NULL,
+    &gc_cli_cmd_login,         &gc_cli_cmd_logout,
+    &gc_cli_cmd_whoami,        &gc_cli_cmd_department,
+    &gc_cli_cmd_user,          &gc_cli_cmd_api_key,
+    &gc_cli_cmd_audit,         &gc_cli_cmd_job,
+    &gc_cli_cmd_host,          &gc_cli_cmd_flavor,
+    &gc_cli_cmd_image,         &gc_cli_cmd_vm,
+    &gc_cli_cmd_volume,        &gc_cli_cmd_network,
+    &gc_cli_cmd_security_group, &gc_cli_cmd_server_group,
+    &gc_cli_cmd_quota,         &gc_cli_cmd_alarm,
+    &gc_cli_cmd_alarm_rule,    &gc_cli_cmd_silence,
+    &gc_cli_cmd_notification_channel, &gc_cli_cmd_check,
+    &gc_cli_cmd_availability,  &gc_cli_cmd_maintenance_window,
+    &gc_cli_cmd_metric,        &gc_cli_cmd_asset,
+    &gc_cli_cmd_sensor,        &gc_cli_cmd_supervision,
+    &gc_cli_cmd_version,       NULL,
 };
 
 static const struct gc_cli_cmd root = {

@@ -195,10 +195,11 @@ int gc_cli_value_text(const json_t *v, struct gc_buf *b)
     case JSON_INTEGER:
         return gc_buf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     case JSON_REAL:
-        return gc_buf_addf(b, "%g", json_real_value(v));
+        /* 15 digits: whole Unix times with milliseconds, without binary noise (0.9) */
+        return gc_buf_addf(b, "%.15g", json_real_value(v));
     case JSON_OBJECT:
     case JSON_ARRAY: {
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
         if (!s)
             return GC_EINVAL;
         rc = gc_buf_adds(b, s);
@@ -216,13 +217,24 @@ void gc_cli_print_json(FILE *f, const json_t *v)
     fputc('\n', f);
 }
 
+/* obj[key], where a dotted key "status.up" walks into nested objects; NULL when absent. */
+static const json_t *cell_value(const json_t *obj, const char *key)
+{
+    const char *dot;
+    while ((dot = strchr(key, '.')) != NULL && json_is_object(obj)) {
+        obj = json_object_getn(obj, key, (size_t)(dot - key));
+        key = dot + 1;
+    }
+    return json_is_object(obj) ? json_object_get(obj, key) : NULL;
+}
+
 /* The sanitised table text of obj[key], cut to maxw cells; "-" when absent. */
 static char *cell_text(const json_t *obj, const char *key, size_t maxw)
 {
     struct gc_buf raw, out;
     gc_buf_init(&raw, GC_BUF_UNLIMITED);
     gc_buf_init(&out, GC_BUF_UNLIMITED);
-    const json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    const json_t *v = cell_value(obj, key);
     if (!v || gc_cli_value_text(v, &raw) != 0) {
         gc_buf_reset(&raw);
         if (gc_buf_adds(&raw, "-") != 0)

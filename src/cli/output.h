@@ -8,7 +8,8 @@
 #include <jansson.h>
 #include <stdio.h>
 
-/* A table column: header text and the object key it shows; maxw caps the cell width in
+/* A table column: header text and the object key it shows ("a.b": member b of object a);
+ * maxw caps the cell width in
  * terminal cells (0: no cap); longer values are cut and end in "…". */
 struct gc_cli_col {
     const char *header; /* NULL ends a column list */

@@ -30,12 +30,15 @@ USER_PW = "User-Passw0rd!"
 RID_RE = re.compile(r"\(HTTP (\d{3}), request ([A-Za-z0-9._-]{1,64})\)")
 
 
-def closed_port_url():
-    """A loopback URL nobody listens on (bound and closed again at once)."""
+def closed_tcp_port():
+    """A loopback TCP port nobody listens on (bound and closed again at once)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        return s.getsockname()[1]
+
+
+def closed_port_url():
+    return f"http://127.0.0.1:{closed_tcp_port()}"
 
 
 def cells(s):
@@ -282,15 +285,107 @@ LEAVES = {
     "quota show": [],
     "quota set": ["--vms", "--vcpus", "--memory-mib", "--disk-gib", "--volumes", "--public-ips",
                   "--if-match"],
+    "alarm list": ["--status", "--severity", "--rule-id", "--department", "--limit",
+                   "--cursor", "--all"],
+    "alarm get": [],
+    "alarm ack": ["--comment"],
+    "alarm-rule list": ["--kind", "--severity", "--department", "--limit", "--cursor", "--all"],
+    "alarm-rule get": [],
+    "alarm-rule create": ["--selector", "--function", "--op", "--threshold", "--for-seconds",
+                          "--severity", "--summary", "--enabled", "--department"],
+    "alarm-rule update": ["--name", "--selector", "--function", "--op", "--threshold",
+                          "--for-seconds", "--severity", "--summary", "--enabled", "--if-match"],
+    "alarm-rule delete": ["--if-match"],
+    "silence list": ["--limit", "--cursor", "--all"],
+    "silence create": ["--match", "--comment", "--starts-at", "--ends-at", "--duration"],
+    "silence delete": [],
+    "notification-channel list": ["--kind", "--limit", "--cursor", "--all"],
+    "notification-channel create": ["--url", "--kind", "--enabled"],
+    "notification-channel delete": [],
+    "check list": ["--department", "--kind", "--limit", "--cursor", "--all"],
+    "check get": [],
+    "check create": ["--kind", "--host", "--port", "--url", "--expect-status", "--tls-verify",
+                     "--interval", "--timeout-ms", "--enabled", "--department"],
+    "check update": ["--name", "--host", "--port", "--url", "--expect-status", "--tls-verify",
+                     "--interval", "--timeout-ms", "--enabled", "--if-match"],
+    "check delete": ["--if-match"],
+    "availability show": ["--scope", "--id", "--target", "--from", "--to"],
+    "availability report": ["--scope", "--id", "--target", "--year", "--month"],
+    "maintenance-window list": ["--scope", "--resource-id", "--limit", "--cursor", "--all"],
+    "maintenance-window create": ["--scope", "--resource-id", "--starts-at", "--ends-at",
+                                  "--description"],
+    "maintenance-window delete": [],
+    "metric series": ["--metric", "--match", "--limit", "--cursor", "--all"],
+    "metric query": ["--metric", "--match", "--start", "--end", "--step", "--agg"],
+    "asset list": ["--kind", "--department", "--domestic", "--cpu-arch", "--layer", "--source",
+                   "--limit", "--cursor", "--all"],
+    "asset get": [],
+    "asset update": ["--name", "--manufacturer", "--model", "--serial-number", "--asset-tag",
+                     "--business-system", "--cpu-arch", "--layer", "--mlps-grade", "--dr-level",
+                     "--crypto-evaluation", "--department", "--domestic", "--location",
+                     "--capacity", "--attributes", "--if-match"],
+    "asset delete": ["--if-match"],
+    "asset history": ["--limit", "--cursor", "--all"],
+    "asset import": ["--format"],
+    "asset snmp-device list": ["--kind", "--address", "--limit", "--cursor", "--all"],
+    "asset snmp-device get": [],
+    "asset snmp-device create": ["--address", "--kind", "--credentials", "--port",
+                                 "--security-function", "--location", "--department",
+                                 "--timeout-ms", "--enabled"],
+    "asset snmp-device update": ["--address", "--kind", "--credentials", "--port",
+                                 "--security-function", "--location", "--department",
+                                 "--timeout-ms", "--enabled", "--if-match"],
+    "asset snmp-device delete": ["--if-match"],
+    "asset snmp-device discover": [],
+    "sensor list": ["--driver", "--room", "--room-class", "--profile", "--limit", "--cursor",
+                    "--all"],
+    "sensor get": [],
+    "sensor create": ["--driver", "--address", "--profile", "--port", "--credentials", "--room",
+                      "--room-class", "--context", "--thresholds", "--timeout-ms", "--enabled"],
+    "sensor update": ["--name", "--address", "--profile", "--port", "--credentials", "--room",
+                      "--room-class", "--context", "--thresholds", "--timeout-ms", "--enabled",
+                      "--if-match"],
+    "sensor delete": ["--if-match"],
+    "sensor readings": [],
+    "sensor profile list": ["--limit", "--cursor", "--all"],
+    "sensor profile get": [],
+    "sensor profile check": [],
+    "supervision pull": ["--cursor", "--cursor-file", "--limit", "--all"],
+    "supervision public-key": [],
+    "supervision substitution-rate": [],
+    "supervision overview": [],
+    "supervision receiver list": ["--limit", "--cursor", "--all"],
+    "supervision receiver get": [],
+    "supervision receiver create": ["--url", "--push-token", "--secret", "--datasets",
+                                    "--enabled"],
+    "supervision receiver update": ["--name", "--url", "--push-token", "--secret", "--datasets",
+                                    "--enabled", "--if-match"],
+    "supervision receiver delete": ["--if-match"],
+    "supervision cloud list": ["--limit", "--cursor", "--all"],
+    "supervision cloud get": [],
+    "supervision cloud register": ["--cloud-id", "--public-key-file", "--secret"],
+    "supervision cloud update": ["--name", "--public-key-file", "--secret", "--rotate-token",
+                                 "--if-match"],
+    "supervision cloud delete": ["--if-match"],
+    "supervision cloud summary": [],
+    "supervision cloud records": ["--dataset", "--limit", "--cursor", "--all"],
 }
 POSITIONAL_ID = {"department get", "department update", "department delete", "user get",
                  "user update", "user delete", "api-key delete", "job get", "job cancel",
                  "job wait", "volume get", "volume attach", "volume detach", "volume resize",
-                 "volume delete", "server-group get", "server-group delete"}
+                 "volume delete", "server-group get", "server-group delete", "alarm get",
+                 "alarm ack", "alarm-rule get", "alarm-rule update", "alarm-rule delete",
+                 "silence delete", "check get", "check update", "check delete", "asset get",
+                 "asset update", "asset delete", "asset history", "sensor get", "sensor update",
+                 "sensor readings", "supervision receiver get", "supervision cloud summary",
+                 "asset snmp-device discover", "maintenance-window delete",
+                 "notification-channel delete"}
 GROUPS = {
     "": ["login", "logout", "whoami", "department", "user", "api-key", "audit", "job",
          "host", "flavor", "image", "vm", "volume", "network", "security-group",
-         "server-group", "quota", "version"],
+         "server-group", "quota", "alarm", "alarm-rule", "silence", "notification-channel",
+         "check", "availability", "maintenance-window", "metric", "asset", "sensor",
+         "supervision", "version"],
     "department": ["list", "get", "create", "update", "delete"],
     "user": ["list", "get", "create", "update", "delete"],
     "api-key": ["list", "create", "delete"],
@@ -306,6 +401,21 @@ GROUPS = {
     "security-group rule": ["add", "remove"],
     "server-group": ["list", "get", "create", "delete"],
     "quota": ["show", "set"],
+    "alarm": ["list", "get", "ack"],
+    "alarm-rule": ["list", "get", "create", "update", "delete"],
+    "silence": ["list", "create", "delete"],
+    "notification-channel": ["list", "create", "delete"],
+    "check": ["list", "get", "create", "update", "delete"],
+    "availability": ["show", "report"],
+    "maintenance-window": ["list", "create", "delete"],
+    "metric": ["series", "query"],
+    "asset": ["list", "get", "update", "delete", "history", "import", "snmp-device"],
+    "asset snmp-device": ["list", "get", "create", "update", "delete", "discover"],
+    "sensor": ["list", "get", "create", "update", "delete", "readings", "profile"],
+    "sensor profile": ["list", "get", "check"],
+    "supervision": ["pull", "public-key", "substitution-rate", "overview", "receiver", "cloud"],
+    "supervision receiver": ["list", "get", "create", "update", "delete"],
+    "supervision cloud": ["list", "get", "register", "update", "delete", "summary", "records"],
 }
 
 
@@ -1997,6 +2107,572 @@ class CliInfraTest(CliMixin, DaemonTestCase):
         self.assertExit(p, 5)
         self.assertIn("no department is named 'no-such-department'", p.stderr)
         self.rmvm(first["id"])
+
+
+# ---------------------------------------------------------------------------------------
+# Monitoring, assets, sensors and supervision commands against a real daemon that accepts
+# pushes (its receiver pushes to itself) and test samples (to raise alarms).
+
+class CliOpsTest(CliMixin, DaemonTestCase):
+    daemon_extra = ("--set", "tsdb.test_ingest=true", "--set", "alarm.evaluation_interval=1",
+                    "--set", "supervision.accept_pushes=true",
+                    "--set", "supervision.push_interval=1",
+                    "--set", "supervision.asset_sync_interval=1")
+    counter = 0
+
+    def setUp(self):
+        self.make_home()
+
+    def uniq(self, prefix):
+        CliOpsTest.counter += 1
+        return f"{prefix}{CliOpsTest.counter}x{uuid.uuid4().hex[:6]}"
+
+    def run_admin(self, *args, **kw):
+        return self.cli(*args, url=self.d.url, token=self.admin, **kw)
+
+    def cli_json(self, *args, **kw):
+        p = self.run_admin("-o", "json", *args, **kw)
+        self.assertExit(p, 0)
+        return json.loads(p.stdout)
+
+    def api(self, method, path, body=None):
+        return self.req(method, path, body, token=self.admin)
+
+    def assertApiError(self, p, code, method, path, body=None):
+        """The CLI failed with exit code `code` and printed the detail the API gives for the
+        same request."""
+        self.assertExit(p, code)
+        r = self.api(method, path, body)
+        self.assertGreaterEqual(r.status, 400, r)
+        self.assertIn(r.json["detail"], p.stderr)
+        self.assertIn(f"(HTTP {r.status}, request ", p.stderr)
+
+    def wait_for(self, what, fn, timeout=20):
+        deadline = time.time() + timeout
+        while True:
+            v = fn()
+            if v:
+                return v
+            if time.time() > deadline:
+                self.fail(f"timed out waiting for {what}")
+            time.sleep(0.2)
+
+    def inject(self, metric, labels, value):
+        r = self.api("POST", "/v1/metrics/test-samples",
+                     {"samples": [{"metric": metric, "labels": labels,
+                                   "t_ms": int(time.time() * 1000), "value": value}],
+                      "flush": True})
+        self.assertEqual(r.status, 200, r)
+
+    # ---- alarm rules, alarms, silences ----
+
+    def test_alarm_rule_round_trip(self):
+        name = self.uniq("cli-rule-")
+        p = self.run_admin("alarm-rule", "create", name, "--selector", 'gc_test_cli_r{job="a"}',
+                           "--op", ">=", "--threshold", "0.75", "--severity", "warning",
+                           "--for-seconds", "30")
+        self.assertExit(p, 0)
+        o = parse_object(p.stdout)
+        self.assertEqual((o["name"], o["op"], o["threshold"], o["for_seconds"], o["version"]),
+                         (name, ">=", "0.75", "30", "1"))
+        rid = o["id"]
+        listed = self.cli_json("alarm-rule", "list", "--severity", "warning", "--all")
+        self.assertEqual([r["name"] for r in listed["items"] if r["id"] == rid], [name])
+        self.assertTrue(all(r["severity"] == "warning" for r in listed["items"]))
+        p = self.run_admin("alarm-rule", "list", "--kind", "metric", "--limit", "500")
+        self.assertExit(p, 0)
+        names, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [])
+        self.assertEqual(names[:4], ["ID", "NAME", "KIND", "SEVERITY"])
+        self.assertIn({"ID": rid, "THRESHOLD": "0.75"},
+                      [{"ID": r["ID"], "THRESHOLD": r["THRESHOLD"]} for r in rows])
+        self.assertEqual(self.cli_json("alarm-rule", "get", rid), self.api(
+            "GET", f"/v1/alarm-rules/{rid}").json)
+        got = self.cli_json("alarm-rule", "update", rid, "--threshold", "2",
+                            "--enabled", "false", "--if-match", "1")
+        self.assertEqual((got["threshold"], got["enabled"], got["version"]), (2, False, 2))
+        p = self.run_admin("alarm-rule", "update", rid, "--threshold", "3", "--if-match", "1")
+        self.assertExit(p, 6)
+        self.assertEqual(self.api("GET", f"/v1/alarm-rules/{rid}").json["threshold"], 2)
+        # bad input: the API's message and exit code 8; a bad number never leaves the client
+        p = self.run_admin("alarm-rule", "create", self.uniq("bad-"), "--selector", "x{",
+                           "--op", ">", "--threshold", "1", "--severity", "info")
+        self.assertApiError(p, 8, "POST", "/v1/alarm-rules",
+                            {"name": "bad-x", "selector": "x{", "op": ">", "threshold": 1,
+                             "severity": "info"})
+        p = self.run_admin("alarm-rule", "update", rid, "--threshold", "lots")
+        self.assertExit(p, 2)
+        self.assertIn("expected a number", p.stderr)
+        # built-in rules are disabled, not deleted
+        p = self.run_admin("alarm-rule", "delete", "00000000-0000-7000-8000-000000000001")
+        self.assertApiError(p, 6, "DELETE", "/v1/alarm-rules/00000000-0000-7000-8000-000000000001")
+        p = self.run_admin("alarm-rule", "delete", rid)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, f"deleted alarm rule {rid}\n")
+        self.assertExit(self.run_admin("alarm-rule", "get", rid), 5)
+
+    def test_alarm_list_get_ack(self):
+        name = self.uniq("cli-alarm-")
+        job = uuid.uuid4().hex[:8]
+        rule = self.cli_json("alarm-rule", "create", name, "--selector",
+                             f'gc_test_cli_a{{job="{job}"}}', "--op", ">", "--threshold", "1",
+                             "--severity", "minor")
+        self.inject("gc_test_cli_a", {"job": job}, 5)
+        alarm = self.wait_for("the alarm", lambda: self.cli_json(
+            "alarm", "list", "--rule-id", rule["id"], "--status", "firing")["items"])[0]
+        self.assertEqual((alarm["rule_name"], alarm["value"]), (name, 5))
+        p = self.run_admin("alarm", "list", "--status", "firing", "--limit", "500")
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [])
+        row = [r for r in rows if r["ID"] == alarm["id"]]
+        self.assertEqual(len(row), 1, p.stdout)
+        self.assertEqual((row[0]["STATUS"], row[0]["SEVERITY"], row[0]["RULE"],
+                          row[0]["ACKED_BY"]), ("firing", "minor", name, "-"))
+        p = self.run_admin("alarm", "get", alarm["id"])
+        self.assertExit(p, 0)
+        self.assertEqual(parse_object(p.stdout)["status"], "firing")
+        p = self.run_admin("alarm", "ack", alarm["id"], "--comment", "看一下")
+        self.assertExit(p, 0)
+        o = parse_object(p.stdout)
+        self.assertEqual((o["acknowledged_by"], o["ack_comment"]), ("admin", "看一下"))
+        self.assertEqual(self.api("GET", f"/v1/alarms/{alarm['id']}").json["acknowledged_by"],
+                         "admin")
+        p = self.run_admin("alarm", "ack", alarm["id"])
+        self.assertApiError(p, 6, "POST", f"/v1/alarms/{alarm['id']}/ack", {})
+        self.assertExit(self.run_admin("alarm", "get", MISSING_ID), 5)
+        self.assertExit(self.run_admin("alarm", "list", "--status", "burning"), 2)
+        self.api("DELETE", f"/v1/alarm-rules/{rule['id']}")
+
+    def test_silences(self):
+        p = self.run_admin("silence", "create", "--match", "alertname=vm-down,vm_id=v1",
+                           "--comment", "planned work", "--duration", "600")
+        self.assertExit(p, 0)
+        o = parse_object(p.stdout)
+        self.assertEqual(o["state"], "active")
+        self.assertEqual(json.loads(o["matchers"]), {"alertname": "vm-down", "vm_id": "v1"})
+        listed = self.cli_json("silence", "list", "--all")["items"]
+        self.assertEqual([s["state"] for s in listed if s["id"] == o["id"]], ["active"])
+        p = self.run_admin("silence", "delete", o["id"])
+        self.assertExit(p, 0)
+        listed = self.cli_json("silence", "list", "--all")["items"]
+        self.assertEqual([s["state"] for s in listed if s["id"] == o["id"]], ["expired"])
+        # a matcher without '=' is refused before anything is sent
+        p = self.run_admin("silence", "create", "--match", "alertname", "--comment", "c",
+                           "--duration", "600")
+        self.assertExit(p, 2)
+        self.assertIn("expected NAME=VALUE", p.stderr)
+        # no end: the API says what is missing
+        p = self.run_admin("silence", "create", "--match", "alertname=x", "--comment", "c")
+        self.assertApiError(p, 8, "POST", "/v1/silences",
+                            {"matchers": {"alertname": "x"}, "comment": "c"})
+
+    # ---- checks, availability, maintenance windows, notification channels ----
+
+    def test_check_round_trip_and_availability(self):
+        dept = self.mkdept(self.uniq("检查部门"), code=self.uniq("chk"))
+        name = self.uniq("chk-")
+        p = self.run_admin("check", "create", name, "--kind", "tcp", "--host", "127.0.0.1",
+                           "--port", str(self.d.port), "--interval", "1",
+                           "--department", dept["name"])
+        self.assertExit(p, 0)
+        o = parse_object(p.stdout)
+        self.assertEqual((o["name"], o["kind"], o["department_id"], o["port"]),
+                         (name, "tcp", dept["id"], str(self.d.port)))
+        cid = o["id"]
+        up = self.wait_for("the first probe", lambda: self.cli_json(
+            "check", "get", cid)["status"].get("up"))
+        self.assertIs(up, True)
+        p = self.run_admin("check", "list", "--department", dept["id"], "--kind", "tcp")
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [])
+        self.assertEqual([(r["ID"], r["UP"], r["INTERVAL_S"]) for r in rows],
+                         [(cid, "true", "1")])
+        got = self.cli_json("check", "update", cid, "--interval", "5", "--if-match", "1")
+        self.assertEqual((got["interval_seconds"], got["version"]), (5, 2))
+        self.assertExit(self.run_admin("check", "update", cid, "--enabled", "false",
+                                       "--if-match", "1"), 6)
+        # availability of the check, as the API computes it
+        a = self.cli_json("availability", "show", "--scope", "check", "--id", cid)
+        api = self.api("GET", f"/v1/availability?scope=check&id={cid}").json
+        self.assertEqual((a["scope"], a["id"], a["availability_text"]),
+                         (api["scope"], api["id"], api["availability_text"]))
+        p = self.run_admin("availability", "report", "--year", "2026", "--month", "2",
+                           "--target", "99.9")
+        self.assertExit(p, 0)
+        head, _, table = p.stdout.partition("\nperiods:\n")
+        self.assertEqual(parse_object(head)["target_percent"], "99.9")
+        names, rows, bad = parse_table(table)
+        self.assertEqual(bad, [])
+        self.assertEqual(names[:2], ["PERIOD", "AVAILABILITY_%"])
+        self.assertEqual([r["PERIOD"] for r in rows], [f"2026-02-{d:02d}" for d in range(1, 29)])
+        p = self.run_admin("availability", "show", "--scope", "vm")
+        self.assertApiError(p, 8, "GET", "/v1/availability?scope=vm")
+        self.assertExit(self.run_admin("availability", "report", "--year", "2026",
+                                       "--month", "13"), 2)
+        # an http check without a URL
+        p = self.run_admin("check", "create", self.uniq("h-"), "--kind", "http",
+                           "--department", dept["id"])
+        self.assertApiError(p, 8, "POST", "/v1/checks",
+                            {"name": "h-x", "kind": "http", "department_id": dept["id"]})
+        p = self.run_admin("check", "delete", cid)
+        self.assertExit(p, 0)
+        self.assertExit(self.run_admin("check", "get", cid), 5)
+
+    def test_maintenance_windows(self):
+        p = self.run_admin("maintenance-window", "create", "--scope", "platform",
+                           "--starts-at", "2026-12-01T01:00:00Z",
+                           "--ends-at", "2026-12-01T03:00:00Z", "--description", "升级存储")
+        self.assertExit(p, 0)
+        o = parse_object(p.stdout)
+        self.assertEqual((o["scope"], o["description"]), ("platform", "升级存储"))
+        p = self.run_admin("maintenance-window", "list", "--scope", "platform")
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [])
+        self.assertIn((o["id"], "升级存储"), [(r["ID"], r["DESCRIPTION"]) for r in rows])
+        self.assertExit(self.run_admin("maintenance-window", "delete", o["id"]), 0)
+        self.assertNotIn(o["id"], [w["id"] for w in self.cli_json(
+            "maintenance-window", "list", "--all")["items"]])
+        body = {"scope": "platform", "starts_at": "2026-12-01T03:00:00Z",
+                "ends_at": "2026-12-01T01:00:00Z"}
+        p = self.run_admin("maintenance-window", "create", "--scope", "platform",
+                           "--starts-at", body["starts_at"], "--ends-at", body["ends_at"])
+        self.assertApiError(p, 8, "POST", "/v1/maintenance-windows", body)
+        self.assertExit(self.run_admin("maintenance-window", "create", "--scope", "platform",
+                                       "--starts-at", "tomorrow", "--ends-at",
+                                       body["ends_at"]), 2)
+
+    def test_notification_channels(self):
+        name = self.uniq("hook-")
+        ch = self.cli_json("notification-channel", "create", name, "--url",
+                           "http://127.0.0.1:9/hook", "--enabled", "false")
+        self.assertEqual((ch["name"], ch["kind"], ch["enabled"]), (name, "webhook", False))
+        p = self.run_admin("notification-channel", "list", "--kind", "webhook")
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [])
+        self.assertIn((ch["id"], name, "false"), [(r["ID"], r["NAME"], r["ENABLED"])
+                                                  for r in rows])
+        self.assertExit(self.run_admin("notification-channel", "delete", ch["id"]), 0)
+        self.assertExit(self.run_admin("notification-channel", "delete", ch["id"]), 5)
+        p = self.run_admin("notification-channel", "create", name, "--url", "ftp://x/")
+        self.assertApiError(p, 8, "POST", "/v1/notification-channels",
+                            {"name": name, "url": "ftp://x/"})
+
+    # ---- metrics ----
+
+    def test_metric_series_and_query(self):
+        job = uuid.uuid4().hex[:8]
+        t = int(time.time()) - 120
+        samples = [{"metric": "gc_test_cli_m", "labels": {"job": job, "inst": inst},
+                    "t_ms": (t + i) * 1000, "value": v * (i + 1)}
+                   for inst, v in (("a", 1), ("b,c", 10)) for i in range(3)]
+        r = self.api("POST", "/v1/metrics/test-samples", {"samples": samples, "flush": True})
+        self.assertEqual(r.status, 200, r)
+        got = self.cli_json("metric", "series", "--metric", "gc_test_cli_m", "--match",
+                            f'job="{job}"', "--all")["items"]
+        self.assertEqual(sorted(s["labels"]["inst"] for s in got), ["a", "b,c"])
+        # a comma inside quotes is part of the value; the matchers all hold
+        got = self.cli_json("metric", "series", "--match", f'job="{job}",inst="b,c"')["items"]
+        self.assertEqual([s["labels"]["inst"] for s in got], ["b,c"])
+        q = self.cli_json("metric", "query", "--metric", "gc_test_cli_m", "--match",
+                          f'job="{job}",inst!="a"', "--start", str(t), "--end", str(t + 60),
+                          "--step", "1m", "--agg", "max")
+        self.assertEqual(q["agg"], "max")
+        self.assertEqual([(s["labels"]["inst"], [v for _, v in s["points"]])
+                          for s in q["series"]], [("b,c", [30])])
+        p = self.run_admin("metric", "query", "--metric", "gc_test_cli_m", "--match",
+                           f'job="{job}"', "--start", str(t), "--end", str(t + 60),
+                           "--step", "60", "--agg", "sum")
+        self.assertExit(p, 0)
+        _, _, table = p.stdout.partition("\nseries:\n")
+        names, rows, bad = parse_table(table)
+        self.assertEqual((names, bad), (["LABELS", "POINTS"], []))
+        self.assertEqual(sorted(json.loads(r["POINTS"])[0][1] for r in rows), [6, 60])
+        p = self.run_admin("metric", "query", "--metric", "gc_test_cli_m", "--step", "soon")
+        self.assertApiError(p, 8, "GET", "/v1/metrics/query?metric=gc_test_cli_m&step=soon")
+
+    # ---- assets ----
+
+    def write(self, name, text):
+        path = os.path.join(self.home, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def test_asset_import_list_update_history_delete(self):
+        sn = uuid.uuid4().hex[:10]
+        before = len(self.cli_json("asset", "list", "--all")["items"])
+        bad = self.write("bad.csv", "kind,name,serial_number,location.u\n"
+                                    f"server,s1,{sn}a,99\nrack,r1,,70\nserver,s2,{sn}b,3\n")
+        p = self.run_admin("asset", "import", bad)
+        self.assertExit(p, 8)
+        self.assertIn("row 1, field location.u: 99 is above 60", p.stderr)
+        self.assertIn("row 2, field location.u: 70 is above 60", p.stderr)
+        self.assertEqual(len(self.cli_json("asset", "list", "--all")["items"]), before)
+        good = self.write("good.csv", "kind,name,serial_number,location.u,domestic.flag\n"
+                                      f"server,s1,{sn}a,9,true\nserver,s2,{sn}b,3,false\n")
+        p = self.run_admin("asset", "import", good)
+        self.assertExit(p, 0)
+        head, _, table = p.stdout.partition("\nrows:\n")
+        self.assertEqual(parse_object(head)["created"], "2")
+        _, rows, bad_cells = parse_table(table)
+        self.assertEqual(bad_cells, [])
+        self.assertEqual([(r["ROW"], r["RESULT"]) for r in rows], [("1", "created"),
+                                                                  ("2", "created")])
+        aid = rows[0]["ID"]
+        # the same rows again from standard input as JSON: unchanged
+        doc = json.dumps([{"kind": "server", "name": "s1", "serial_number": f"{sn}a",
+                           "location": {"u": 9}, "domestic": {"flag": True}}])
+        again = self.cli_json("asset", "import", "-", input=doc)
+        self.assertEqual((again["unchanged"], again["rows"][0]["id"]), (1, aid))
+        p = self.run_admin("asset", "list", "--source", "imported", "--domestic", "true",
+                           "--kind", "server", "--all")
+        self.assertExit(p, 0)
+        _, rows, bad_cells = parse_table(p.stdout)
+        self.assertEqual(bad_cells, [])
+        self.assertIn((aid, "s1", "true"), [(r["ID"], r["NAME"], r["DOMESTIC"]) for r in rows])
+        self.assertNotIn(f"{sn}b", [r["SERIAL_NUMBER"] for r in rows])
+        got = self.cli_json("asset", "update", aid, "--manufacturer", "华为", "--location",
+                            '{"room": "A101", "u": 12}', "--if-match", "1")
+        self.assertEqual((got["manufacturer"], got["location"], got["version"]),
+                         ("华为", {"room": "A101", "u": 12}, 2))
+        self.assertExit(self.run_admin("asset", "update", aid, "--model", "x",
+                                       "--if-match", "1"), 6)
+        p = self.run_admin("asset", "update", aid, "--location", "{room")
+        self.assertExit(p, 2)
+        self.assertIn("not JSON", p.stderr)
+        p = self.run_admin("asset", "update", aid, "--location", '{"u": 99}')
+        self.assertApiError(p, 8, "PATCH", f"/v1/assets/{urllib.parse.quote(aid)}",
+                            {"location": {"u": 99}})
+        p = self.run_admin("asset", "get", aid)
+        self.assertExit(p, 0)
+        self.assertEqual(parse_object(p.stdout)["manufacturer"], "华为")
+        hist = self.cli_json("asset", "history", aid)["items"]
+        self.assertEqual([h["op"] for h in hist], ["create", "update"])
+        self.assertEqual(hist[1]["changes"]["manufacturer"], {"old": None, "new": "华为"})
+        p = self.run_admin("asset", "history", aid, "--limit", "1")
+        self.assertExit(p, 0)
+        self.assertIn("more changes follow", p.stderr)
+        self.assertExit(self.run_admin("asset", "delete", aid), 0)
+        self.assertExit(self.run_admin("asset", "get", aid), 5)
+        p = self.run_admin("asset", "import", os.path.join(self.home, "missing.csv"))
+        self.assertExit(p, 2)
+        self.assertIn("cannot open", p.stderr)
+
+    def test_snmp_devices(self):
+        cred = '{"version": "2c", "community": "s3cret-community"}'
+        p = self.run_admin("asset", "snmp-device", "create", "--address", "127.0.0.1",
+                           "--port", str(free_udp_port()), "--kind", "network_device",
+                           "--credentials", cred, "--timeout-ms", "300", "--enabled", "false")
+        self.assertExit(p, 0)
+        self.assertNotIn("s3cret", p.stdout)
+        did = parse_object(p.stdout)["id"]
+        dev = self.cli_json("asset", "snmp-device", "get", did)
+        self.assertEqual(dev["credentials"].get("secret_set"), True)
+        p = self.run_admin("asset", "snmp-device", "list", "--kind", "network_device")
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [])
+        self.assertIn(did, [r["ID"] for r in rows])
+        got = self.cli_json("asset", "snmp-device", "update", did, "--timeout-ms", "200",
+                            "--if-match", "1")
+        self.assertEqual((got["timeout_ms"], got["version"]), (200, 2))
+        # nobody answers there: 409 with the reason
+        p = self.run_admin("asset", "snmp-device", "discover", did)
+        self.assertExit(p, 6)
+        self.assertIn("(HTTP 409, request ", p.stderr)
+        self.assertIn(self.cli_json("asset", "snmp-device", "get", did)["last_error"][:20],
+                      p.stderr)
+        p = self.run_admin("asset", "snmp-device", "create", "--address", "127.0.0.1",
+                           "--kind", "server", "--credentials", '{"version": "9"}')
+        self.assertApiError(p, 8, "POST", "/v1/assets/snmp-devices",
+                            {"address": "127.0.0.1", "kind": "server",
+                             "credentials": {"version": "9"}})
+        self.assertExit(self.run_admin("asset", "snmp-device", "delete", did), 0)
+        self.assertExit(self.run_admin("asset", "snmp-device", "get", did), 5)
+
+    # ---- sensors ----
+
+    def test_sensors_and_profiles(self):
+        p = self.run_admin("sensor", "profile", "list")
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [])
+        self.assertIn(("modbus-th-sensor", "modbus"), [(r["NAME"], r["DRIVER"]) for r in rows])
+        prof = self.cli_json("sensor", "profile", "get", "modbus-th-sensor")
+        self.assertEqual(prof["driver"], "modbus")
+        p = self.run_admin("sensor", "profile", "get", "modbus-th-sensor")
+        self.assertExit(p, 0)
+        self.assertIn("\nreadings:\n", p.stdout)
+        good = dict(prof)
+        good.pop("source", None)
+        good["name"] = "cli-check"
+        self.assertEqual(self.cli_json("sensor", "profile", "check",
+                                       self.write("p.json", json.dumps(good)))["name"],
+                         "cli-check")
+        broken = dict(good, readings=[dict(good["readings"][0], register=-5)])
+        path = self.write("bad.json", json.dumps(broken))
+        p = self.run_admin("sensor", "profile", "check", path)
+        self.assertApiError(p, 8, "POST", "/v1/sensors/profiles/check", broken)
+
+        name = self.uniq("th-")
+        p = self.run_admin("sensor", "create", name, "--driver", "modbus", "--address",
+                           "127.0.0.1", "--port", str(closed_tcp_port()), "--profile",
+                           "modbus-th-sensor", "--room", "A101", "--room-class", "A",
+                           "--credentials", '{"unit_id": 3}', "--timeout-ms", "300")
+        self.assertExit(p, 0)
+        o = parse_object(p.stdout)
+        self.assertEqual((o["name"], o["room_class"], json.loads(o["credentials"])),
+                         (name, "A", {"unit_id": 3}))
+        sid = o["id"]
+        rd = self.wait_for("a failed poll", lambda: (lambda r: r if r["checked_at"] else None)(
+            self.cli_json("sensor", "readings", sid)))
+        self.assertIs(rd["up"], False)
+        p = self.run_admin("sensor", "readings", sid)
+        self.assertExit(p, 0)
+        self.assertEqual(parse_object(p.stdout.split("\n\n")[0])["up"], "false")
+        p = self.run_admin("sensor", "list", "--room", "A101", "--driver", "modbus")
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout)
+        self.assertEqual(bad, [])
+        self.assertEqual([(r["ID"], r["UP"]) for r in rows if r["ID"] == sid], [(sid, "false")])
+        got = self.cli_json("sensor", "update", sid, "--room", "B202", "--thresholds",
+                            '{"temperature": {"upper_critical": 30}}', "--if-match", "1")
+        self.assertEqual((got["room"], got["version"]), ("B202", 2))
+        p = self.run_admin("sensor", "create", self.uniq("s-"), "--driver", "snmp",
+                           "--address", "127.0.0.1", "--profile", "modbus-th-sensor")
+        self.assertApiError(p, 8, "POST", "/v1/sensors",
+                            {"name": "s-x", "driver": "snmp", "address": "127.0.0.1",
+                             "profile": "modbus-th-sensor"})
+        self.assertExit(self.run_admin("sensor", "delete", sid, "--if-match", "1"), 6)
+        self.assertExit(self.run_admin("sensor", "delete", sid, "--if-match", "2"), 0)
+        self.assertExit(self.run_admin("sensor", "get", sid), 5)
+
+    # ---- supervision ----
+
+    def test_supervision_pull(self):
+        sn = uuid.uuid4().hex[:10]
+        self.cli_json("asset", "import", "-", input=json.dumps(
+            [{"kind": "rack", "name": f"pull-{sn}", "asset_tag": sn}]))
+        snap = self.api("GET", "/v1/supervision/asset").json
+        p = self.run_admin("supervision", "pull", "asset")
+        self.assertExit(p, 0)
+        lines = [json.loads(l) for l in p.stdout.splitlines()]
+        self.assertEqual(lines, snap["records"])
+        self.assertIn(f"next cursor: {snap['next_cursor']}", p.stderr)
+        # page by page with --all: the same records
+        p = self.run_admin("supervision", "pull", "asset", "--limit", "1", "--all")
+        self.assertExit(p, 0)
+        self.assertEqual([json.loads(l) for l in p.stdout.splitlines()], snap["records"])
+        got = self.cli_json("supervision", "pull", "asset", "--limit", "1", "--all")
+        self.assertEqual((got["records"], got["more"]), (snap["records"], False))
+        # a cursor file: first a snapshot, then only what changed
+        cur = os.path.join(self.home, "asset.cursor")
+        self.assertExit(self.run_admin("supervision", "pull", "asset", "--cursor-file", cur), 0)
+        p = self.run_admin("supervision", "pull", "asset", "--cursor-file", cur)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, "")
+        self.cli_json("asset", "import", "-", input=json.dumps(
+            [{"kind": "rack", "name": f"pull2-{sn}", "asset_tag": sn + "2"}]))
+        p = self.run_admin("supervision", "pull", "asset", "--cursor-file", cur)
+        self.assertExit(p, 0)
+        self.assertEqual([json.loads(l)["data"]["name"] for l in p.stdout.splitlines()],
+                         [f"pull2-{sn}"])
+        with open(cur, encoding="utf-8") as f:
+            saved = f.read().strip()
+        self.assertEqual(saved, self.api("GET", f"/v1/supervision/asset?cursor={saved}")
+                         .json["next_cursor"])
+        self.assertExit(self.run_admin("supervision", "pull", "assets"), 2)
+        p = self.run_admin("supervision", "pull", "asset", "--cursor", "bogus")
+        self.assertApiError(p, 8, "GET", "/v1/supervision/asset?cursor=bogus")
+
+    def test_supervision_push_to_itself(self):
+        key = self.cli_json("supervision", "public-key")
+        pem = self.write("cloud.pem", key["public_key_pem"])
+        if any(c["id"] == key["cloud_id"] for c in
+               self.cli_json("supervision", "cloud", "list", "--all")["items"]):
+            self.api("DELETE", f"/v1/supervision/clouds/{key['cloud_id']}")
+        p = self.run_admin("supervision", "cloud", "register", "自己", "--cloud-id",
+                           key["cloud_id"], "--public-key-file", pem)
+        self.assertExit(p, 0)
+        o = parse_object(p.stdout.split("\n\n")[0])
+        self.assertTrue(o["token"].startswith("gcs_"), o)
+        self.assertIn("shown only this once", p.stderr)
+        # the token is shown once: a later get does not carry it
+        self.assertIsNone(self.api("GET", f"/v1/supervision/clouds/{key['cloud_id']}")
+                          .json.get("token"))
+        self.import_one_asset()
+        rname = self.uniq("up-")
+        rec = self.cli_json("supervision", "receiver", "create", rname, "--url",
+                            self.d.url + "/v1/supervision/ingest", "--push-token", o["token"],
+                            "--datasets", "asset,alarm")
+        self.assertEqual((rec["name"], rec["datasets"]), (rname, ["asset", "alarm"]))
+        delivered = self.wait_for("a delivered asset batch", lambda: [
+            d for d in self.cli_json("supervision", "receiver", "get", rec["id"])["delivery"]
+            if d["dataset"] == "asset" and d["delivered_batch_seq"] > 0])
+        self.assertEqual(delivered[0]["pending_batches"], 0)
+        p = self.run_admin("supervision", "receiver", "get", rec["id"])
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout.split("\ndelivery:\n")[1])
+        self.assertEqual(bad, [])
+        self.assertEqual(sorted(r["DATASET"] for r in rows), ["alarm", "asset"])
+        summ = self.cli_json("supervision", "cloud", "summary", key["cloud_id"])
+        self.assertEqual(summ["name"], "自己")
+        self.assertGreater(summ["assets"]["total"], 0)
+        p = self.run_admin("supervision", "cloud", "summary", key["cloud_id"])
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout.split("\nstreams:\n")[1])
+        self.assertEqual(bad, [])
+        self.assertIn("asset", [r["DATASET"] for r in rows])
+        recs = self.cli_json("supervision", "cloud", "records", key["cloud_id"], "--dataset",
+                             "asset", "--all")["items"]
+        self.assertEqual(len([r for r in recs if r["op"] == "upsert"]),
+                         summ["assets"]["total"])
+        ov = self.cli_json("supervision", "overview")
+        self.assertIn(key["cloud_id"], [c["cloud_id"] for c in ov["clouds"]])
+        p = self.run_admin("supervision", "overview")
+        self.assertExit(p, 0)
+        _, rows, bad = parse_table(p.stdout.split("\nclouds:\n")[1])
+        self.assertEqual(bad, [])
+        self.assertIn((key["cloud_id"], "自己"), [(r["CLOUD_ID"], r["NAME"]) for r in rows])
+        sr = self.cli_json("supervision", "substitution-rate")
+        self.assertEqual(sr, dict(self.api("GET", "/v1/supervision/substitution-rate").json,
+                                  computed_at=sr["computed_at"]))
+        # changes, errors, deletion
+        got = self.cli_json("supervision", "receiver", "update", rec["id"], "--enabled", "false",
+                            "--if-match", "1")
+        self.assertEqual((got["enabled"], got["version"]), (False, 2))
+        p = self.run_admin("supervision", "receiver", "create", self.uniq("r-"), "--url",
+                           "gopher://x", "--push-token", "t")
+        self.assertApiError(p, 8, "POST", "/v1/supervision/receivers",
+                            {"name": "rx", "url": "gopher://x", "token": "t"})
+        rot = self.cli_json("supervision", "cloud", "update", key["cloud_id"], "--rotate-token")
+        self.assertTrue(rot["token"].startswith("gcs_") and rot["token"] != o["token"])
+        p = self.run_admin("supervision", "cloud", "register", "again", "--cloud-id",
+                           key["cloud_id"], "--public-key-file", pem)
+        self.assertExit(p, 6)
+        self.assertExit(self.run_admin("supervision", "cloud", "register", "x", "--cloud-id",
+                                       key["cloud_id"], "--public-key-file",
+                                       os.path.join(self.home, "none.pem")), 2)
+        self.assertExit(self.run_admin("supervision", "receiver", "delete", rec["id"]), 0)
+        self.assertExit(self.run_admin("supervision", "receiver", "get", rec["id"]), 5)
+        self.assertExit(self.run_admin("supervision", "cloud", "delete", key["cloud_id"]), 0)
+        self.assertExit(self.run_admin("supervision", "cloud", "summary", key["cloud_id"]), 5)
+
+    def import_one_asset(self):
+        sn = uuid.uuid4().hex[:10]
+        self.cli_json("asset", "import", "-", input=json.dumps(
+            [{"kind": "server", "name": f"push-{sn}", "serial_number": sn}]))
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 
 # ---------------------------------------------------------------------------------------
