@@ -87,6 +87,18 @@ void gc_api_cloud_records(struct gc_req *req, struct gc_resp *resp)
     gc_api_list_response(resp, items, next);
 }
 
+/* On the store's writer thread, once the batch is stored (or not). */
+static void ingest_done(void *arg, int rc, json_t *out, const struct gc_error *err)
+{
+    struct gc_req *req = arg;
+    struct gc_resp resp = {.status = 500};
+    if (rc)
+        gc_resp_error(&resp, req, err);
+    else
+        gc_resp_json(&resp, 200, out);
+    gc_req_resume(req, &resp);
+}
+
 void gc_api_supervision_ingest(struct gc_req *req, struct gc_resp *resp)
 {
     struct gc_error err = {0};
@@ -126,13 +138,16 @@ void gc_api_supervision_ingest(struct gc_req *req, struct gc_resp *resp)
             gc_error_set(&err, GC_EINVAL, "", "the body must be a batch: a JSON object "
                                               "(docs/supervision-spec.md section 4)");
     }
-    json_t *out = NULL;
-    if (err.code || gc_sup_ingest(req->ctx.store, tok, req->raw.data, req->raw.len, &out,
-                                  &err) != 0) {
+    /* the checks here; the store on its writer thread, grouped with other clouds' batches,
+     * while this HTTP thread serves other connections */
+    struct gc_sup_ingest *in = NULL;
+    if (err.code || gc_sup_ingest_prepare(req->ctx.store, tok, req->raw.data, req->raw.len, &in,
+                                          &err) != 0) {
         gc_resp_error(resp, req, &err);
         return;
     }
-    gc_resp_json(resp, 200, out);
+    gc_req_suspend(req);
+    gc_sup_ingest_submit(req->ctx.store, in, ingest_done, req);
 }
 
 /* ---- views across clouds ---- */

@@ -585,23 +585,27 @@ static int note_batch_seq(struct gc_tx *tx, const char *cloud, const char *ds, i
 }
 
 /* One opened and checked batch, stored by store_batch in a shared transaction. */
-struct ingest {
-    struct gc_sup_batch *b;
-    const bool *good; /* the records that validated */
+struct gc_sup_ingest {
+    struct gc_sup_batch b;
+    bool *good;        /* the records that validated */
+    json_t *rejected;  /* [{record_id, field, detail}] */
     int64_t nrejected;
     char ids_hash[GC_SM3_HEX_LEN + 1];
     int64_t btime, now;
     /* results */
     int64_t accepted, duplicates;
     json_t *gaps;
+    /* gc_sup_ingest_submit */
+    gc_sup_ingest_done_fn done;
+    void *done_arg;
 };
 
 /* Stores the good records of a batch: duplicate and gap bookkeeping, the upsert by highest
  * seq, the stream's counters. Runs in gc_store_write_grouped's transaction. */
 static int store_batch(struct gc_tx *tx, void *arg, struct gc_error *err)
 {
-    struct ingest *in = arg;
-    const struct gc_sup_batch *b = in->b;
+    struct gc_sup_ingest *in = arg;
+    const struct gc_sup_batch *b = &in->b;
     size_t n = b->nrecords;
     in->accepted = in->duplicates = 0;
     struct gc_rows *r = NULL;
@@ -708,9 +712,19 @@ static int store_batch(struct gc_tx *tx, void *arg, struct gc_error *err)
     return rc;
 }
 
-int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size_t len,
-                  json_t **out, struct gc_error *err)
+static void ingest_free(struct gc_sup_ingest *in)
 {
+    json_decref(in->rejected);
+    json_decref(in->gaps);
+    free(in->good);
+    gc_sup_batch_release(&in->b);
+    free(in);
+}
+
+int gc_sup_ingest_prepare(struct gc_store *st, const char *token, const char *body, size_t len,
+                          struct gc_sup_ingest **out, struct gc_error *err)
+{
+    *out = NULL;
     struct cloud_keys c = {0};
     int rc = find_cloud(st, token, &c, err);
     if (rc)
@@ -718,47 +732,73 @@ int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size
     struct gc_sup_batch_expect x = {.lookup = lookup,
                                     .lookup_arg = &c,
                                     .require_encryption = c.has_secret};
-    struct gc_sup_batch b = {0};
-    rc = gc_sup_batch_open(body, len, &x, &b, err);
+    struct gc_sup_ingest *in = gc_calloc(1, sizeof(*in));
+    rc = gc_sup_batch_open(body, len, &x, &in->b, err);
     gc_sm2_key_free(c.key);
     if (rc) {
-        gc_sup_batch_release(&b);
+        ingest_free(in);
         return rc;
     }
-    size_t n = b.nrecords;
+    size_t n = in->b.nrecords;
     /* validate every record: bad ones are reported one by one */
-    bool *good = gc_calloc(n ? n : 1, sizeof(bool));
-    json_t *rejected = json_array();
+    in->good = gc_calloc(n ? n : 1, sizeof(bool));
+    in->rejected = json_array();
     for (size_t i = 0; i < n; i++) {
         struct gc_schema_error se;
         memset(&se, 0, sizeof(se));
-        if (gc_sup_batch_check_record(&b, i, &se) == 0) {
-            good[i] = true;
+        if (gc_sup_batch_check_record(&in->b, i, &se) == 0) {
+            in->good[i] = true;
             continue;
         }
         char rid[1024];
-        json_array_append_new(rejected,
+        json_array_append_new(in->rejected,
                               json_pack("{s:s,s:s,s:s}", "record_id",
-                                        gc_sup_batch_record_id(&b, i, rid, sizeof(rid)), "field",
-                                        se.pointer, "detail", se.message));
+                                        gc_sup_batch_record_id(&in->b, i, rid, sizeof(rid)),
+                                        "field", se.pointer, "detail", se.message));
     }
-    struct ingest in = {.b = &b,
-                        .good = good,
-                        .nrejected = (int64_t)json_array_size(rejected),
-                        .now = gc_now_ms()};
+    in->nrejected = (int64_t)json_array_size(in->rejected);
+    in->now = gc_now_ms();
     /* the batch's identity for duplicates: SM3 of its record ids (canonical text) */
-    gc_sm3_hex(b.ids_text, b.ids_len, in.ids_hash);
-    (void)gc_time_parse_rfc3339(b.time, &in.btime);
-    rc = gc_store_write_grouped(st, store_batch, &in, err);
+    gc_sm3_hex(in->b.ids_text, in->b.ids_len, in->ids_hash);
+    (void)gc_time_parse_rfc3339(in->b.time, &in->btime);
+    *out = in;
+    return 0;
+}
+
+/* The answer to a stored batch. */
+static json_t *answer(const struct gc_sup_ingest *in)
+{
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:O,s:O}", "cloud_id", in->b.cloud_id, "dataset",
+                     in->b.dataset, "batch_seq", (json_int_t)in->b.batch_seq, "accepted",
+                     (json_int_t)in->accepted, "duplicates", (json_int_t)in->duplicates,
+                     "rejected", in->rejected, "gaps", in->gaps);
+}
+
+static void submitted_done(void *arg, int rc, const struct gc_error *err)
+{
+    struct gc_sup_ingest *in = arg;
+    in->done(in->done_arg, rc, rc ? NULL : answer(in), err);
+    ingest_free(in);
+}
+
+void gc_sup_ingest_submit(struct gc_store *st, struct gc_sup_ingest *in,
+                          gc_sup_ingest_done_fn done, void *arg)
+{
+    in->done = done;
+    in->done_arg = arg;
+    gc_store_write_async(st, store_batch, submitted_done, in);
+}
+
+int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size_t len,
+                  json_t **out, struct gc_error *err)
+{
+    struct gc_sup_ingest *in;
+    int rc = gc_sup_ingest_prepare(st, token, body, len, &in, err);
+    if (rc)
+        return rc;
+    rc = gc_store_write_grouped(st, store_batch, in, err);
     if (rc == 0)
-        *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:O,s:o}", "cloud_id", b.cloud_id, "dataset",
-                         b.dataset, "batch_seq", (json_int_t)b.batch_seq, "accepted",
-                         (json_int_t)in.accepted, "duplicates", (json_int_t)in.duplicates,
-                         "rejected", rejected, "gaps", in.gaps);
-    else
-        json_decref(in.gaps);
-    json_decref(rejected);
-    free(good);
-    gc_sup_batch_release(&b);
+        *out = answer(in);
+    ingest_free(in);
     return rc;
 }

@@ -77,6 +77,19 @@ int gc_cloud_records(const struct gc_ctx *ctx, const char *id, const char *datas
 int gc_sup_ingest(struct gc_store *st, const char *token, const char *body, size_t len,
                   json_t **out, struct gc_error *err);
 
+/* The same in two steps, for an HTTP thread that should not wait for the store:
+ * gc_sup_ingest_prepare does every check on the calling thread (body must outlive the
+ * ingest); gc_sup_ingest_submit then stores the batch on the store's writer thread, with
+ * the batches other threads submit meanwhile (one commit for all), and calls done there
+ * with the answer (*out, owned by done) or the error. The ingest is freed after done. */
+struct gc_sup_ingest;
+typedef void (*gc_sup_ingest_done_fn)(void *arg, int rc, json_t *out,
+                                      const struct gc_error *err);
+int gc_sup_ingest_prepare(struct gc_store *st, const char *token, const char *body, size_t len,
+                          struct gc_sup_ingest **out, struct gc_error *err);
+void gc_sup_ingest_submit(struct gc_store *st, struct gc_sup_ingest *in,
+                          gc_sup_ingest_done_fn done, void *arg);
+
 /* ---- views across clouds (sup_views.c): platform_admin and supervisor ---- */
 /* One registered cloud: its streams (lag, gaps, records), assets by kind, CPU architecture
  * and domestic flag, domestic substitution rate (weights: [supervision]

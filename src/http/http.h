@@ -109,6 +109,13 @@ const char *gc_req_header(struct gc_req *req, const char *name);
 void gc_resp_json(struct gc_resp *resp, int status, json_t *json); /* steals json */
 void gc_resp_error(struct gc_resp *resp, struct gc_req *req, const struct gc_error *err);
 void gc_resp_no_content(struct gc_resp *resp);
+/* Deferred answers. A handler that hands its work to another thread calls gc_req_suspend,
+ * then hands it over, and returns leaving resp untouched: the connection waits without
+ * holding an HTTP thread. That other thread answers exactly once with gc_req_resume, which
+ * takes over the contents of *resp (it may be called before the handler has returned).
+ * req stays valid until then; the server does not stop while answers are owed. */
+void gc_req_suspend(struct gc_req *req);
+void gc_req_resume(struct gc_req *req, struct gc_resp *resp);
 /* Sets ETag from the object's "version". */
 void gc_resp_etag_from(struct gc_resp *resp, const json_t *obj);
 int gc_http_status_of(int code);

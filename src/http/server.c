@@ -24,6 +24,7 @@ struct gc_server {
     size_t max_body;
     atomic_int in_flight;   /* requests begun and not completed */
     atomic_int dispatching; /* requests whose body is in and whose answer is being made */
+    atomic_int suspended;   /* of those, the ones answered later by another thread */
     atomic_bool stopping;
     int port;
 };
@@ -248,6 +249,10 @@ struct conn_state {
     struct gc_error stream_err;
     bool encoded_slash; /* the raw path had %2F or %00, which routing must not see decoded */
     bool done;
+    /* a deferred answer (gc_req_suspend): set by the handler, answered by gc_req_resume */
+    bool suspended;
+    atomic_bool resumed;
+    struct gc_resp deferred;
 };
 
 static bool query_allowed(const struct gc_route *r, const char *key)
@@ -444,7 +449,8 @@ static void dispatch(struct conn_state *cs, struct gc_resp *resp)
     } else {
         r->handler(req, resp);
     }
-    audit_failure(req, resp);
+    if (!cs->suspended) /* else when the answer comes */
+        audit_failure(req, resp);
 }
 
 static bool valid_request_id(const char *s)
@@ -639,6 +645,50 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return NULL;
 }
 
+/* ---- deferred answers ---- */
+
+static struct conn_state *conn_of(struct gc_req *req)
+{
+    return (struct conn_state *)(void *)((char *)req - offsetof(struct conn_state, req));
+}
+
+void gc_req_suspend(struct gc_req *req)
+{
+    struct conn_state *cs = conn_of(req);
+    cs->suspended = true;
+    atomic_store(&cs->resumed, false);
+    atomic_fetch_add(&req->srv->suspended, 1);
+    MHD_suspend_connection(req->conn);
+}
+
+void gc_req_resume(struct gc_req *req, struct gc_resp *resp)
+{
+    struct conn_state *cs = conn_of(req);
+    cs->deferred = *resp;
+    memset(resp, 0, sizeof(*resp));
+    atomic_store(&cs->resumed, true);
+    MHD_resume_connection(req->conn);
+}
+
+static enum MHD_Result answer_deferred(struct conn_state *cs)
+{
+    if (!atomic_load(&cs->resumed))
+        return MHD_YES;
+    struct gc_req *req = &cs->req;
+    struct gc_server *srv = req->srv;
+    cs->suspended = false;
+    gc_log_set_request_id(req->request_id);
+    audit_failure(req, &cs->deferred);
+    enum MHD_Result ret = queue(req->conn, req, &cs->deferred);
+    atomic_fetch_sub(&srv->dispatching, 1);
+    atomic_fetch_sub(&srv->suspended, 1);
+    cs->status = cs->deferred.status;
+    resp_release(&cs->deferred);
+    log_access(cs);
+    gc_log_set_request_id(NULL);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -744,6 +794,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gc_log_set_request_id(NULL);
         return ret;
     }
+    if (cs->suspended) /* called again once resumed */
+        return answer_deferred(cs);
     if (*upload_data_size > 0) {
         if (!req->too_big && gc_buf_add(&req->raw, upload_data, *upload_data_size) != 0)
             req->too_big = true;
@@ -769,6 +821,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gc_resp_error(&resp, req, &err);
     } else {
         dispatch(cs, &resp);
+        if (cs->suspended) { /* answered by gc_req_resume; dispatching stays counted */
+            resp_release(&resp);
+            gc_log_set_request_id(NULL);
+            return MHD_YES;
+        }
     }
     enum MHD_Result ret = queue(conn, req, &resp);
     atomic_fetch_sub(&srv->dispatching, 1);
@@ -846,9 +903,10 @@ int gc_server_start(const struct gc_server_opts *opts, struct gc_store *st,
     srv->max_body = opts->max_body;
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->dispatching, 0);
+    atomic_init(&srv->suspended, 0);
     atomic_init(&srv->stopping, false);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (v6)
         flags |= MHD_USE_IPv6;
     int threads = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -896,6 +954,12 @@ void gc_server_stop(struct gc_server *srv, int grace_ms)
     int64_t upload_deadline = start + 2000 * (int64_t)1000000;
     while (atomic_load(&srv->in_flight) > 0 && gc_mono_ns() < deadline &&
            (atomic_load(&srv->dispatching) > 0 || gc_mono_ns() < upload_deadline)) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    /* an owed answer is waited for whatever the grace: its thread will resume a connection
+     * of this daemon (such work is bounded, e.g. a store write) */
+    while (atomic_load(&srv->suspended) > 0) {
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }

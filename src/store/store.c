@@ -25,10 +25,16 @@ struct gc_store {
     pthread_cond_t group_cond;
     struct group_call *group_head, **group_tail;
     bool group_leader;
+    /* gc_store_write_async: a writer thread and its queue (under group_lock) */
+    struct group_call *async_head, **async_tail;
+    pthread_cond_t async_cond;
+    pthread_t writer;
+    bool writer_started, writer_stop;
 };
 
 struct group_call {
     gc_group_fn fn;
+    gc_group_done_fn on_done; /* async calls */
     void *arg;
     int rc;
     struct gc_error err;
@@ -73,6 +79,8 @@ int gc_store_open(const char *driver, const char *target, int nconns, struct gc_
     pthread_mutex_init(&st->group_lock, NULL);
     pthread_cond_init(&st->group_cond, NULL);
     st->group_tail = &st->group_head;
+    st->async_tail = &st->async_head;
+    pthread_cond_init(&st->async_cond, NULL);
     st->free_conns = gc_calloc((size_t)nconns, sizeof(void *));
     for (int i = 0; i < nconns; i++) {
         void *c = NULL;
@@ -93,10 +101,13 @@ int gc_store_open(const char *driver, const char *target, int nconns, struct gc_
     return 0;
 }
 
+static void writer_stop(struct gc_store *st);
+
 void gc_store_close(struct gc_store *st)
 {
     if (!st)
         return;
+    writer_stop(st);
     pthread_mutex_lock(&st->lock);
     while (st->nfree < st->nconns)
         pthread_cond_wait(&st->cond, &st->lock);
@@ -109,6 +120,7 @@ void gc_store_close(struct gc_store *st)
     pthread_mutex_destroy(&st->write_lock);
     pthread_mutex_destroy(&st->group_lock);
     pthread_cond_destroy(&st->group_cond);
+    pthread_cond_destroy(&st->async_cond);
     free(st);
 }
 
@@ -181,6 +193,19 @@ int gc_tx_commit(struct gc_tx *tx, struct gc_error *err)
 /* At most this many calls share one transaction, so that none waits behind too many. */
 #define GROUP_MAX 16
 
+/* Detaches up to GROUP_MAX calls from the front of a queue (group_lock held). */
+static struct group_call *take_group(struct group_call **head, struct group_call ***tail)
+{
+    struct group_call *calls = *head, *last = calls;
+    for (int n = 1; n < GROUP_MAX && last->next; n++)
+        last = last->next;
+    *head = last->next;
+    if (!*head)
+        *tail = head;
+    last->next = NULL;
+    return calls;
+}
+
 /* Runs the calls of one group in one transaction, each in a savepoint. */
 static void run_group(struct gc_store *st, struct group_call *calls)
 {
@@ -226,13 +251,7 @@ int gc_store_write_grouped(struct gc_store *st, gc_group_fn fn, void *arg,
         }
         /* lead: take up to GROUP_MAX waiting calls (this one among them, in order) */
         st->group_leader = true;
-        struct group_call *calls = st->group_head, *last = calls;
-        for (int n = 1; n < GROUP_MAX && last->next; n++)
-            last = last->next;
-        st->group_head = last->next;
-        if (!st->group_head)
-            st->group_tail = &st->group_head;
-        last->next = NULL;
+        struct group_call *calls = take_group(&st->group_head, &st->group_tail);
         pthread_mutex_unlock(&st->group_lock);
         run_group(st, calls);
         pthread_mutex_lock(&st->group_lock);
@@ -247,6 +266,59 @@ int gc_store_write_grouped(struct gc_store *st, gc_group_fn fn, void *arg,
     if (me.rc && err)
         *err = me.err;
     return me.rc;
+}
+
+static void *writer_main(void *arg)
+{
+    struct gc_store *st = arg;
+    pthread_mutex_lock(&st->group_lock);
+    for (;;) {
+        while (!st->async_head && !st->writer_stop)
+            pthread_cond_wait(&st->async_cond, &st->group_lock);
+        if (!st->async_head)
+            break; /* stopping, and nothing is left */
+        struct group_call *calls = take_group(&st->async_head, &st->async_tail);
+        pthread_mutex_unlock(&st->group_lock);
+        run_group(st, calls);
+        for (struct group_call *c = calls, *next; c; c = next) {
+            next = c->next;
+            c->on_done(c->arg, c->rc, &c->err);
+            free(c);
+        }
+        pthread_mutex_lock(&st->group_lock);
+    }
+    pthread_mutex_unlock(&st->group_lock);
+    return NULL;
+}
+
+void gc_store_write_async(struct gc_store *st, gc_group_fn fn, gc_group_done_fn done,
+                          void *arg)
+{
+    struct group_call *c = gc_calloc(1, sizeof(*c));
+    c->fn = fn;
+    c->on_done = done;
+    c->arg = arg;
+    pthread_mutex_lock(&st->group_lock);
+    if (!st->writer_started) {
+        if (pthread_create(&st->writer, NULL, writer_main, st) != 0)
+            GC_BUG("cannot start the store's writer thread");
+        st->writer_started = true;
+    }
+    *st->async_tail = c;
+    st->async_tail = &c->next;
+    pthread_cond_signal(&st->async_cond);
+    pthread_mutex_unlock(&st->group_lock);
+}
+
+static void writer_stop(struct gc_store *st)
+{
+    pthread_mutex_lock(&st->group_lock);
+    bool started = st->writer_started;
+    st->writer_stop = true;
+    pthread_cond_signal(&st->async_cond);
+    pthread_mutex_unlock(&st->group_lock);
+    if (started)
+        pthread_join(st->writer, NULL);
 }
 
 uint64_t gc_store_generation(struct gc_store *st)

@@ -110,6 +110,17 @@ typedef int (*gc_group_fn)(struct gc_tx *tx, void *arg, struct gc_error *err);
 int gc_store_write_grouped(struct gc_store *st, gc_group_fn fn, void *arg,
                            struct gc_error *err);
 
+/* What gc_store_write_async calls once the shared transaction is over: rc is 0 when the
+ * call's work is committed, else its error (err). */
+typedef void (*gc_group_done_fn)(void *arg, int rc, const struct gc_error *err);
+
+/* The same without waiting: fn runs on the store's writer thread (started on first use),
+ * grouped with the other calls queued meanwhile, and done(arg, rc, err) is called on that
+ * thread after the commit or the failure. Neither may block on anything but the store.
+ * gc_store_close finishes every queued call first. */
+void gc_store_write_async(struct gc_store *st, gc_group_fn fn, gc_group_done_fn done,
+                          void *arg);
+
 /* Runs a statement; *changes (may be NULL) gets the number of rows changed. */
 int gc_tx_exec(struct gc_tx *tx, const char *sql, const struct gc_val *args, size_t nargs,
                int64_t *changes, struct gc_error *err);
