@@ -740,6 +740,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             unsigned long long v = strtoull(cl, &end, 10);
             if (end != cl && *end == '\0' && v <= INT64_MAX)
                 req->content_length = (int64_t)v;
+            /* the body's buffer at its size at once (bounded by max_body, checked below) */
+            if (req->content_length > 0 && (uint64_t)req->content_length <= srv->max_body)
+                (void)gc_buf_reserve(&req->raw, (size_t)req->content_length);
         }
         if (!cs->encoded_slash && is_stream_route(cs, method, url))
             return stream_begin(cs);

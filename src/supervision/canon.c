@@ -269,6 +269,13 @@ static int hexval(unsigned char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
+/* A byte that needs no look in a string: printable ASCII but '"' and '\\' (controls, those
+ * two and the bytes of multi-byte UTF-8 sequences are checked one by one). */
+static inline bool plain_byte(unsigned char c)
+{
+    return (unsigned char)(c - 0x20) < 0x60 && c != '"' && c != '\\';
+}
+
 /* A string in canonical form: raw UTF-8 but for '"', '\\' and the control characters, which
  * are escaped as canon_string escapes them (U+0000 refused, as jansson refuses it). */
 static int read_string(struct reader *r, uint32_t *out)
@@ -279,7 +286,7 @@ static int read_string(struct reader *r, uint32_t *out)
     bool esc = false;
     size_t decstart = r->d->declen;
     for (;;) {
-        while (p < r->e && s[p] >= 0x20 && s[p] < 0x80 && s[p] != '"' && s[p] != '\\')
+        while (p < r->e && plain_byte(s[p]))
             p++;
         if (p >= r->e)
             return GC_EINVAL;
@@ -531,6 +538,13 @@ int gc_cj_read(struct gc_cjdoc *d, const char *text, size_t len)
         return GC_ETOOBIG;
     struct reader r = {.s = (const unsigned char *)text, .p = 0, .e = len, .d = d};
     d->text = text; /* keys are compared while reading */
+    /* about one value per 14 bytes in supervision records: room at once, no regrowth */
+    size_t want = len / 12 + 16;
+    if (d->cap < want) {
+        free(d->v);
+        d->cap = want;
+        d->v = gc_malloc(d->cap * sizeof(*d->v));
+    }
     uint32_t root;
     int rc = read_value(&r, 0, &root);
     if (rc == 0 && r.p != len)

@@ -326,8 +326,10 @@ int gc_sm2_sign(const struct gc_sm2_key *k, const void *msg, size_t n, char **si
     return rc;
 }
 
-int gc_sm2_verify(const struct gc_sm2_key *k, const void *msg, size_t n, const char *sig_b64,
-                  struct gc_error *err)
+/* Verifies sig_b64 over the concatenation of n pieces (SM3 is fed piece by piece). */
+static int sm2_verify_pieces(const struct gc_sm2_key *k, const void *const *msg,
+                             const size_t *len, size_t n, const char *sig_b64,
+                             struct gc_error *err)
 {
     unsigned char *sig = NULL;
     size_t siglen = 0;
@@ -340,14 +342,25 @@ int gc_sm2_verify(const struct gc_sm2_key *k, const void *msg, size_t n, const c
     EVP_PKEY_CTX *pctx = NULL;
     int rc = 0;
     if (!md || EVP_DigestVerifyInit_ex(md, &pctx, "SM3", NULL, NULL, k->pkey, NULL) != 1 ||
-        EVP_PKEY_CTX_set1_id(pctx, GC_SM2_DEFAULT_ID, strlen(GC_SM2_DEFAULT_ID)) != 1)
+        EVP_PKEY_CTX_set1_id(pctx, GC_SM2_DEFAULT_ID, strlen(GC_SM2_DEFAULT_ID)) != 1) {
         rc = ossl_err(err, GC_EINTERNAL, "SM2 verification could not start");
-    else if (EVP_DigestVerify(md, sig, siglen, msg, n) != 1)
-        rc = gc_error_set(err, GC_EAUTH, "/signature/value",
-                          "the SM2 signature does not verify with the cloud's public key");
+    } else {
+        bool ok = true;
+        for (size_t i = 0; i < n && ok; i++)
+            ok = EVP_DigestVerifyUpdate(md, msg[i], len[i]) == 1;
+        if (!ok || EVP_DigestVerifyFinal(md, sig, siglen) != 1)
+            rc = gc_error_set(err, GC_EAUTH, "/signature/value",
+                              "the SM2 signature does not verify with the cloud's public key");
+    }
     EVP_MD_CTX_free(md);
     free(sig);
     return rc;
+}
+
+int gc_sm2_verify(const struct gc_sm2_key *k, const void *msg, size_t n, const char *sig_b64,
+                  struct gc_error *err)
+{
+    return sm2_verify_pieces(k, &msg, &n, 1, sig_b64, err);
 }
 
 /* ---- SM4-CTR + HMAC-SM3 ---- */
@@ -615,26 +628,23 @@ static int schema_fail(struct gc_error *err, const struct gc_schema_error *se)
     return gc_error_set(err, GC_EINVAL, se->pointer, "%s", se->message);
 }
 
-/* The canonical body: the batch's canonical text without its top-level signature member
- * (and the comma that joined it). */
-static int signed_body(const struct gc_cjdoc *d, struct gc_buf *body)
+/* The canonical body is the batch's canonical text without its top-level signature member
+ * (and the comma that joined it): text[0, *a) followed by text[*b, len). */
+static void signed_cut(const struct gc_cjdoc *d, size_t *a, size_t *b)
 {
-    uint32_t k = 1, cut_a = 0, cut_b = 0;
+    uint32_t k = 1;
+    *a = *b = 0;
     for (uint32_t m = 0; m < d->v[0].count; m++, k = d->v[k + 1].next) {
         if (!gc_cj_str_eq(d, k, "signature"))
             continue;
-        cut_a = d->v[k].start;
-        cut_b = d->v[k + 1].end;
+        *a = d->v[k].start;
+        *b = d->v[k + 1].end;
         if (m > 0)
-            cut_a--; /* the comma before it */
+            (*a)--; /* the comma before it */
         else if (d->v[0].count > 1)
-            cut_b++; /* the comma after it */
-        break;
+            (*b)++; /* the comma after it */
+        return;
     }
-    int rc = gc_buf_add(body, d->text, cut_a);
-    if (!rc)
-        rc = gc_buf_add(body, d->text + cut_b, d->len - cut_b);
-    return rc;
 }
 
 /* A copy of member key's string value of object obj (NUL-terminated; caller frees). */
@@ -680,8 +690,6 @@ int gc_sup_batch_open(const char *text, size_t len, const struct gc_sup_batch_ex
     memset(out, 0, sizeof(*out));
     struct gc_schema_error se;
     struct gc_error lerr = {0};
-    struct gc_buf body;
-    gc_buf_init(&body, GC_BUF_UNLIMITED);
     char *sig = NULL;
     int rc = gc_cj_load(&out->doc, text, len, &lerr);
     if (rc) {
@@ -729,11 +737,11 @@ int gc_sup_batch_open(const char *text, size_t len, const struct gc_sup_batch_ex
         goto cleanup;
     }
     sig = member_dup(d, gc_cj_get(d, 0, "signature"), "value");
-    if (signed_body(d, &body) != 0) {
-        rc = gc_error_set(err, GC_ETOOBIG, "", "batch is too big");
-        goto cleanup;
-    }
-    rc = gc_sm2_verify(key, body.data, body.len, sig, err);
+    size_t cut_a, cut_b;
+    signed_cut(d, &cut_a, &cut_b);
+    const void *pieces[2] = {d->text, d->text + cut_b};
+    size_t lens[2] = {cut_a, d->len - cut_b};
+    rc = sm2_verify_pieces(key, pieces, lens, 2, sig, err);
     if (rc)
         goto cleanup;
     if (out->encrypted) {
@@ -772,7 +780,6 @@ int gc_sup_batch_open(const char *text, size_t len, const struct gc_sup_batch_ex
     }
 cleanup:
     free(sig);
-    gc_buf_release(&body);
     if (rc) {
         free(out->rec);
         out->rec = NULL;

@@ -55,6 +55,7 @@ struct node;
 struct prop {
     const char *name;
     size_t len;
+    bool required; /* listed in the node's required (a required name is counted once) */
     struct node *schema;
 };
 
@@ -359,6 +360,10 @@ static int compile_node(struct compiler *c, json_t *s, struct node *n, const cha
             return cerr(c, where, msg);
         }
     }
+    for (size_t i = 0; i < n->nrequired; i++)
+        for (size_t p = 0; p < n->nprops; p++)
+            if (!strcmp(n->props[p].name, n->required[i]))
+                n->props[p].required = true;
     return 0;
 }
 
@@ -890,7 +895,7 @@ static int check_child(const struct node *n, uint32_t v, struct vstate *st, cons
     return rc; /* on failure the path stays, for the caller's view; fail() has used it */
 }
 
-static const struct node *find_prop(const struct node *n, const char *key, size_t klen)
+static const struct prop *find_prop(const struct node *n, const char *key, size_t klen)
 {
     size_t lo = 0, hi = n->nprops;
     while (lo < hi) {
@@ -901,7 +906,7 @@ static const struct node *find_prop(const struct node *n, const char *key, size_
         if (c == 0)
             c = klen < nlen ? -1 : klen > nlen;
         if (c == 0)
-            return n->props[mid].schema;
+            return &n->props[mid];
         if (c < 0)
             hi = mid;
         else
@@ -928,28 +933,51 @@ static int check_name(const struct node *nm, const char *k, size_t klen, struct 
     return 0;
 }
 
+/* The members of an object: each key looked up once among the schema's properties (the
+ * lookups are kept for the second pass on up to 64 members); required members first, as a
+ * missing one is the error to report before any member's. */
 static int check_object(const struct node *n, uint32_t v, struct vstate *st)
 {
     const struct gc_cjdoc *d = st->d;
-    for (size_t i = 0; i < n->nrequired; i++) {
-        if (gc_cj_get(d, v, n->required[i]) == GC_CJ_NONE) {
-            push(st, n->required[i], strlen(n->required[i]), 0);
-            return fail(st, "is required");
+    size_t size = d->v[v].count;
+    const struct node *found[64];
+    size_t nfound = 0, nreq = 0;
+    uint32_t k = v + 1;
+    for (size_t m = 0; m < size; m++, k = d->v[k + 1].next) {
+        size_t klen;
+        const char *key = gc_cj_str(d, k, &klen);
+        const struct prop *p = n->nprops ? find_prop(n, key, klen) : NULL;
+        if (p && p->required)
+            nreq++;
+        if (m < 64)
+            found[nfound++] = p ? p->schema : NULL;
+    }
+    if (nreq < n->nrequired) { /* which one: the first missing in the schema's order */
+        for (size_t i = 0; i < n->nrequired; i++) {
+            if (gc_cj_get(d, v, n->required[i]) == GC_CJ_NONE) {
+                push(st, n->required[i], strlen(n->required[i]), 0);
+                return fail(st, "is required");
+            }
         }
     }
-    size_t size = d->v[v].count;
     if (n->max_props >= 0 && size > (size_t)n->max_props)
         return fail(st, "%zu members is above the maximum %ld", size, n->max_props);
     if (n->min_props >= 0 && size < (size_t)n->min_props)
         return fail(st, "%zu members is below the minimum %ld", size, n->min_props);
-    uint32_t k = v + 1;
+    k = v + 1;
     for (size_t m = 0; m < size; m++, k = d->v[k + 1].next) {
         size_t klen;
         const char *key = gc_cj_str(d, k, &klen);
         int rc;
         if (n->names && (rc = check_name(n->names, key, klen, st)) != 0)
             return rc;
-        const struct node *ps = n->nprops ? find_prop(n, key, klen) : NULL;
+        const struct node *ps;
+        if (m < nfound) {
+            ps = found[m];
+        } else {
+            const struct prop *p = n->nprops ? find_prop(n, key, klen) : NULL;
+            ps = p ? p->schema : NULL;
+        }
         if (ps) {
             if ((rc = check_child(ps, k + 1, st, key, klen, 0)) != 0)
                 return rc;

@@ -43,6 +43,19 @@ static int grow(struct gc_buf *b, size_t need)
     return 0;
 }
 
+int gc_buf_reserve(struct gc_buf *b, size_t n)
+{
+    if (n > b->max)
+        return GC_ETOOBIG;
+    if (n + 1 <= b->cap)
+        return 0;
+    b->data = gc_realloc(b->data, n + 1);
+    if (b->cap == 0)
+        b->data[0] = '\0';
+    b->cap = n + 1;
+    return 0;
+}
+
 int gc_buf_add(struct gc_buf *b, const void *p, size_t n)
 {
     if (n > b->max - b->len)

@@ -18,6 +18,8 @@ struct gc_buf {
 void gc_buf_init(struct gc_buf *b, size_t max);
 void gc_buf_release(struct gc_buf *b);
 void gc_buf_reset(struct gc_buf *b);
+/* Makes room for n bytes in all (a known size: no regrowth on the way). 0 or GC_ETOOBIG. */
+int gc_buf_reserve(struct gc_buf *b, size_t n);
 /* Returns 0 or GC_ETOOBIG (the buffer is left unchanged then). */
 int gc_buf_add(struct gc_buf *b, const void *p, size_t n);
 int gc_buf_adds(struct gc_buf *b, const char *s);

@@ -732,6 +732,76 @@ static void group_commit_alone(void **state)
     assert_int_equal(count_rows(f->st, "t"), 2);
 }
 
+/* The asynchronous form: calls queued from several threads are run on the writer thread,
+ * each done exactly once with its own outcome; closing the store finishes the queue. */
+struct async_done {
+    pthread_mutex_t lock;
+    int ok, failed, wrong, calls;
+};
+
+struct async_call {
+    struct group_call_arg a;
+    struct async_done *d;
+};
+
+static void async_done_fn(void *arg, int rc, const struct gc_error *err)
+{
+    struct async_call *c = arg;
+    pthread_mutex_lock(&c->d->lock);
+    c->d->calls++;
+    if (c->a.fail && rc == GC_EINVAL && strstr(err->msg, "fails on purpose"))
+        c->d->failed++;
+    else if (!c->a.fail && rc == 0)
+        c->d->ok++;
+    else
+        c->d->wrong++;
+    pthread_mutex_unlock(&c->d->lock);
+    free(c);
+}
+
+struct async_thread {
+    struct gc_store *st;
+    struct async_done *d;
+    int base;
+};
+
+static void *async_thread(void *arg)
+{
+    struct async_thread *t = arg;
+    for (int i = 0; i < 50; i++) {
+        struct async_call *c = calloc(1, sizeof(*c));
+        c->a.id = t->base + 2 * i;
+        c->a.fail = i % 5 == 4;
+        c->d = t->d;
+        gc_store_write_async(t->st, group_fn, async_done_fn, c);
+    }
+    return NULL;
+}
+
+static void group_commit_async(void **state)
+{
+    struct fx *f = *state;
+    make_table(f->st);
+    struct async_done d = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    enum { THREADS = 4 };
+    pthread_t th[THREADS];
+    struct async_thread t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        t[i] = (struct async_thread){.st = f->st, .d = &d, .base = i * 1000};
+        assert_int_equal(pthread_create(&th[i], NULL, async_thread, &t[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    /* close at once: every queued call is run and answered first */
+    gc_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(d.calls, THREADS * 50);
+    assert_int_equal(d.wrong, 0);
+    assert_int_equal(d.failed, THREADS * 10);
+    assert_int_equal(open_store(f, 2), 0);
+    assert_int_equal(count_rows(f->st, "t"), 2 * (int64_t)d.ok);
+}
+
 int main(void)
 {
     gc_log_min_level = GC_LOG_WARN; /* migrations log at info on every open */
@@ -750,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(readers_alongside_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(group_commit_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(group_commit_async, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
