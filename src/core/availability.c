@@ -520,6 +520,18 @@ static int compute(struct gc_tx *tx, const char *scope, const char *id, const ch
     return rc < 0 ? rc : 0;
 }
 
+static double avail_target = 99.99;
+
+double gc_availability_target(void)
+{
+    return avail_target;
+}
+
+void gc_availability_set_target(double percent)
+{
+    avail_target = percent;
+}
+
 /* A percentage truncated to 6 decimals, and its text to 4: enough digits to tell 99.99 from
  * 99.98, and no more than the data holds. */
 static double percent_of(const struct tally *t, char text[32])
@@ -595,7 +607,7 @@ int gc_availability_get(const struct gc_ctx *ctx, json_t *query, json_t **out,
         return gc_error_set(err, GC_EINVAL, "to", "to must be after from");
     if (to - from > 3660LL * 24 * 3600 * 1000)
         return gc_error_set(err, GC_EINVAL, "from", "a period is at most 10 years");
-    double target = 99.99;
+    double target = avail_target;
     if (gc_json_str(query, "target_percent")) {
         char *end = NULL;
         target = strtod(gc_json_str(query, "target_percent"), &end);
@@ -849,8 +861,8 @@ static json_t *period_data(const char *scope, const char *id, int64_t a, int64_t
                           (json_int_t)(t->down_ms / 1000), "planned_seconds",
                           (json_int_t)(t->planned_ms / 1000), "service_seconds",
                           (json_int_t)(t->required_ms / 1000), "incidents",
-                          (json_int_t)t->incidents, "target_percent", GC_AVAIL_PERIOD_TARGET,
-                          "target_met", pct >= GC_AVAIL_PERIOD_TARGET);
+                          (json_int_t)t->incidents, "target_percent", avail_target,
+                          "target_met", pct >= avail_target);
     if (id)
         json_object_set_new(o, "resource_id", json_string(id));
     return o;

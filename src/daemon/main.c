@@ -193,6 +193,18 @@ int main(int argc, char **argv)
         gc_config_release(&cfg);
         return 2;
     }
+    {
+        char *end = NULL;
+        double target = strtod(cfg.alarm_availability_target, &end);
+        if (!end || *end || !(target > 0 && target < 100)) {
+            fprintf(stderr, "govcloudd: option [alarm] availability_target: '%s' is not a "
+                            "percentage above 0 and below 100\n",
+                    cfg.alarm_availability_target);
+            gc_config_release(&cfg);
+            return 2;
+        }
+        gc_availability_set_target(target); /* before any thread reads it */
+    }
     if (strcmp(cfg.supervision_cloud_id, "auto") != 0 && !gc_id_valid(cfg.supervision_cloud_id)) {
         fprintf(stderr, "govcloudd: option [supervision] cloud_id: '%s' is neither auto nor a "
                         "lowercase uuid\n", cfg.supervision_cloud_id);

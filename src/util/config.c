@@ -153,7 +153,9 @@ const struct gc_config_option gc_config_options[] = {
      "Seconds between two computations of the availability error-budget burn rate "
      "(`govcloud_availability_burn_rate`); 0 turns it off."},
     {"alarm", "availability_target", GC_OPT_STR, "99.99", 0, 0, NULL,
-     "The availability target, in percent, whose error budget the burn rate measures."},
+     "The availability target, in percent: the error budget the burn rate measures, the "
+     "default target of availability figures and reports, and the target of the monthly "
+     "figures of the supervision availability dataset."},
     {"supervision", "asset_sync_interval", GC_OPT_INT, "30", 1, 86400, NULL,
      "Seconds between two passes of asset discovery, which makes the asset inventory match "
      "the hosts, VMs, volumes and networks (each real change gets a new `seq` and a history "

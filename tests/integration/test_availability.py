@@ -316,5 +316,35 @@ class AvailabilityTest(unittest.TestCase):
         self.assertEqual(self.req("DELETE", f"/v1/checks/{check['id']}").status, 204)
 
 
+class AvailabilityTargetTest(unittest.TestCase):
+    """[alarm] availability_target is the default target of the figures and reports; a value
+    that is not a percentage stops the daemon at start with the option named."""
+
+    def test_configured_target_is_the_default(self):
+        d = gh.Daemon(extra=["--set", "bootstrap.host_uri=none",
+                             "--set", "alarm.availability_target=99.5"]).start()
+        try:
+            admin = d.login()
+            r = d.request("GET", "/v1/availability", token=admin)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json["target_percent"], 99.5)
+            r = d.request("GET", "/v1/availability?target_percent=99.999", token=admin)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json["target_percent"], 99.999)
+            r = d.request("GET", "/v1/availability/report?year=2026", token=admin)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json["target_percent"], 99.5)
+        finally:
+            self.assertEqual(d.stop(), 0)
+            d.cleanup()
+
+    def test_bad_target_refused_at_start(self):
+        for bad in ("abc", "100", "0", "99.9x"):
+            p = subprocess.run([gh.DAEMON, "--set", "alarm.availability_target=" + bad,
+                                "--check-config"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("availability_target: '%s' is not a percentage" % bad, p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
