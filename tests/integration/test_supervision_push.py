@@ -10,7 +10,8 @@ kill -9) while the cloud kept changing, and after the cloud itself was killed mi
 Ingest checks: batches made here with the openssl command line (an independent signer, as
 tests/unit/supervision_interop.py): tampered, signed by an unregistered key, another
 cloud's id, wrong token, one bad record among good ones, replay, reordering and gaps, a
-reused batch_seq with other contents."""
+reused batch_seq with other contents, JSON text that is not canonical, many clouds pushing at
+once (group commit), and a kill -9 of the supervisor during such concurrent pushes."""
 
 import base64
 import json
