@@ -413,12 +413,21 @@ struct collect {
     const char *dataset;
     json_t *records;
     int64_t last_seq, first_seq, oldest;
-    int bad; /* records whose data is not JSON (skipped: logged) */
+    size_t bytes; /* the records' text so far (GC_PUSH_BATCH_BYTES) */
+    int bad;      /* records whose data is not JSON (skipped: logged) */
 };
+
+/* collect's answer when the batch is full: the fetch stops, the record waits for the next */
+#define COLLECT_FULL 1
 
 static int collect(void *cls, const struct gc_sup_record *rec)
 {
     struct collect *c = cls;
+    /* the envelope of a record (dataset, schema_version, seq, time, op) is under 150 bytes */
+    size_t size = strlen(rec->id) + (rec->data && !rec->deleted ? strlen(rec->data) : 0) + 150;
+    if (json_array_size(c->records) > 0 && c->bytes + size > GC_PUSH_BATCH_BYTES)
+        return COLLECT_FULL;
+    c->bytes += size;
     json_t *data = NULL;
     if (!rec->deleted) {
         json_error_t jerr;
@@ -540,6 +549,8 @@ static int build_one(struct gc_store *st, const struct gc_sup_identity *id,
     struct collect c = {.dataset = s->dataset, .records = json_array()};
     if (!rc && have && high > cursor && pending < GC_PUSH_MAX_PENDING)
         rc = prov->fetch(tx, cursor, high, false, GC_PUSH_BATCH_RECORDS, collect, &c, err);
+    if (rc == COLLECT_FULL)
+        rc = 0;
     gc_tx_rollback(tx);
     if (rc)
         goto out;

@@ -19,8 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Records per push batch. */
+/* Records per push batch, at most. */
 #define GC_PUSH_BATCH_RECORDS 500
+/* And at most this much of the records' text (ids and data) per batch, so that a batch,
+ * even encrypted (base64 adds a third), stays under a supervisor's default
+ * [server] max_body_bytes of 1 MiB. A record larger than this goes alone. */
+#define GC_PUSH_BATCH_BYTES (512 * 1024)
 /* The pusher stops building batches for a receiver and dataset with this many undelivered
  * (the cursor keeps the place: nothing is lost, the rest is built as the outbox drains). */
 #define GC_PUSH_MAX_PENDING 20000

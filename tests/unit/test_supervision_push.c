@@ -226,6 +226,51 @@ static void test_order_backoff_and_exactly_once(void **state)
     assert_int_equal(built, 0);
 }
 
+/* Large records: batches are cut at GC_PUSH_BATCH_BYTES of record text, so that each stays
+ * under a supervisor's default 1 MiB body limit; everything still arrives, in order. */
+static void test_batches_cut_by_size(void **state)
+{
+    struct fx *f = *state;
+    struct gc_error err = {0};
+    /* 1000 characters of evidence, 3 bytes each in UTF-8: about 3.2 KB per record */
+    char basis[3001] = "";
+    for (int i = 0; i < 1000; i++)
+        strcat(basis, "证");
+    json_t *rows = json_array();
+    for (int i = 0; i < 600; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "big-%d", i);
+        json_array_append_new(rows, json_pack("{s:s,s:s,s:{s:b,s:s}}", "kind", "server", "name",
+                                              name, "domestic", "flag", 1, "basis", basis));
+    }
+    json_t *out = NULL, *errors = json_array();
+    if (gc_asset_import(&f->ctx, rows, &out, errors, &err) != 0)
+        fail_msg("import: %s", err.msg);
+    json_decref(out);
+    json_decref(errors);
+    json_decref(rows);
+    int built = 0, sent = 0;
+    assert_int_equal(gc_push_build(f->st, &f->id, &built, &err), 0);
+    /* about 2 MB of records: several batches, none of 500 records, each body within
+     * the byte budget (plus its envelope and record_ids) */
+    int64_t total = q_int(f->st, "SELECT SUM(LENGTH(CAST(body AS BLOB))) FROM sup_outbox");
+    int64_t biggest = q_int(f->st, "SELECT MAX(LENGTH(CAST(body AS BLOB))) FROM sup_outbox");
+    print_message("%d batches, %lld bytes, the biggest %lld\n", built, (long long)total,
+                  (long long)biggest);
+    assert_true(total > 1800 * 1000);
+    assert_true(built >= 4 && built < 20);
+    assert_true(q_int(f->st, "SELECT MAX(records) FROM sup_outbox") < 500);
+    assert_true(biggest <= GC_PUSH_BATCH_BYTES + 64 * 1024);
+    assert_int_equal(q_int(f->st, "SELECT SUM(records) FROM sup_outbox"), 600);
+    assert_int_equal(gc_push_deliver(f->st, loop_send, NULL, &sent, &err), 0);
+    assert_int_equal(sent, built);
+    assert_int_equal(q_int(f->st, "SELECT COUNT(*) FROM sup_records WHERE op = 'upsert'"), 600);
+    assert_int_equal(q_int(f->st, "SELECT COUNT(*) FROM sup_gaps"), 0);
+    assert_int_equal(norder, built);
+    for (int i = 0; i < built; i++)
+        assert_int_equal(order[i], i + 1);
+}
+
 static void test_disabled_and_deleted_receiver(void **state)
 {
     struct fx *f = *state;
@@ -264,6 +309,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_backoff_and_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disabled_and_deleted_receiver, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batches_cut_by_size, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
