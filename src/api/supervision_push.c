@@ -85,6 +85,7 @@ void gc_api_cloud_records(struct gc_req *req, struct gc_resp *resp)
         return;
     }
     gc_api_list_response(resp, items, next);
+    resp->exact_reals = true; /* the records as the clouds sent them, to the bit */
 }
 
 /* On the store's writer thread, once the batch is stored (or not). */

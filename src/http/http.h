@@ -88,6 +88,7 @@ struct gc_resp {
     long retry_after;
     char allow[64];
     bool www_auth;
+    bool exact_reals; /* json reals with 17 significant digits (exact) instead of 15 */
     /* or a body made piece by piece while it is sent (chunked), never held whole: reader
      * writes up to max bytes into buf and returns how many, 0 at the end, or -1 on failure
      * (the connection is then closed: the client sees a truncated body). reader_free

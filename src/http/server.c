@@ -507,7 +507,9 @@ static enum MHD_Result queue(struct MHD_Connection *conn, struct gc_req *req,
         if (!mr)
             reader_done(rs);
     } else if (resp->json) {
-        char *body = json_dumps(resp->json, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        /* 15 digits: 0.1 reads 0.1; 17 where a value must come back to the bit */
+        char *body = json_dumps(resp->json, JSON_COMPACT | JSON_REAL_PRECISION(
+                                                              resp->exact_reals ? 17 : 15));
         mr = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     } else if (resp->owned_text) {
         mr = MHD_create_response_from_buffer(strlen(resp->owned_text), resp->owned_text,

@@ -20,6 +20,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -38,9 +39,10 @@ def check_log(testcase, d):
         testcase.assertNotIn(bad, log, log[-6000:])
 
 
-def canon(v):
-    """The canonical form for values without reals (all this test sends)."""
-    return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# the canonical form (spec section 5) by the independent Python implementation of the unit
+# tests' interoperability check
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit"))
+from supervision_interop import canon  # noqa: E402
 
 
 class Signer:
@@ -359,6 +361,26 @@ class IngestChecks(Base):
         # duplicate keys are refused, as in canonical text
         dup = canon(b).replace('"batch_seq":1', '"batch_seq":1,"batch_seq":1', 1)
         self.assertProblem(self.ingest(self.sup, dup.encode(), tok), 400)
+
+    def test_reals_come_back_to_the_bit(self):
+        """The records API gives reals with 17 digits: what the cloud sent, exactly (15, as
+        elsewhere in the API, would turn 0.30000000000000004 into 0.3)."""
+        cid, tok = self.register()
+        values = [0.30000000000000004, 24.5, 1e-07, 123456.78901234567, -0.0]
+        recs = []
+        for k, v in enumerate(values):
+            rid = f"env:t{k}"
+            recs.append({"id": rid, "dataset": "environment", "schema_version": "1.0",
+                         "seq": k + 1, "time": "2026-11-25T18:42:16.000Z", "op": "upsert",
+                         "data": {"sensor_id": f"t{k}", "reading_type": "temperature",
+                                  "reading": v, "reading_units": "Cel",
+                                  "time": "2026-11-25T18:42:16.000Z", "status": "ok"}})
+        r = self.ingest(self.sup, self.signer.batch(cid, 1, recs, dataset="environment"), tok)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json["accepted"], r.json["rejected"]), (len(values), []), r.json)
+        got = self.received(self.sup, self.admin, cid, "environment")
+        for k, v in enumerate(values):
+            self.assertEqual(got[f"env:t{k}"]["data"]["reading"].hex(), float(v).hex())
 
     def test_concurrent_batches_share_commits(self):
         """Many clouds pushing at once: every batch answered with its own outcome (a reused
