@@ -998,10 +998,8 @@ int gc_alarm_rule_update(const struct gc_ctx *ctx, const char *id, int64_t if_ma
         rc = gc_error_set(err, GC_ENOTFOUND, "id", "alarm rule '%s' not found", id);
     if (!rc)
         rc = may_write_rule(ctx->who, path, id, err);
-    int64_t v = obj ? json_integer_value(json_object_get(obj, "version")) : 0;
-    if (!rc && if_match >= 0 && if_match != v)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match", "alarm rule '%s' is at version %lld", id,
-                          (long long)v);
+    if (!rc)
+        rc = gc_check_if_match(obj, if_match, "alarm rule", id, err);
     bool builtin = obj && json_is_true(json_object_get(obj, "builtin"));
     bool incident = obj && strcmp(json_string_value(json_object_get(obj, "kind")), "incident") == 0;
     if (!rc && builtin) {
@@ -1097,10 +1095,8 @@ int gc_alarm_rule_delete(const struct gc_ctx *ctx, const char *id, int64_t if_ma
         rc = gc_error_set(err, GC_ENOTFOUND, "id", "alarm rule '%s' not found", id);
     if (!rc)
         rc = may_write_rule(ctx->who, path, id, err);
-    int64_t v = obj ? json_integer_value(json_object_get(obj, "version")) : 0;
-    if (!rc && if_match >= 0 && if_match != v)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match", "alarm rule '%s' is at version %lld", id,
-                          (long long)v);
+    if (!rc)
+        rc = gc_check_if_match(obj, if_match, "alarm rule", id, err);
     if (!rc && json_is_true(json_object_get(obj, "builtin")))
         rc = gc_error_set(err, GC_ECONFLICT, "id",
                           "'%s' is a built-in rule: disable it (enabled=false) instead",

@@ -552,10 +552,8 @@ int gc_snmp_device_update(const struct gc_ctx *ctx, const char *id, int64_t if_m
         return rc;
     json_t *before = NULL, *c = NULL, *after = NULL, *last = NULL;
     rc = load(tx, id, &before, err);
-    int64_t v = before ? json_integer_value(json_object_get(before, "version")) : 0;
-    if (!rc && if_match >= 0 && if_match != v)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match", "snmp device '%s' is at version %lld",
-                          id, (long long)v);
+    if (!rc)
+        rc = gc_check_if_match(before, if_match, "snmp device", id, err);
     if (!rc)
         rc = load_full(tx, id, &c, err);
     if (!rc) {
@@ -637,10 +635,8 @@ int gc_snmp_device_delete(const struct gc_ctx *ctx, const char *id, int64_t if_m
         return rc;
     json_t *before = NULL;
     rc = load(tx, id, &before, err);
-    int64_t v = before ? json_integer_value(json_object_get(before, "version")) : 0;
-    if (!rc && if_match >= 0 && if_match != v)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match", "snmp device '%s' is at version %lld",
-                          id, (long long)v);
+    if (!rc)
+        rc = gc_check_if_match(before, if_match, "snmp device", id, err);
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM snmp_devices WHERE id = ?", GC_ARGS(GC_VTXT(id)), NULL,
                         err);

@@ -316,12 +316,8 @@ int gc_receiver_update(const struct gc_ctx *ctx, const char *id, int64_t if_matc
     }
     json_t *before = NULL, *obj = NULL;
     rc = rcv_load(tx, id, &before, err);
-    if (!rc && if_match >= 0 &&
-        json_integer_value(json_object_get(before, "version")) != if_match)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match",
-                          "supervision receiver '%s' is at version %lld, not %lld", id,
-                          (long long)json_integer_value(json_object_get(before, "version")),
-                          (long long)if_match);
+    if (!rc)
+        rc = gc_check_if_match(before, if_match, "supervision receiver", id, err);
     int64_t now = gc_now_ms();
     json_t *en = json_object_get(in, "enabled");
     json_t *sec = json_object_get(in, "secret");
@@ -381,12 +377,8 @@ int gc_receiver_delete(const struct gc_ctx *ctx, const char *id, int64_t if_matc
         return rc;
     json_t *before = NULL;
     rc = rcv_load(tx, id, &before, err);
-    if (!rc && if_match >= 0 &&
-        json_integer_value(json_object_get(before, "version")) != if_match)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match",
-                          "supervision receiver '%s' is at version %lld, not %lld", id,
-                          (long long)json_integer_value(json_object_get(before, "version")),
-                          (long long)if_match);
+    if (!rc)
+        rc = gc_check_if_match(before, if_match, "supervision receiver", id, err);
     /* its outbox goes with it */
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM sup_outbox WHERE receiver_id = ?", GC_ARGS(GC_VTXT(id)),

@@ -309,11 +309,8 @@ int gc_cloud_update(const struct gc_ctx *ctx, const char *id, int64_t if_match, 
         return rc;
     json_t *before = NULL, *obj = NULL;
     rc = cloud_load(tx, id, false, &before, err);
-    if (!rc && if_match >= 0 &&
-        json_integer_value(json_object_get(before, "version")) != if_match)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match", "cloud '%s' is at version %lld, not %lld",
-                          id, (long long)json_integer_value(json_object_get(before, "version")),
-                          (long long)if_match);
+    if (!rc)
+        rc = gc_check_if_match(before, if_match, "cloud", id, err);
     char token[64] = "", hash[GC_SM3_HEX_LEN + 1] = "";
     if (json_is_true(json_object_get(in, "rotate_token"))) {
         gc_secret_new(CLOUD_TOKEN_PREFIX, token);
@@ -371,11 +368,8 @@ int gc_cloud_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
         return rc;
     json_t *before = NULL;
     rc = cloud_load(tx, id, true, &before, err);
-    if (!rc && if_match >= 0 &&
-        json_integer_value(json_object_get(before, "version")) != if_match)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match", "cloud '%s' is at version %lld, not %lld",
-                          id, (long long)json_integer_value(json_object_get(before, "version")),
-                          (long long)if_match);
+    if (!rc)
+        rc = gc_check_if_match(before, if_match, "cloud", id, err);
     static const char *const del[] = {
         "DELETE FROM sup_records WHERE cloud_id = ?", "DELETE FROM sup_gaps WHERE cloud_id = ?",
         "DELETE FROM sup_batches_in WHERE cloud_id = ?",

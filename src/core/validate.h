@@ -36,5 +36,10 @@ int gc_json_check(const json_t *in, const struct gc_jfield *spec, size_t n, stru
 size_t gc_utf8_len(const char *s);
 /* Borrowed string member, or NULL when absent or null. */
 const char *gc_json_str(const json_t *o, const char *key);
+/* The If-Match check of an update or delete: 0 when if_match is -1 (not sent) or equals
+ * obj's "version" (or obj is NULL: loading it failed already), else GC_EPRECOND with
+ * "<noun> '<id>' is at version N, not M: reload it and retry". */
+int gc_check_if_match(const json_t *obj, int64_t if_match, const char *noun, const char *id,
+                      struct gc_error *err);
 
 #endif

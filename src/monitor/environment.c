@@ -560,10 +560,8 @@ int gc_sensor_update(const struct gc_ctx *ctx, const char *id, int64_t if_match,
     json_t *before = NULL, *c = NULL, *after = NULL;
     struct gc_rows *r = NULL;
     rc = load(tx, id, &before, err);
-    int64_t v = before ? json_integer_value(json_object_get(before, "version")) : 0;
-    if (!rc && if_match >= 0 && if_match != v)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match", "sensor '%s' is at version %lld", id,
-                          (long long)v);
+    if (!rc)
+        rc = gc_check_if_match(before, if_match, "sensor", id, err);
     /* the stored credentials, which the representation leaves out */
     if (!rc)
         rc = gc_tx_query(tx, "SELECT credentials FROM sensors WHERE id = ?",
@@ -639,10 +637,8 @@ int gc_sensor_delete(const struct gc_ctx *ctx, const char *id, int64_t if_match,
         return rc;
     json_t *before = NULL;
     rc = load(tx, id, &before, err);
-    int64_t v = before ? json_integer_value(json_object_get(before, "version")) : 0;
-    if (!rc && if_match >= 0 && if_match != v)
-        rc = gc_error_set(err, GC_EPRECOND, "If-Match", "sensor '%s' is at version %lld", id,
-                          (long long)v);
+    if (!rc)
+        rc = gc_check_if_match(before, if_match, "sensor", id, err);
     if (!rc)
         rc = gc_tx_exec(tx, "DELETE FROM sensors WHERE id = ?", GC_ARGS(GC_VTXT(id)), NULL, err);
     struct gc_audit_event ev = {.action = "sensor.delete",
