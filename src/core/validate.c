@@ -26,8 +26,9 @@ int gc_check_if_match(const json_t *obj, int64_t if_match, const char *noun, con
     long long v = (long long)json_integer_value(json_object_get(obj, "version"));
     if (v == if_match)
         return 0;
-    return gc_error_set(err, GC_EPRECOND, "If-Match", "%s '%s' is at version %lld, not %lld: reload it and retry",
-                        noun, id, v, (long long)if_match);
+    return gc_error_set(err, GC_EPRECOND, "If-Match",
+                        "%s '%s' is at version %lld, not %lld: reload it and retry", noun, id,
+                        v, (long long)if_match);
 }
 
 static const char *type_name(const json_t *v)

@@ -20,12 +20,9 @@ struct gc_store {
     _Atomic uint64_t generation;
     int nfree;
     int nconns;
-    /* group commit (gc_store_write_grouped) */
+    /* group commit (gc_store_write_async, gc_store_write_grouped): a writer thread and its
+     * queue (under group_lock) */
     pthread_mutex_t group_lock;
-    pthread_cond_t group_cond;
-    struct group_call *group_head, **group_tail;
-    bool group_leader;
-    /* gc_store_write_async: a writer thread and its queue (under group_lock) */
     struct group_call *async_head, **async_tail;
     pthread_cond_t async_cond;
     pthread_t writer;
@@ -34,11 +31,10 @@ struct gc_store {
 
 struct group_call {
     gc_group_fn fn;
-    gc_group_done_fn on_done; /* async calls */
+    gc_group_done_fn on_done;
     void *arg;
     int rc;
     struct gc_error err;
-    bool done;
     struct group_call *next;
 };
 
@@ -77,8 +73,6 @@ int gc_store_open(const char *driver, const char *target, int nconns, struct gc_
     pthread_cond_init(&st->cond, NULL);
     pthread_mutex_init(&st->write_lock, NULL);
     pthread_mutex_init(&st->group_lock, NULL);
-    pthread_cond_init(&st->group_cond, NULL);
-    st->group_tail = &st->group_head;
     st->async_tail = &st->async_head;
     pthread_cond_init(&st->async_cond, NULL);
     st->free_conns = gc_calloc((size_t)nconns, sizeof(void *));
@@ -119,7 +113,6 @@ void gc_store_close(struct gc_store *st)
     pthread_cond_destroy(&st->cond);
     pthread_mutex_destroy(&st->write_lock);
     pthread_mutex_destroy(&st->group_lock);
-    pthread_cond_destroy(&st->group_cond);
     pthread_cond_destroy(&st->async_cond);
     free(st);
 }
@@ -237,37 +230,6 @@ static void run_group(struct gc_store *st, struct group_call *calls)
     }
 }
 
-int gc_store_write_grouped(struct gc_store *st, gc_group_fn fn, void *arg,
-                           struct gc_error *err)
-{
-    struct group_call me = {.fn = fn, .arg = arg};
-    pthread_mutex_lock(&st->group_lock);
-    *st->group_tail = &me;
-    st->group_tail = &me.next;
-    while (!me.done) {
-        if (st->group_leader) {
-            pthread_cond_wait(&st->group_cond, &st->group_lock);
-            continue;
-        }
-        /* lead: take up to GROUP_MAX waiting calls (this one among them, in order) */
-        st->group_leader = true;
-        struct group_call *calls = take_group(&st->group_head, &st->group_tail);
-        pthread_mutex_unlock(&st->group_lock);
-        run_group(st, calls);
-        pthread_mutex_lock(&st->group_lock);
-        for (struct group_call *c = calls, *next; c; c = next) {
-            next = c->next;
-            c->done = true;
-        }
-        st->group_leader = false;
-        pthread_cond_broadcast(&st->group_cond);
-    }
-    pthread_mutex_unlock(&st->group_lock);
-    if (me.rc && err)
-        *err = me.err;
-    return me.rc;
-}
-
 static void *writer_main(void *arg)
 {
     struct gc_store *st = arg;
@@ -308,6 +270,53 @@ void gc_store_write_async(struct gc_store *st, gc_group_fn fn, gc_group_done_fn 
     st->async_tail = &c->next;
     pthread_cond_signal(&st->async_cond);
     pthread_mutex_unlock(&st->group_lock);
+}
+
+/* gc_store_write_grouped: the asynchronous call, waited for. */
+struct waited_call {
+    gc_group_fn fn;
+    void *arg;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int rc;
+    struct gc_error err;
+};
+
+static int waited_fn(struct gc_tx *tx, void *arg, struct gc_error *err)
+{
+    struct waited_call *w = arg;
+    return w->fn(tx, w->arg, err);
+}
+
+static void waited_done(void *arg, int rc, const struct gc_error *err)
+{
+    struct waited_call *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    if (rc)
+        w->err = *err;
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int gc_store_write_grouped(struct gc_store *st, gc_group_fn fn, void *arg,
+                           struct gc_error *err)
+{
+    struct waited_call w = {.fn = fn, .arg = arg};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    gc_store_write_async(st, waited_fn, waited_done, &w);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    if (w.rc && err)
+        *err = w.err;
+    return w.rc;
 }
 
 static void writer_stop(struct gc_store *st)

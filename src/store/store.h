@@ -105,8 +105,8 @@ typedef int (*gc_group_fn)(struct gc_tx *tx, void *arg, struct gc_error *err);
  * them durable. Each call runs in its own savepoint: when fn fails, only its own changes are
  * rolled back and its error returned to its caller; the others go on. Returns 0 once the
  * shared transaction has committed, fn's error, or the commit's error (then nothing of any
- * call was written). fn runs on whichever thread leads the group: it must not take locks
- * the waiting callers hold. */
+ * call was written). fn runs on the store's writer thread (gc_store_write_async, waited
+ * for): it must not take locks the waiting callers hold, nor call these two functions. */
 int gc_store_write_grouped(struct gc_store *st, gc_group_fn fn, void *arg,
                            struct gc_error *err);
 
