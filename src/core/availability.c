@@ -522,11 +522,6 @@ static int compute(struct gc_tx *tx, const char *scope, const char *id, const ch
 
 static double avail_target = 99.99;
 
-double gc_availability_target(void)
-{
-    return avail_target;
-}
-
 void gc_availability_set_target(double percent)
 {
     avail_target = percent;

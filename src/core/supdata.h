@@ -55,10 +55,9 @@ int gc_metric_sup_fetch(struct gc_tx *tx, int64_t after, int64_t upto, bool live
 /* ---- availability (availability.c) ---- */
 /* Months of figures kept up to date: the last GC_AVAIL_PERIOD_MONTHS completed months. */
 #define GC_AVAIL_PERIOD_MONTHS 12
-/* The availability target, percent: the period figures' and the default of
- * GET /v1/availability ([alarm] availability_target; 99.99 until set). Set once at start,
+/* Sets the availability target, percent: the period figures' and the default of
+ * GET /v1/availability ([alarm] availability_target; 99.99 until set). Once, at start,
  * before any thread reads it. */
-double gc_availability_target(void);
 void gc_availability_set_target(double percent);
 /* Computes the figures of the completed months (platform, and each department that had VMs
  * in the month) as of now and stores those that are new or differ from what is stored, each
